@@ -1,0 +1,79 @@
+//! evqueue: the event queue a game server embeds to take slow work off the
+//! player's request path.
+//!
+//! The core is a lock-free, overwriting ring of fixed-size slots
+//! ([`Ring`]), `no_std` and allocation-free with default features off:
+//!
+//! - **Producers** never block. [`Producer`] is the single producer (plain
+//!   stores on the hot path); [`MpProducer`] is lock-free for any number of
+//!   threads. Under [`Overflow::Overwrite`] the oldest unconsumed events are
+//!   overwritten and counted; under [`Overflow::Reject`] a push fails with
+//!   [`Error::Full`] when the worker group is a whole ring behind.
+//! - **The worker group** shares one cursor: [`Ring::try_claim`] and
+//!   [`Ring::try_claim_batch`] hand each event to exactly one caller, in push
+//!   order.
+//! - **Subscribers** ([`Subscriber`]) each keep a private cursor and see every
+//!   event; one that was lapped gets [`RecvError::Lagged`] and continues from
+//!   the oldest retained event.
+//! - **Events** ([`Event`], [`EventView`]): the Nakama event encoded into one
+//!   slot and decoded as a borrowed view. Raw byte payloads work too.
+//!
+//! Accounting is exact: at quiescence, once the worker group has drained the
+//! ring, `pushed = delivered + overwritten + rejected` ([`Stats`]), and no
+//! event is delivered twice to the worker group or torn to anyone.
+//!
+//! ```
+//! use evqueue::{Event, Overflow, RecvError, StaticRing};
+//!
+//! // 1024 slots of 32 words (256 bytes), in a static: no allocator needed.
+//! static EVENTS: StaticRing<1024, 32> = StaticRing::new(Overflow::Overwrite);
+//!
+//! let producer = EVENTS.mp_producer().unwrap();
+//! producer.push_event(&Event::new("match_end").properties(&[("winner", "blue")]))?;
+//!
+//! let mut buf = [0u8; 256];
+//! let claim = EVENTS.try_claim(&mut buf).unwrap();
+//! let event = claim.event(&buf)?;
+//! assert_eq!((event.name, event.properties().get("winner")), ("match_end", Some("blue")));
+//! assert_eq!(EVENTS.try_claim(&mut buf), Err(RecvError::Empty));
+//! # Ok::<(), evqueue::Error>(())
+//! ```
+#![cfg_attr(not(feature = "std"), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+mod codec;
+mod error;
+mod producer;
+mod ring;
+mod stamp;
+mod storage;
+mod subscriber;
+mod sync;
+
+pub use codec::{
+    check_name, encode_into, encoded_len, Event, EventView, Properties, PropertyIter, EVENT_HEADER_BYTES,
+    MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
+};
+pub use error::{Error, RecvError};
+pub use producer::{MpProducer, Producer};
+pub use ring::{Claim, Overflow, Ring, RingRef, StaticRing, Stats};
+#[cfg(feature = "alloc")]
+pub use ring::HeapRing;
+#[cfg(feature = "alloc")]
+pub use storage::HeapSlots;
+pub use storage::{StaticSlots, Storage, WORD_BYTES};
+pub use subscriber::{Start, Subscriber};
+
+/// Smallest slot: room for an event header and a short name.
+pub const MIN_SLOT_BYTES: usize = 16;
+/// Largest slot.
+pub const MAX_SLOT_BYTES: usize = 1 << 20;
+/// Largest capacity, in slots.
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! Producers: [`Producer`], the single producer (plain stores, no
+//! read-modify-write on the hot path), and [`MpProducer`], the lock-free
+//! multi-producer handle.
+
+use crate::codec::{self, Event};
+use crate::error::Error;
+use crate::ring::{Overflow, RingRef, CLOSED, CLOSE_REQUESTED, MULTI, SINGLE_LIVE};
+use crate::stamp;
+use crate::storage::{SlotRef, WORD_BYTES};
+use crate::sync::{fence, spin_loop, AtomicU64, Ordering::*};
+
+/// The single producer of a ring. Only one can exist at a time, and not
+/// alongside [`MpProducer`]s; dropping it frees the role.
+///
+/// ```
+/// use evqueue::{Overflow, StaticRing, Start};
+/// static RING: StaticRing<64, 4> = StaticRing::new(Overflow::Overwrite);
+/// let mut producer = RING.producer().unwrap();
+/// let mut sub = RING.subscribe(Start::Oldest);
+/// assert_eq!(producer.push(&42u32.to_le_bytes()), Ok(0));
+/// let mut buf = [0u8; 32];
+/// let claim = sub.try_recv(&mut buf).unwrap();
+/// assert_eq!(&buf[..claim.len], &42u32.to_le_bytes());
+/// ```
+pub struct Producer<R: RingRef> {
+    ring: R,
+    /// Sequence number of the next push (this handle alone writes `head`).
+    next: u64,
+    /// Last worker-group cursor read, for the `Reject` policy's room check.
+    worker_seen: u64,
+}
+
+impl<R: RingRef> Producer<R> {
+    /// Takes the single-producer role of the ring behind `ring`.
+    /// Fails with [`Error::ProducerTaken`] if any producer exists, or
+    /// [`Error::Closed`] if the ring is closed.
+    pub fn new(ring: R) -> Result<Self, Error> {
+        let r = ring.ring();
+        let mut control = r.control.load(Acquire);
+        loop {
+            if control & CLOSE_REQUESTED != 0 {
+                return Err(Error::Closed);
+            }
+            if control & (SINGLE_LIVE | MULTI) != 0 {
+                return Err(Error::ProducerTaken);
+            }
+            match r.control.compare_exchange_weak(control, control | SINGLE_LIVE, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(now) => control = now,
+            }
+        }
+        let next = r.head.load(Acquire) & !CLOSED;
+        let worker_seen = r.worker.load(Acquire);
+        Ok(Producer { ring, next, worker_seen })
+    }
+
+    /// Pushes a raw payload (at most a slot) and returns its sequence number.
+    ///
+    /// Fails with [`Error::TooLarge`], [`Error::Closed`], or under the
+    /// `Reject` policy [`Error::Full`]; a failed push changes nothing.
+    #[inline]
+    pub fn push(&mut self, payload: &[u8]) -> Result<u64, Error> {
+        self.ring.ring().check_payload(payload.len())?;
+        self.push_with(payload.len(), |w| w.write(payload))
+    }
+
+    /// Encodes and pushes an event; see [`Event`]. Returns its sequence number.
+    pub fn push_event(&mut self, event: &Event<'_>) -> Result<u64, Error> {
+        let len = codec::encoded_len(event)?;
+        self.ring.ring().check_payload(len)?;
+        let timestamp = codec::timestamp_or_now(event.timestamp);
+        self.push_with(len, |w| codec::encode(event, timestamp, w))
+    }
+
+    #[inline]
+    fn push_with(&mut self, len: usize, write: impl FnOnce(&mut SlotWriter<'_>)) -> Result<u64, Error> {
+        let r = self.ring.ring();
+        if r.control.load(Relaxed) & CLOSE_REQUESTED != 0 {
+            // We own head, so we seal it: consumers see Closed after our last event.
+            r.head.store(self.next | CLOSED, Release);
+            return Err(Error::Closed);
+        }
+        let seq = self.next;
+        if r.overflow() == Overflow::Reject && seq - self.worker_seen >= r.capacity() as u64 {
+            // Acquire: the worker that moved the cursor finished copying the
+            // slot we are about to overwrite.
+            self.worker_seen = r.worker.load(Acquire);
+            if seq - self.worker_seen >= r.capacity() as u64 {
+                r.counters.rejected.fetch_add(1, Relaxed);
+                return Err(Error::Full);
+            }
+        }
+        let slot = r.slot(seq);
+        slot.stamp.store(stamp::writing(seq), Relaxed);
+        // Orders the WRITING stamp before the data stores for any reader
+        // whose copy sees one of them (its acquire fence pairs with this).
+        fence(Release);
+        write_slot(slot, len, write);
+        slot.stamp.store(stamp::committed(seq), Release);
+        r.head.store(seq + 1, Release);
+        self.next = seq + 1;
+        r.sample_depth(seq);
+        Ok(seq)
+    }
+}
+
+impl<R: RingRef> Drop for Producer<R> {
+    fn drop(&mut self) {
+        let r = self.ring.ring();
+        let before = r.control.fetch_and(!SINGLE_LIVE, AcqRel);
+        if before & CLOSE_REQUESTED != 0 {
+            r.head.fetch_or(CLOSED, AcqRel);
+        }
+    }
+}
+
+/// A multi-producer handle: push from any number of threads at once. Clone
+/// it to share it. Lock-free: a producer preempted in the middle of a push
+/// delays no other producer, and readers skip its slot once it is lapped.
+///
+/// ```
+/// use evqueue::{HeapRing, Overflow};
+/// use std::sync::Arc;
+/// let ring = Arc::new(HeapRing::with_capacity(1024, 64, Overflow::Overwrite).unwrap());
+/// let producer = evqueue::MpProducer::new(ring.clone()).unwrap();
+/// std::thread::scope(|s| {
+///     for t in 0..4u8 {
+///         let p = producer.clone();
+///         s.spawn(move || { for _ in 0..10 { p.push(&[t]).unwrap(); } });
+///     }
+/// });
+/// assert_eq!(ring.stats().pushed, 40);
+/// ```
+pub struct MpProducer<R: RingRef> {
+    ring: R,
+}
+
+impl<R: RingRef + Clone> Clone for MpProducer<R> {
+    fn clone(&self) -> Self {
+        MpProducer { ring: self.ring.clone() }
+    }
+}
+
+impl<R: RingRef> MpProducer<R> {
+    /// A multi-producer handle for the ring behind `ring`. Fails with
+    /// [`Error::ProducerTaken`] while a single [`Producer`] is live.
+    pub fn new(ring: R) -> Result<Self, Error> {
+        let r = ring.ring();
+        let mut control = r.control.load(Acquire);
+        while control & MULTI == 0 {
+            if control & SINGLE_LIVE != 0 {
+                return Err(Error::ProducerTaken);
+            }
+            match r.control.compare_exchange_weak(control, control | MULTI, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(now) => control = now,
+            }
+        }
+        Ok(MpProducer { ring })
+    }
+
+    /// Pushes a raw payload (at most a slot) and returns its sequence number.
+    /// Errors as [`Producer::push`].
+    #[inline]
+    pub fn push(&self, payload: &[u8]) -> Result<u64, Error> {
+        self.ring.ring().check_payload(payload.len())?;
+        self.push_with(payload.len(), |w| w.write(payload))
+    }
+
+    /// Encodes and pushes an event; see [`Event`].
+    pub fn push_event(&self, event: &Event<'_>) -> Result<u64, Error> {
+        let len = codec::encoded_len(event)?;
+        self.ring.ring().check_payload(len)?;
+        let timestamp = codec::timestamp_or_now(event.timestamp);
+        self.push_with(len, |w| codec::encode(event, timestamp, w))
+    }
+
+    fn push_with(&self, len: usize, write: impl Fn(&mut SlotWriter<'_>)) -> Result<u64, Error> {
+        let r = self.ring.ring();
+        loop {
+            let ticket = self.take_ticket()?;
+            if let Some(slot) = self.claim_slot(ticket) {
+                // Same protocol as the single producer (see there), except
+                // the commit is a CAS: a newer ticket may have marked our
+                // slot while we wrote.
+                fence(Release);
+                write_slot(slot, len, &write);
+                if finish(slot, ticket, stamp::committed(ticket)) {
+                    r.sample_depth(ticket);
+                    return Ok(ticket);
+                }
+            }
+            // The ticket became a hole; the event goes out under a new one.
+            r.counters.abandoned.fetch_add(1, Relaxed);
+            spin_loop();
+        }
+    }
+
+    /// Takes the next sequence number with a CAS on `head`, which also checks
+    /// the closed bit and (under `Reject`) the room in one atomic step.
+    fn take_ticket(&self) -> Result<u64, Error> {
+        let r = self.ring.ring();
+        let cap = r.capacity() as u64;
+        let mut head = r.head.load(Relaxed);
+        loop {
+            if head & CLOSED != 0 {
+                return Err(Error::Closed);
+            }
+            if r.overflow() == Overflow::Reject && head.saturating_sub(r.worker.load(Acquire)) >= cap {
+                r.counters.rejected.fetch_add(1, Relaxed);
+                return Err(Error::Full);
+            }
+            match r.head.compare_exchange_weak(head, head + 1, Relaxed, Relaxed) {
+                Ok(_) => return Ok(head),
+                Err(now) => head = now,
+            }
+            spin_loop();
+        }
+    }
+
+    /// Makes us the writer of `ticket`'s slot, or marks the ticket a hole:
+    /// when a later ticket already took the slot (we were lapped), or when a
+    /// stale producer is still writing it (we do not wait for it).
+    fn claim_slot(&self, ticket: u64) -> Option<SlotRef<'_>> {
+        let slot = self.ring.ring().slot(ticket);
+        let mut current = slot.stamp.load(Acquire);
+        loop {
+            if stamp::seq_plus_one(current) > ticket {
+                return None;
+            }
+            let next = if stamp::is_busy(current) {
+                stamp::hole_busy(ticket)
+            } else {
+                stamp::writing(ticket)
+            };
+            // Acquire: the previous writer's data stores happen before ours.
+            match slot.stamp.compare_exchange_weak(current, next, Acquire, Acquire) {
+                Ok(_) if next == stamp::writing(ticket) => return Some(slot),
+                Ok(_) => return None,
+                Err(now) => current = now,
+            }
+        }
+    }
+}
+
+/// Ends a write of `ticket`: `WRITING(ticket) → done`. If a newer ticket
+/// marked the slot `HOLE_BUSY` meanwhile, hands the slot back as a free hole
+/// and returns `false`.
+fn finish(slot: SlotRef<'_>, ticket: u64, done: u64) -> bool {
+    if slot
+        .stamp
+        .compare_exchange(stamp::writing(ticket), done, Release, Relaxed)
+        .is_ok()
+    {
+        return true;
+    }
+    let mut current = slot.stamp.load(Relaxed);
+    while stamp::is_hole_busy(current) {
+        match slot.stamp.compare_exchange_weak(current, stamp::release_busy(current), Release, Relaxed) {
+            Ok(_) => break,
+            Err(now) => current = now,
+        }
+    }
+    false
+}
+
+/// Stores `len` and the payload into a slot the caller is writing.
+#[inline]
+fn write_slot(slot: SlotRef<'_>, len: usize, write: impl FnOnce(&mut SlotWriter<'_>)) {
+    slot.len.store(len as u64, Relaxed);
+    let mut writer = SlotWriter { data: slot.data, next: 0, pending: [0; WORD_BYTES], filled: 0 };
+    write(&mut writer);
+    writer.flush();
+}
+
+/// Streams bytes into a slot's data words, one relaxed atomic store per word.
+/// The caller has checked that the total fits.
+pub(crate) struct SlotWriter<'a> {
+    data: &'a [AtomicU64],
+    next: usize,
+    pending: [u8; WORD_BYTES],
+    filled: usize,
+}
+
+impl SlotWriter<'_> {
+    #[inline]
+    pub(crate) fn write(&mut self, mut bytes: &[u8]) {
+        if self.filled != 0 {
+            let take = (WORD_BYTES - self.filled).min(bytes.len());
+            self.pending[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+            self.filled += take;
+            bytes = &bytes[take..];
+            if self.filled < WORD_BYTES {
+                return;
+            }
+            self.store(u64::from_ne_bytes(self.pending));
+            self.filled = 0;
+        }
+        let mut words = bytes.chunks_exact(WORD_BYTES);
+        for word in &mut words {
+            let mut w = [0u8; WORD_BYTES];
+            w.copy_from_slice(word);
+            self.store(u64::from_ne_bytes(w));
+        }
+        let rest = words.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.filled = rest.len();
+    }
+
+    #[inline]
+    fn store(&mut self, word: u64) {
+        debug_assert!(self.next < self.data.len(), "payload length was checked");
+        if let Some(cell) = self.data.get(self.next) {
+            cell.store(word, Relaxed);
+        }
+        self.next += 1;
+    }
+
+    #[inline]
+    fn flush(&mut self) {
+        if self.filled != 0 {
+            self.pending[self.filled..].fill(0);
+            self.store(u64::from_ne_bytes(self.pending));
+            self.filled = 0;
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The ring: a fixed array of slots, a producer cursor (`head`), the worker
+//! group's shared cursor, and counters.
+//!
+//! Algorithm (a seqlock per slot, stamped with the sequence number):
+//! - A producer writing event `seq` sets the slot stamp to `WRITING(seq)`,
+//!   issues a release fence, stores the payload with relaxed atomic stores and
+//!   publishes `COMMITTED(seq)` with a release store.
+//! - A reader at cursor `c` loads the stamp (acquire). `COMMITTED(c)`: it
+//!   copies the words (relaxed), issues an acquire fence and re-loads the
+//!   stamp; an unchanged stamp proves the copy is whole, a changed one means
+//!   the slot was overwritten during the copy and the copy is discarded.
+//!   A stamp of a later lap means `c` was overwritten: skip to the oldest
+//!   retained sequence number, `head - capacity`.
+//! - The worker group copies first and claims second: a compare-exchange of
+//!   the shared cursor `c → c + n` after the copy validated. Exactly one
+//!   worker wins each sequence number; the cursor only moves forward, so each
+//!   number is delivered or skipped (counted) exactly once.
+//! - Multi-producer tickets are taken with a CAS on `head`; a ticket's slot is
+//!   claimed with a CAS on its stamp. A producer that finds its slot still
+//!   being written by a stale, lapped producer does not wait: it marks the
+//!   ticket as a hole and takes a new one, so a preempted producer never
+//!   blocks the others, and readers skip holes.
+
+use crate::error::{Error, RecvError};
+use crate::stamp::{self, View};
+use crate::storage::{SlotRef, Storage, WORD_BYTES};
+use crate::sync::{const_fn, fence, spin_loop, AtomicU64, AtomicU8, Ordering::*};
+use crossbeam_utils::CachePadded;
+
+#[cfg(feature = "alloc")]
+use crate::storage::HeapSlots;
+use crate::storage::StaticSlots;
+
+/// What a push does when the worker group is a whole ring behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Overflow {
+    /// Never wait, never fail for lack of room: overwrite the oldest
+    /// unconsumed event and count it as overwritten.
+    #[default]
+    Overwrite,
+    /// Refuse the push with [`Error::Full`] and count it as rejected.
+    Reject,
+}
+
+/// Bit 63 of `head`: the ring is closed and `head` no longer moves.
+pub(crate) const CLOSED: u64 = 1 << 63;
+
+/// `control` bits: which producer mode is live, and whether close was asked.
+pub(crate) const SINGLE_LIVE: u8 = 1;
+pub(crate) const MULTI: u8 = 2;
+pub(crate) const CLOSE_REQUESTED: u8 = 4;
+
+/// Producers sample the depth into the high-water mark every 64 events.
+const HIGH_WATER_SAMPLE: u64 = 64;
+
+/// A lock-free ring of fixed-size slots. See the [crate docs](crate) for the
+/// consumers and producers that run over it.
+pub struct Ring<S: Storage> {
+    /// Next sequence number to hand out; bit 63: closed. Written by the single
+    /// producer (plain stores) or by multi-producers (CAS).
+    pub(crate) head: CachePadded<AtomicU64>,
+    /// The worker group's cursor: the next sequence number to claim.
+    pub(crate) worker: CachePadded<AtomicU64>,
+    pub(crate) counters: CachePadded<Counters>,
+    /// Producer mode and close request: `SINGLE_LIVE | MULTI | CLOSE_REQUESTED`.
+    pub(crate) control: AtomicU8,
+    overflow: Overflow,
+    pub(crate) slots: S,
+}
+
+/// Counters written off the hot paths.
+pub(crate) struct Counters {
+    /// Sequence numbers the worker group passed without delivering them
+    /// (overwritten events and holes).
+    skipped: AtomicU64,
+    /// Tickets that became holes (multi-producer only).
+    pub(crate) abandoned: AtomicU64,
+    /// Pushes refused by the `Reject` policy.
+    pub(crate) rejected: AtomicU64,
+    /// Largest depth sampled.
+    high_water: AtomicU64,
+}
+
+/// A ring whose slots live inline: `SLOTS` slots of `WORDS` 8-byte words.
+///
+/// ```
+/// use evqueue::{Overflow, StaticRing};
+/// static RING: StaticRing<1024, 8> = StaticRing::new(Overflow::Overwrite);
+/// assert_eq!(RING.capacity(), 1024);
+/// assert_eq!(RING.slot_bytes(), 64);
+/// ```
+pub type StaticRing<const SLOTS: usize, const WORDS: usize> = Ring<StaticSlots<SLOTS, WORDS>>;
+
+/// A ring on the heap, sized at run time.
+#[cfg(feature = "alloc")]
+pub type HeapRing = Ring<HeapSlots>;
+
+/// One received event: its sequence number and payload length. The payload
+/// is the first `len` bytes of the buffer given to the receive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Claim {
+    /// Sequence number the ring assigned at push.
+    pub seq: u64,
+    /// Payload length in bytes.
+    pub len: usize,
+}
+
+impl Claim {
+    /// Decodes the received bytes as an event (see [`EventView`](crate::EventView)).
+    pub fn event<'b>(&self, buf: &'b [u8]) -> Result<crate::EventView<'b>, Error> {
+        let bytes = buf.get(..self.len).ok_or(Error::Malformed)?;
+        crate::EventView::decode(bytes, self.seq)
+    }
+}
+
+/// A snapshot of a ring's counters. At quiescence, after the worker group
+/// has drained the ring: `pushed = delivered + overwritten + rejected`;
+/// before it drains, `+ depth`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Pushes that reached the ring while it was open: accepted or rejected.
+    pub pushed: u64,
+    /// Events claimed by the worker group.
+    pub delivered: u64,
+    /// Events lost to the worker group because they were overwritten.
+    pub overwritten: u64,
+    /// Pushes refused by the `Reject` policy.
+    pub rejected: u64,
+    /// Events in the ring not yet claimed by the worker group.
+    pub depth: u64,
+    /// Highest depth seen (sampled by producers every 64 events).
+    pub high_water: u64,
+}
+
+/// Result of copying one slot for a reader.
+pub(crate) enum Copied {
+    /// A whole, validated copy of this many bytes.
+    Whole(usize),
+    /// The slot is not readable at this cursor; the view says why.
+    Blocked(View),
+    /// Overwritten during the copy: look again.
+    Torn,
+}
+
+impl<const SLOTS: usize, const WORDS: usize> Ring<StaticSlots<SLOTS, WORDS>> {
+    const_fn! {
+        /// An empty ring with inline slots, usable as a `static`. Capacity
+        /// (`SLOTS`) must be a power of two and a slot (`WORDS * 8` bytes) at
+        /// least [`MIN_SLOT_BYTES`](crate::MIN_SLOT_BYTES); both are checked
+        /// at compile time.
+        pub fn new(overflow: Overflow) -> Self {
+            Ring::from_storage(StaticSlots::new(), overflow)
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Ring<HeapSlots> {
+    /// A ring of `capacity` slots of `slot_bytes` bytes each, on the heap.
+    ///
+    /// ```
+    /// use evqueue::{HeapRing, Overflow, Error};
+    /// let ring = HeapRing::with_capacity(65536, 256, Overflow::Overwrite)?;
+    /// assert_eq!(ring.capacity(), 65536);
+    /// assert_eq!(HeapRing::with_capacity(1000, 256, Overflow::Overwrite).err(),
+    ///            Some(Error::InvalidCapacity { capacity: 1000 }));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn with_capacity(capacity: usize, slot_bytes: usize, overflow: Overflow) -> Result<Self, Error> {
+        Ok(Ring::from_storage(HeapSlots::new(capacity, slot_bytes)?, overflow))
+    }
+}
+
+impl<S: Storage> Ring<S> {
+    const_fn! {
+        fn from_storage(slots: S, overflow: Overflow) -> Self {
+            Ring {
+                head: CachePadded::new(AtomicU64::new(0)),
+                worker: CachePadded::new(AtomicU64::new(0)),
+                counters: CachePadded::new(Counters {
+                    skipped: AtomicU64::new(0),
+                    abandoned: AtomicU64::new(0),
+                    rejected: AtomicU64::new(0),
+                    high_water: AtomicU64::new(0),
+                }),
+                control: AtomicU8::new(0),
+                overflow,
+                slots,
+            }
+        }
+    }
+
+    /// Number of slots.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
+    /// Bytes a slot holds: the largest payload or encoded event.
+    #[inline]
+    pub fn slot_bytes(&self) -> usize {
+        self.slots.slot_words() * WORD_BYTES
+    }
+
+    /// The overflow policy chosen at construction.
+    #[inline]
+    pub fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+
+    /// Takes the single-producer handle. See [`Producer`](crate::Producer).
+    pub fn producer(&self) -> Result<crate::Producer<&Self>, Error> {
+        crate::Producer::new(self)
+    }
+
+    /// A multi-producer handle; clone it for more. See [`MpProducer`](crate::MpProducer).
+    pub fn mp_producer(&self) -> Result<crate::MpProducer<&Self>, Error> {
+        crate::MpProducer::new(self)
+    }
+
+    /// A new broadcast subscriber. See [`Subscriber`](crate::Subscriber).
+    pub fn subscribe(&self, start: crate::Start) -> crate::Subscriber<&Self> {
+        crate::Subscriber::new(self, start)
+    }
+
+    /// Closes the ring: pushes fail with [`Error::Closed`] from now on, and
+    /// consumers drain what is left and then see [`RecvError::Closed`].
+    /// Returns `false` if it was already closed.
+    ///
+    /// A live single [`Producer`](crate::Producer) owns `head`, so it seals
+    /// the ring itself: consumers see `Closed` once it has observed the close
+    /// (its next push fails) or has been dropped.
+    pub fn close(&self) -> bool {
+        let before = self.control.fetch_or(CLOSE_REQUESTED, AcqRel);
+        if before & SINGLE_LIVE == 0 {
+            self.head.fetch_or(CLOSED, AcqRel);
+        }
+        before & CLOSE_REQUESTED == 0
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.control.load(Acquire) & CLOSE_REQUESTED != 0
+    }
+
+    /// Claims the next event for the worker group, copying it into `buf`
+    /// (at least [`slot_bytes`](Self::slot_bytes) long). Each event is
+    /// claimed by exactly one caller, in push order.
+    ///
+    /// ```
+    /// use evqueue::{HeapRing, Overflow, RecvError};
+    /// let ring = HeapRing::with_capacity(8, 64, Overflow::Overwrite).unwrap();
+    /// ring.mp_producer().unwrap().push(b"hello").unwrap();
+    /// let mut buf = [0u8; 64];
+    /// let claim = ring.try_claim(&mut buf).unwrap();
+    /// assert_eq!((claim.seq, &buf[..claim.len]), (0, &b"hello"[..]));
+    /// assert_eq!(ring.try_claim(&mut buf), Err(RecvError::Empty));
+    /// ```
+    pub fn try_claim(&self, buf: &mut [u8]) -> Result<Claim, RecvError> {
+        self.check_buffer(buf.len())?;
+        let mut cursor = self.worker.load(Acquire);
+        loop {
+            match self.copy_event(cursor, buf) {
+                Copied::Whole(len) => {
+                    match self.worker.compare_exchange(cursor, cursor + 1, AcqRel, Acquire) {
+                        Ok(_) => return Ok(Claim { seq: cursor, len }),
+                        Err(now) => cursor = now,
+                    }
+                }
+                Copied::Blocked(View::NotYet) => return Err(self.empty_or_closed(cursor)),
+                Copied::Blocked(View::Hole) => cursor = self.skip_worker(cursor, cursor + 1),
+                Copied::Blocked(View::Lapped) => {
+                    let to = self.oldest_retained(cursor);
+                    cursor = self.skip_worker(cursor, to);
+                }
+                Copied::Blocked(View::Ready) | Copied::Torn => {}
+            }
+            spin_loop();
+        }
+    }
+
+    /// Claims up to `claims.len()` consecutive events at once for the worker
+    /// group. Event `i` is copied to `buf[i * slot_bytes..]` and described by
+    /// `claims[i]`; returns how many were claimed (at least one).
+    ///
+    /// ```
+    /// use evqueue::{Claim, HeapRing, Overflow};
+    /// let ring = HeapRing::with_capacity(8, 16, Overflow::Overwrite).unwrap();
+    /// let p = ring.mp_producer().unwrap();
+    /// for word in [&b"a"[..], b"bb", b"ccc"] { p.push(word).unwrap(); }
+    /// let (mut buf, mut claims) = ([0u8; 4 * 16], [Claim::default(); 4]);
+    /// let n = ring.try_claim_batch(&mut buf, &mut claims).unwrap();
+    /// assert_eq!(n, 3);
+    /// assert_eq!(&buf[32..32 + claims[2].len], b"ccc");
+    /// ```
+    pub fn try_claim_batch(&self, buf: &mut [u8], claims: &mut [Claim]) -> Result<usize, RecvError> {
+        let slot_bytes = self.slot_bytes();
+        let max = claims.len().min(buf.len() / slot_bytes);
+        if max == 0 {
+            return Err(RecvError::BufferTooSmall {
+                needed: slot_bytes * claims.len().max(1),
+                got: buf.len(),
+            });
+        }
+        let mut cursor = self.worker.load(Acquire);
+        loop {
+            let mut n = 0;
+            let mut first_view = View::Ready;
+            while n < max {
+                let seq = cursor + n as u64;
+                match self.copy_event(seq, &mut buf[n * slot_bytes..(n + 1) * slot_bytes]) {
+                    Copied::Whole(len) => claims[n] = Claim { seq, len },
+                    Copied::Blocked(view) => {
+                        first_view = view;
+                        break;
+                    }
+                    Copied::Torn => break,
+                }
+                n += 1;
+            }
+            if n > 0 {
+                match self.worker.compare_exchange(cursor, cursor + n as u64, AcqRel, Acquire) {
+                    Ok(_) => return Ok(n),
+                    Err(now) => cursor = now,
+                }
+            } else {
+                match first_view {
+                    View::NotYet => return Err(self.empty_or_closed(cursor)),
+                    View::Hole => cursor = self.skip_worker(cursor, cursor + 1),
+                    View::Lapped => {
+                        let to = self.oldest_retained(cursor);
+                        cursor = self.skip_worker(cursor, to);
+                    }
+                    View::Ready => {} // torn: look again
+                }
+            }
+            spin_loop();
+        }
+    }
+
+    /// A snapshot of the counters (each read atomically, not all at once).
+    pub fn stats(&self) -> Stats {
+        let cap = self.capacity() as u64;
+        let c = &self.counters;
+        let skipped = c.skipped.load(Acquire);
+        let worker = self.worker.load(Acquire);
+        let head = self.head.load(Acquire) & !CLOSED;
+        let abandoned = c.abandoned.load(Acquire);
+        let rejected = c.rejected.load(Acquire);
+        // Events the producers already overwrote but the worker group has not
+        // skipped yet: lost all the same.
+        let overwritten_unskipped = head.saturating_sub(cap).saturating_sub(worker);
+        let depth = head.saturating_sub(worker).saturating_sub(overwritten_unskipped);
+        Stats {
+            pushed: head.saturating_sub(abandoned) + rejected,
+            delivered: worker.saturating_sub(skipped),
+            overwritten: (skipped + overwritten_unskipped).saturating_sub(abandoned),
+            rejected,
+            depth,
+            high_water: c.high_water.load(Relaxed).max(depth),
+        }
+    }
+
+    // ---- internals shared by producers and consumers ----
+
+    /// Next sequence number to hand out, without the closed bit.
+    #[inline]
+    pub(crate) fn head_seq(&self) -> u64 {
+        self.head.load(Acquire) & !CLOSED
+    }
+
+    #[inline]
+    pub(crate) fn check_buffer(&self, len: usize) -> Result<(), RecvError> {
+        let needed = self.slot_bytes();
+        if len < needed {
+            return Err(RecvError::BufferTooSmall { needed, got: len });
+        }
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn check_payload(&self, size: usize) -> Result<(), Error> {
+        let max = self.slot_bytes();
+        if size > max {
+            return Err(Error::TooLarge { size, max });
+        }
+        Ok(())
+    }
+
+    /// Where a reader lapped at `cursor` continues: the oldest sequence number
+    /// the ring can still hold, and at least one past `cursor` (the stamp
+    /// already proved `cursor` gone, even if `head` is not yet published).
+    pub(crate) fn oldest_retained(&self, cursor: u64) -> u64 {
+        let cap = self.capacity() as u64;
+        self.head_seq().saturating_sub(cap).max(cursor + 1)
+    }
+
+    /// `Closed` once the ring is sealed and `cursor` has reached the final head.
+    pub(crate) fn empty_or_closed(&self, cursor: u64) -> RecvError {
+        let head = self.head.load(Acquire);
+        if head & CLOSED != 0 && cursor >= head & !CLOSED {
+            RecvError::Closed
+        } else {
+            RecvError::Empty
+        }
+    }
+
+    /// Moves the worker cursor from `cursor` past lost sequence numbers to
+    /// `to`, counting them; returns the cursor to continue from.
+    fn skip_worker(&self, cursor: u64, to: u64) -> u64 {
+        match self.worker.compare_exchange(cursor, to, AcqRel, Acquire) {
+            Ok(_) => {
+                self.counters.skipped.fetch_add(to - cursor, Relaxed);
+                to
+            }
+            Err(now) => now,
+        }
+    }
+
+    /// Copies event `seq` into `buf` (at least a slot long) if its slot holds
+    /// it, and proves the copy whole with the seqlock re-check.
+    pub(crate) fn copy_event(&self, seq: u64, buf: &mut [u8]) -> Copied {
+        let slot = self.slots.slot(seq as usize);
+        let before = slot.stamp.load(Acquire);
+        let view = stamp::view(before, seq);
+        if view != View::Ready {
+            return Copied::Blocked(view);
+        }
+        // A torn read can see any length: clamp it so the copy stays in bounds;
+        // the stamp re-check below then discards the copy.
+        let len = (slot.len.load(Relaxed) as usize).min(self.slot_bytes());
+        for (word, out) in slot.data.iter().zip(buf[..len].chunks_mut(WORD_BYTES)) {
+            out.copy_from_slice(&word.load(Relaxed).to_ne_bytes()[..out.len()]);
+        }
+        // Pairs with the writer's release fence: if any word above came from
+        // a later write, this re-load sees that write's WRITING stamp.
+        fence(Acquire);
+        if slot.stamp.load(Relaxed) == before {
+            Copied::Whole(len)
+        } else {
+            Copied::Torn
+        }
+    }
+
+    /// Samples the depth after a push into the high-water mark.
+    #[inline]
+    pub(crate) fn sample_depth(&self, seq: u64) {
+        if seq % HIGH_WATER_SAMPLE == 0 {
+            let depth = (seq + 1).saturating_sub(self.worker.load(Relaxed));
+            let depth = depth.min(self.capacity() as u64);
+            self.counters.high_water.fetch_max(depth, Relaxed);
+        }
+    }
+
+    /// The slot event `seq` lives in.
+    #[inline]
+    pub(crate) fn slot(&self, seq: u64) -> SlotRef<'_> {
+        self.slots.slot(seq as usize)
+    }
+}
+
+/// Something that gives access to a ring: `&Ring` or `Arc<Ring>`. Handles are
+/// generic over it so they can borrow a `static` ring or share a heap one.
+pub trait RingRef {
+    /// The ring's storage.
+    type Storage: Storage;
+    /// The ring.
+    fn ring(&self) -> &Ring<Self::Storage>;
+}
+
+impl<S: Storage> RingRef for &Ring<S> {
+    type Storage = S;
+    #[inline]
+    fn ring(&self) -> &Ring<S> {
+        self
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<S: Storage> RingRef for alloc::sync::Arc<Ring<S>> {
+    type Storage = S;
+    #[inline]
+    fn ring(&self) -> &Ring<S> {
+        self
+    }
+}

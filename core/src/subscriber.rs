@@ -1,0 +1,99 @@
+//! Broadcast subscribers: private cursors over the ring. Every subscriber
+//! sees every event it was not lapped on; producers never read subscriber
+//! state, so a slow subscriber slows nobody down.
+
+use crate::error::RecvError;
+use crate::ring::{Claim, Copied, RingRef};
+use crate::stamp::View;
+use crate::sync::spin_loop;
+
+/// Where a new subscriber starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Start {
+    /// With the next event pushed.
+    #[default]
+    Now,
+    /// With the oldest event the ring still holds.
+    Oldest,
+}
+
+/// A broadcast subscriber: a private cursor over the ring.
+///
+/// ```
+/// use evqueue::{HeapRing, Overflow, RecvError, Start};
+/// let ring = HeapRing::with_capacity(4, 16, Overflow::Overwrite).unwrap();
+/// let mut sub = ring.subscribe(Start::Now);
+/// let p = ring.mp_producer().unwrap();
+/// for i in 0..6u8 { p.push(&[i]).unwrap(); }      // laps the 4-slot ring
+/// let mut buf = [0u8; 16];
+/// assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Lagged(2)));
+/// let claim = sub.try_recv(&mut buf).unwrap();     // oldest retained
+/// assert_eq!((claim.seq, buf[0]), (2, 2));
+/// assert_eq!(sub.missed(), 2);
+/// ```
+pub struct Subscriber<R: RingRef> {
+    ring: R,
+    /// Next sequence number to read.
+    cursor: u64,
+    /// Sequence numbers lost to lapping so far.
+    missed: u64,
+}
+
+impl<R: RingRef> Subscriber<R> {
+    /// A subscriber of the ring behind `ring`, starting as `start` says.
+    pub fn new(ring: R, start: Start) -> Self {
+        let r = ring.ring();
+        let head = r.head_seq();
+        let cursor = match start {
+            Start::Now => head,
+            Start::Oldest => head.saturating_sub(r.capacity() as u64),
+        };
+        Subscriber { ring, cursor, missed: 0 }
+    }
+
+    /// Receives the next event into `buf` (at least a slot long).
+    ///
+    /// Returns [`RecvError::Lagged`]`(n)` once when this subscriber was
+    /// lapped and `n` events were lost; the next call continues from the
+    /// oldest retained event. [`RecvError::Closed`] once the ring is closed
+    /// and this subscriber has read everything.
+    pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Claim, RecvError> {
+        let r = self.ring.ring();
+        r.check_buffer(buf.len())?;
+        loop {
+            match r.copy_event(self.cursor, buf) {
+                Copied::Whole(len) => {
+                    let seq = self.cursor;
+                    self.cursor += 1;
+                    return Ok(Claim { seq, len });
+                }
+                Copied::Blocked(View::NotYet) => return Err(r.empty_or_closed(self.cursor)),
+                Copied::Blocked(View::Hole) => self.cursor += 1,
+                Copied::Blocked(View::Lapped) => {
+                    let to = r.oldest_retained(self.cursor);
+                    let lost = to - self.cursor;
+                    self.cursor = to;
+                    self.missed += lost;
+                    return Err(RecvError::Lagged(lost));
+                }
+                Copied::Blocked(View::Ready) | Copied::Torn => spin_loop(),
+            }
+        }
+    }
+
+    /// Sequence numbers this subscriber lost to lapping so far.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// How far behind the producers this subscriber is: events pushed and not
+    /// yet read (at most the capacity; beyond that it has been lapped).
+    pub fn lag(&self) -> u64 {
+        self.ring.ring().head_seq().saturating_sub(self.cursor)
+    }
+
+    /// Sequence number of the next event this subscriber reads.
+    pub fn next_seq(&self) -> u64 {
+        self.cursor
+    }
+}
