@@ -1,0 +1,140 @@
+//! Helpers shared by the benchmark targets in `benches/`: the ring geometry
+//! every bench uses, deterministic payloads, the store floor, and a
+//! barrier-started two-thread timer.
+//!
+//! Run the benches with `cargo bench -p benches`; `cargo test -p benches
+//! --benches` runs each once so they keep compiling and working.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Slots in every ring and peer queue the benches build.
+pub const CAPACITY: usize = 65536;
+/// Bytes in one slot: the largest payload measured.
+pub const SLOT_BYTES: usize = 256;
+/// 8-byte words in one slot.
+pub const SLOT_WORDS: usize = SLOT_BYTES / 8;
+
+/// A payload of `N` deterministic, non-zero bytes.
+pub fn payload<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31).wrapping_add(7);
+    }
+    bytes
+}
+
+/// The physical floor of a push: the same payload bytes stored into memory of
+/// the ring's size (`capacity * slot_words` words), one relaxed atomic store
+/// per word at slot `i & mask`, with no stamp, no length and no cursor.
+pub struct StoreFloor {
+    words: Box<[AtomicU64]>,
+    mask: usize,
+    slot_words: usize,
+    next: usize,
+}
+
+impl StoreFloor {
+    /// Zeroed memory for `capacity` slots (a power of two) of `slot_words` words.
+    pub fn new(capacity: usize, slot_words: usize) -> Self {
+        assert!(
+            capacity.is_power_of_two(),
+            "capacity must be a power of two"
+        );
+        let words = (0..capacity * slot_words)
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        StoreFloor {
+            words,
+            mask: capacity - 1,
+            slot_words,
+            next: 0,
+        }
+    }
+
+    /// Stores `payload` (at most a slot, a multiple of 8 bytes) into the next
+    /// slot.
+    #[inline]
+    pub fn store(&mut self, payload: &[u8]) {
+        let start = (self.next & self.mask) * self.slot_words;
+        let slot = &self.words[start..start + self.slot_words];
+        for (cell, chunk) in slot.iter().zip(payload.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            cell.store(u64::from_ne_bytes(word), Relaxed);
+        }
+        self.next = self.next.wrapping_add(1);
+    }
+
+    /// Word `index` of the memory, to check what was stored.
+    pub fn word(&self, index: usize) -> u64 {
+        self.words[index].load(Relaxed)
+    }
+}
+
+/// Runs `a` and `b` on two threads released together by a barrier, and
+/// returns the time from the first thread's start to the last one's stop,
+/// with both results.
+pub fn time_two_threads<RA, RB>(
+    a: impl FnOnce() -> RA + Send,
+    b: impl FnOnce() -> RB + Send,
+) -> (Duration, RA, RB)
+where
+    RA: Send,
+    RB: Send,
+{
+    fn timed<R>(barrier: &Barrier, f: impl FnOnce() -> R) -> (Instant, Instant, R) {
+        barrier.wait();
+        let start = Instant::now();
+        let result = f();
+        (start, Instant::now(), result)
+    }
+    let barrier = Barrier::new(2);
+    let ((start_a, stop_a, ra), (start_b, stop_b, rb)) = thread::scope(|s| {
+        let ha = s.spawn(|| timed(&barrier, a));
+        let hb = s.spawn(|| timed(&barrier, b));
+        (
+            ha.join().expect("thread a panicked"),
+            hb.join().expect("thread b panicked"),
+        )
+    });
+    (stop_a.max(stop_b) - start_a.min(start_b), ra, rb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_stores_the_payload_words_slot_by_slot() {
+        let mut floor = StoreFloor::new(4, 4);
+        let bytes = payload::<16>();
+        for _ in 0..5 {
+            floor.store(&bytes);
+        }
+        let first = u64::from_ne_bytes(bytes[..8].try_into().unwrap());
+        let second = u64::from_ne_bytes(bytes[8..].try_into().unwrap());
+        for slot in 0..4 {
+            assert_eq!(
+                (floor.word(slot * 4), floor.word(slot * 4 + 1)),
+                (first, second)
+            );
+            assert_eq!(floor.word(slot * 4 + 2), 0);
+        }
+    }
+
+    #[test]
+    fn two_threads_both_run_and_the_span_covers_each() {
+        let (elapsed, a, b) = time_two_threads(
+            || {
+                thread::sleep(Duration::from_millis(20));
+                1
+            },
+            || 2,
+        );
+        assert_eq!((a, b), (1, 2));
+        assert!(elapsed >= Duration::from_millis(20));
+    }
+}
