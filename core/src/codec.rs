@@ -57,7 +57,12 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     /// An event with this name, no properties, timestamp 0, not external.
     pub const fn new(name: &'a str) -> Self {
-        Event { name, properties: &[], timestamp: 0, external: false }
+        Event {
+            name,
+            properties: &[],
+            timestamp: 0,
+            external: false,
+        }
     }
     /// With these properties.
     pub const fn properties(mut self, properties: &'a [(&'a str, &'a str)]) -> Self {
@@ -80,7 +85,10 @@ impl<'a> Event<'a> {
 pub fn encoded_len(event: &Event<'_>) -> Result<usize, Error> {
     check_name(event.name)?;
     if event.properties.len() > MAX_PROPERTIES {
-        return Err(Error::TooManyProperties { count: event.properties.len(), max: MAX_PROPERTIES });
+        return Err(Error::TooManyProperties {
+            count: event.properties.len(),
+            max: MAX_PROPERTIES,
+        });
     }
     let mut len = EVENT_HEADER_BYTES + event.name.len();
     for (key, value) in event.properties {
@@ -88,10 +96,16 @@ pub fn encoded_len(event: &Event<'_>) -> Result<usize, Error> {
             return Err(Error::EmptyKey);
         }
         if key.len() > MAX_KEY_LEN {
-            return Err(Error::KeyTooLong { len: key.len(), max: MAX_KEY_LEN });
+            return Err(Error::KeyTooLong {
+                len: key.len(),
+                max: MAX_KEY_LEN,
+            });
         }
         if value.len() > MAX_VALUE_LEN {
-            return Err(Error::ValueTooLong { len: value.len(), max: MAX_VALUE_LEN });
+            return Err(Error::ValueTooLong {
+                len: value.len(),
+                max: MAX_VALUE_LEN,
+            });
         }
         len += PROPERTY_HEADER_BYTES + key.len() + value.len();
     }
@@ -104,7 +118,10 @@ pub fn check_name(name: &str) -> Result<(), Error> {
         return Err(Error::EmptyName);
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(Error::NameTooLong { len: name.len(), max: MAX_NAME_LEN });
+        return Err(Error::NameTooLong {
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        });
     }
     Ok(())
 }
@@ -115,7 +132,10 @@ pub fn check_name(name: &str) -> Result<(), Error> {
 pub fn encode_into(event: &Event<'_>, out: &mut [u8]) -> Result<usize, Error> {
     let len = encoded_len(event)?;
     if len > out.len() {
-        return Err(Error::TooLarge { size: len, max: out.len() });
+        return Err(Error::TooLarge {
+            size: len,
+            max: out.len(),
+        });
     }
     let mut sink = SliceSink { out, at: 0 };
     encode(event, event.timestamp, &mut sink);
@@ -215,7 +235,10 @@ impl<'a> EventView<'a> {
         let mut parser = PropertyParser { bytes: props };
         for _ in 0..count {
             let (key, value) = parser.next_raw().ok_or(Error::Malformed)?;
-            if key.is_empty() || core::str::from_utf8(key).is_err() || core::str::from_utf8(value).is_err() {
+            if key.is_empty()
+                || core::str::from_utf8(key).is_err()
+                || core::str::from_utf8(value).is_err()
+            {
                 return Err(Error::Malformed);
             }
         }
@@ -227,7 +250,10 @@ impl<'a> EventView<'a> {
             name,
             timestamp,
             external: flags & EXTERNAL != 0,
-            properties: Properties { bytes: props, count },
+            properties: Properties {
+                bytes: props,
+                count,
+            },
         })
     }
 
@@ -260,7 +286,10 @@ impl<'a> Properties<'a> {
     }
     /// The `(key, value)` pairs.
     pub fn iter(&self) -> PropertyIter<'a> {
-        PropertyIter { parser: PropertyParser { bytes: self.bytes }, left: self.count }
+        PropertyIter {
+            parser: PropertyParser { bytes: self.bytes },
+            left: self.count,
+        }
     }
 }
 
@@ -289,7 +318,12 @@ impl<'a> Iterator for PropertyIter<'a> {
         let (key, value) = self.parser.next_raw()?;
         // SAFETY: `Properties` is only built by `EventView::decode`, which
         // checked that every key and value in these bytes is valid UTF-8.
-        let pair = unsafe { (core::str::from_utf8_unchecked(key), core::str::from_utf8_unchecked(value)) };
+        let pair = unsafe {
+            (
+                core::str::from_utf8_unchecked(key),
+                core::str::from_utf8_unchecked(value),
+            )
+        };
         Some(pair)
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -324,12 +358,18 @@ mod tests {
     #[test]
     fn round_trip() {
         let props = [("sku", "gem_pack"), ("price", "499"), ("note", "")];
-        let event = Event::new("purchase").properties(&props).timestamp(42).external(true);
+        let event = Event::new("purchase")
+            .properties(&props)
+            .timestamp(42)
+            .external(true);
         let mut buf = [0u8; 128];
         let len = encode_into(&event, &mut buf).unwrap();
         assert_eq!(len, encoded_len(&event).unwrap());
         let view = EventView::decode(&buf[..len], 7).unwrap();
-        assert_eq!((view.seq, view.name, view.timestamp, view.external), (7, "purchase", 42, true));
+        assert_eq!(
+            (view.seq, view.name, view.timestamp, view.external),
+            (7, "purchase", 42, true)
+        );
         assert!(view.properties().iter().eq(props.iter().copied()));
         assert_eq!(view.properties().get("price"), Some("499"));
         assert_eq!(view.properties().get("nope"), None);
@@ -338,10 +378,19 @@ mod tests {
     #[test]
     fn bad_events_are_refused() {
         let mut buf = [0u8; 64];
-        assert_eq!(encode_into(&Event::new(""), &mut buf), Err(Error::EmptyName));
+        assert_eq!(
+            encode_into(&Event::new(""), &mut buf),
+            Err(Error::EmptyName)
+        );
         let long = "x".repeat(256);
-        assert_eq!(encode_into(&Event::new(&long), &mut buf), Err(Error::NameTooLong { len: 256, max: 255 }));
-        assert_eq!(encode_into(&Event::new("a").properties(&[("", "v")]), &mut buf), Err(Error::EmptyKey));
+        assert_eq!(
+            encode_into(&Event::new(&long), &mut buf),
+            Err(Error::NameTooLong { len: 256, max: 255 })
+        );
+        assert_eq!(
+            encode_into(&Event::new("a").properties(&[("", "v")]), &mut buf),
+            Err(Error::EmptyKey)
+        );
         assert_eq!(
             encode_into(&Event::new("a").properties(&[(&long, "v")]), &mut buf),
             Err(Error::KeyTooLong { len: 256, max: 255 })
@@ -349,11 +398,23 @@ mod tests {
         let huge = "v".repeat(MAX_VALUE_LEN + 1);
         assert_eq!(
             encode_into(&Event::new("a").properties(&[("k", &huge)]), &mut buf),
-            Err(Error::ValueTooLong { len: MAX_VALUE_LEN + 1, max: MAX_VALUE_LEN })
+            Err(Error::ValueTooLong {
+                len: MAX_VALUE_LEN + 1,
+                max: MAX_VALUE_LEN
+            })
         );
         assert_eq!(
-            encode_into(&Event::new("a").properties(&[("k", "0123456789012345678901234567890123456789012345678901234567890")]), &mut buf),
-            Err(Error::TooLarge { size: 12 + 1 + 3 + 1 + 61, max: 64 })
+            encode_into(
+                &Event::new("a").properties(&[(
+                    "k",
+                    "0123456789012345678901234567890123456789012345678901234567890"
+                )]),
+                &mut buf
+            ),
+            Err(Error::TooLarge {
+                size: 12 + 1 + 3 + 1 + 61,
+                max: 64
+            })
         );
         assert_eq!(buf, [0u8; 64], "a refused encode writes nothing");
     }
@@ -363,9 +424,17 @@ mod tests {
         let mut buf = [0u8; 64];
         let len = encode_into(&Event::new("ok").properties(&[("k", "v")]), &mut buf).unwrap();
         for cut in 0..len {
-            assert_eq!(EventView::decode(&buf[..cut], 0), Err(Error::Malformed), "cut at {cut}");
+            assert_eq!(
+                EventView::decode(&buf[..cut], 0),
+                Err(Error::Malformed),
+                "cut at {cut}"
+            );
         }
-        assert_eq!(EventView::decode(&buf[..len + 1], 0), Err(Error::Malformed), "trailing byte");
+        assert_eq!(
+            EventView::decode(&buf[..len + 1], 0),
+            Err(Error::Malformed),
+            "trailing byte"
+        );
         let mut bad = buf;
         bad[12] = 0xff; // invalid UTF-8 in the name
         assert_eq!(EventView::decode(&bad[..len], 0), Err(Error::Malformed));

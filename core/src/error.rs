@@ -148,7 +148,10 @@ impl fmt::Display for RecvError {
             RecvError::Closed => f.write_str("queue is closed and drained"),
             RecvError::Lagged(n) => write!(f, "subscriber lagged: {n} events were overwritten"),
             RecvError::BufferTooSmall { needed, got } => {
-                write!(f, "receive buffer of {got} bytes is smaller than a slot of {needed} bytes")
+                write!(
+                    f,
+                    "receive buffer of {got} bytes is smaller than a slot of {needed} bytes"
+                )
             }
         }
     }

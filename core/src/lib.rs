@@ -55,14 +55,14 @@ mod subscriber;
 mod sync;
 
 pub use codec::{
-    check_name, encode_into, encoded_len, Event, EventView, Properties, PropertyIter, EVENT_HEADER_BYTES,
-    MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
+    check_name, encode_into, encoded_len, Event, EventView, Properties, PropertyIter,
+    EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
 };
 pub use error::{Error, RecvError};
 pub use producer::{MpProducer, Producer};
-pub use ring::{Claim, Overflow, Ring, RingRef, StaticRing, Stats};
 #[cfg(feature = "alloc")]
 pub use ring::HeapRing;
+pub use ring::{Claim, Overflow, Ring, RingRef, StaticRing, Stats};
 #[cfg(feature = "alloc")]
 pub use storage::HeapSlots;
 pub use storage::{StaticSlots, Storage, WORD_BYTES};

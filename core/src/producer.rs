@@ -44,14 +44,21 @@ impl<R: RingRef> Producer<R> {
             if control & (SINGLE_LIVE | MULTI) != 0 {
                 return Err(Error::ProducerTaken);
             }
-            match r.control.compare_exchange_weak(control, control | SINGLE_LIVE, AcqRel, Acquire) {
+            match r
+                .control
+                .compare_exchange_weak(control, control | SINGLE_LIVE, AcqRel, Acquire)
+            {
                 Ok(_) => break,
                 Err(now) => control = now,
             }
         }
         let next = r.head.load(Acquire) & !CLOSED;
         let worker_seen = r.worker.load(Acquire);
-        Ok(Producer { ring, next, worker_seen })
+        Ok(Producer {
+            ring,
+            next,
+            worker_seen,
+        })
     }
 
     /// Pushes a raw payload (at most a slot) and returns its sequence number.
@@ -73,7 +80,11 @@ impl<R: RingRef> Producer<R> {
     }
 
     #[inline]
-    fn push_with(&mut self, len: usize, write: impl FnOnce(&mut SlotWriter<'_>)) -> Result<u64, Error> {
+    fn push_with(
+        &mut self,
+        len: usize,
+        write: impl FnOnce(&mut SlotWriter<'_>),
+    ) -> Result<u64, Error> {
         let r = self.ring.ring();
         if r.control.load(Relaxed) & CLOSE_REQUESTED != 0 {
             // We own head, so we seal it: consumers see Closed after our last event.
@@ -137,7 +148,9 @@ pub struct MpProducer<R: RingRef> {
 
 impl<R: RingRef + Clone> Clone for MpProducer<R> {
     fn clone(&self) -> Self {
-        MpProducer { ring: self.ring.clone() }
+        MpProducer {
+            ring: self.ring.clone(),
+        }
     }
 }
 
@@ -151,7 +164,10 @@ impl<R: RingRef> MpProducer<R> {
             if control & SINGLE_LIVE != 0 {
                 return Err(Error::ProducerTaken);
             }
-            match r.control.compare_exchange_weak(control, control | MULTI, AcqRel, Acquire) {
+            match r
+                .control
+                .compare_exchange_weak(control, control | MULTI, AcqRel, Acquire)
+            {
                 Ok(_) => break,
                 Err(now) => control = now,
             }
@@ -198,7 +214,7 @@ impl<R: RingRef> MpProducer<R> {
 
     /// Takes the next sequence number with a CAS on `head`, which also checks
     /// the closed bit and (under `Reject`) the room in one atomic step.
-    fn take_ticket(&self) -> Result<u64, Error> {
+    pub(crate) fn take_ticket(&self) -> Result<u64, Error> {
         let r = self.ring.ring();
         let cap = r.capacity() as u64;
         let mut head = r.head.load(Relaxed);
@@ -206,11 +222,16 @@ impl<R: RingRef> MpProducer<R> {
             if head & CLOSED != 0 {
                 return Err(Error::Closed);
             }
-            if r.overflow() == Overflow::Reject && head.saturating_sub(r.worker.load(Acquire)) >= cap {
+            if r.overflow() == Overflow::Reject
+                && head.saturating_sub(r.worker.load(Acquire)) >= cap
+            {
                 r.counters.rejected.fetch_add(1, Relaxed);
                 return Err(Error::Full);
             }
-            match r.head.compare_exchange_weak(head, head + 1, Relaxed, Relaxed) {
+            match r
+                .head
+                .compare_exchange_weak(head, head + 1, Relaxed, Relaxed)
+            {
                 Ok(_) => return Ok(head),
                 Err(now) => head = now,
             }
@@ -221,7 +242,7 @@ impl<R: RingRef> MpProducer<R> {
     /// Makes us the writer of `ticket`'s slot, or marks the ticket a hole:
     /// when a later ticket already took the slot (we were lapped), or when a
     /// stale producer is still writing it (we do not wait for it).
-    fn claim_slot(&self, ticket: u64) -> Option<SlotRef<'_>> {
+    pub(crate) fn claim_slot(&self, ticket: u64) -> Option<SlotRef<'_>> {
         let slot = self.ring.ring().slot(ticket);
         let mut current = slot.stamp.load(Acquire);
         loop {
@@ -234,7 +255,10 @@ impl<R: RingRef> MpProducer<R> {
                 stamp::writing(ticket)
             };
             // Acquire: the previous writer's data stores happen before ours.
-            match slot.stamp.compare_exchange_weak(current, next, Acquire, Acquire) {
+            match slot
+                .stamp
+                .compare_exchange_weak(current, next, Acquire, Acquire)
+            {
                 Ok(_) if next == stamp::writing(ticket) => return Some(slot),
                 Ok(_) => return None,
                 Err(now) => current = now,
@@ -246,7 +270,7 @@ impl<R: RingRef> MpProducer<R> {
 /// Ends a write of `ticket`: `WRITING(ticket) → done`. If a newer ticket
 /// marked the slot `HOLE_BUSY` meanwhile, hands the slot back as a free hole
 /// and returns `false`.
-fn finish(slot: SlotRef<'_>, ticket: u64, done: u64) -> bool {
+pub(crate) fn finish(slot: SlotRef<'_>, ticket: u64, done: u64) -> bool {
     if slot
         .stamp
         .compare_exchange(stamp::writing(ticket), done, Release, Relaxed)
@@ -256,7 +280,12 @@ fn finish(slot: SlotRef<'_>, ticket: u64, done: u64) -> bool {
     }
     let mut current = slot.stamp.load(Relaxed);
     while stamp::is_hole_busy(current) {
-        match slot.stamp.compare_exchange_weak(current, stamp::release_busy(current), Release, Relaxed) {
+        match slot.stamp.compare_exchange_weak(
+            current,
+            stamp::release_busy(current),
+            Release,
+            Relaxed,
+        ) {
             Ok(_) => break,
             Err(now) => current = now,
         }
@@ -266,9 +295,14 @@ fn finish(slot: SlotRef<'_>, ticket: u64, done: u64) -> bool {
 
 /// Stores `len` and the payload into a slot the caller is writing.
 #[inline]
-fn write_slot(slot: SlotRef<'_>, len: usize, write: impl FnOnce(&mut SlotWriter<'_>)) {
+pub(crate) fn write_slot(slot: SlotRef<'_>, len: usize, write: impl FnOnce(&mut SlotWriter<'_>)) {
     slot.len.store(len as u64, Relaxed);
-    let mut writer = SlotWriter { data: slot.data, next: 0, pending: [0; WORD_BYTES], filled: 0 };
+    let mut writer = SlotWriter {
+        data: slot.data,
+        next: 0,
+        pending: [0; WORD_BYTES],
+        filled: 0,
+    };
     write(&mut writer);
     writer.flush();
 }

@@ -50,8 +50,9 @@ pub(crate) const SINGLE_LIVE: u8 = 1;
 pub(crate) const MULTI: u8 = 2;
 pub(crate) const CLOSE_REQUESTED: u8 = 4;
 
-/// Producers sample the depth into the high-water mark every 64 events.
-const HIGH_WATER_SAMPLE: u64 = 64;
+/// Producers sample the depth into the high-water mark every `capacity / 4`
+/// events, at most every 64: the mark is within 64 events of the true peak.
+const HIGH_WATER_SAMPLE_MAX: u64 = 64;
 
 /// A lock-free ring of fixed-size slots. See the [crate docs](crate) for the
 /// consumers and producers that run over it.
@@ -128,7 +129,7 @@ pub struct Stats {
     pub rejected: u64,
     /// Events in the ring not yet claimed by the worker group.
     pub depth: u64,
-    /// Highest depth seen (sampled by producers every 64 events).
+    /// Highest depth seen (sampled by producers every `min(64, capacity / 4)` events).
     pub high_water: u64,
 }
 
@@ -166,8 +167,15 @@ impl Ring<HeapSlots> {
     ///            Some(Error::InvalidCapacity { capacity: 1000 }));
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn with_capacity(capacity: usize, slot_bytes: usize, overflow: Overflow) -> Result<Self, Error> {
-        Ok(Ring::from_storage(HeapSlots::new(capacity, slot_bytes)?, overflow))
+    pub fn with_capacity(
+        capacity: usize,
+        slot_bytes: usize,
+        overflow: Overflow,
+    ) -> Result<Self, Error> {
+        Ok(Ring::from_storage(
+            HeapSlots::new(capacity, slot_bytes)?,
+            overflow,
+        ))
     }
 }
 
@@ -262,7 +270,10 @@ impl<S: Storage> Ring<S> {
         loop {
             match self.copy_event(cursor, buf) {
                 Copied::Whole(len) => {
-                    match self.worker.compare_exchange(cursor, cursor + 1, AcqRel, Acquire) {
+                    match self
+                        .worker
+                        .compare_exchange(cursor, cursor + 1, AcqRel, Acquire)
+                    {
                         Ok(_) => return Ok(Claim { seq: cursor, len }),
                         Err(now) => cursor = now,
                     }
@@ -293,7 +304,11 @@ impl<S: Storage> Ring<S> {
     /// assert_eq!(n, 3);
     /// assert_eq!(&buf[32..32 + claims[2].len], b"ccc");
     /// ```
-    pub fn try_claim_batch(&self, buf: &mut [u8], claims: &mut [Claim]) -> Result<usize, RecvError> {
+    pub fn try_claim_batch(
+        &self,
+        buf: &mut [u8],
+        claims: &mut [Claim],
+    ) -> Result<usize, RecvError> {
         let slot_bytes = self.slot_bytes();
         let max = claims.len().min(buf.len() / slot_bytes);
         if max == 0 {
@@ -319,7 +334,10 @@ impl<S: Storage> Ring<S> {
                 n += 1;
             }
             if n > 0 {
-                match self.worker.compare_exchange(cursor, cursor + n as u64, AcqRel, Acquire) {
+                match self
+                    .worker
+                    .compare_exchange(cursor, cursor + n as u64, AcqRel, Acquire)
+                {
                     Ok(_) => return Ok(n),
                     Err(now) => cursor = now,
                 }
@@ -350,14 +368,16 @@ impl<S: Storage> Ring<S> {
         // Events the producers already overwrote but the worker group has not
         // skipped yet: lost all the same.
         let overwritten_unskipped = head.saturating_sub(cap).saturating_sub(worker);
-        let depth = head.saturating_sub(worker).saturating_sub(overwritten_unskipped);
+        let depth = head
+            .saturating_sub(worker)
+            .saturating_sub(overwritten_unskipped);
         Stats {
             pushed: head.saturating_sub(abandoned) + rejected,
             delivered: worker.saturating_sub(skipped),
             overwritten: (skipped + overwritten_unskipped).saturating_sub(abandoned),
             rejected,
             depth,
-            high_water: c.high_water.load(Relaxed).max(depth),
+            high_water: c.high_water.fetch_max(depth, Relaxed).max(depth),
         }
     }
 
@@ -445,9 +465,11 @@ impl<S: Storage> Ring<S> {
     /// Samples the depth after a push into the high-water mark.
     #[inline]
     pub(crate) fn sample_depth(&self, seq: u64) {
-        if seq % HIGH_WATER_SAMPLE == 0 {
+        let cap = self.capacity() as u64;
+        let every = (cap / 4).clamp(1, HIGH_WATER_SAMPLE_MAX);
+        if seq & (every - 1) == 0 {
             let depth = (seq + 1).saturating_sub(self.worker.load(Relaxed));
-            let depth = depth.min(self.capacity() as u64);
+            let depth = depth.min(cap);
             self.counters.high_water.fetch_max(depth, Relaxed);
         }
     }

@@ -95,7 +95,11 @@ impl<const SLOTS: usize, const WORDS: usize> Storage for StaticSlots<SLOTS, WORD
         // SLOTS is a power of two, so the mask keeps the index in bounds and
         // the compiler drops the bounds check.
         let slot = &self.slots[index & (SLOTS - 1)];
-        SlotRef { stamp: &slot.stamp, len: &slot.len, data: &slot.data }
+        SlotRef {
+            stamp: &slot.stamp,
+            len: &slot.len,
+            data: &slot.data,
+        }
     }
 }
 
@@ -130,11 +134,17 @@ impl HeapSlots {
             .checked_mul(capacity)
             .ok_or(Error::AllocationFailed { bytes: usize::MAX })?;
         let mut words = alloc::vec::Vec::new();
-        words.try_reserve_exact(total).map_err(|_| Error::AllocationFailed {
-            bytes: total.saturating_mul(WORD_BYTES),
-        })?;
+        words
+            .try_reserve_exact(total)
+            .map_err(|_| Error::AllocationFailed {
+                bytes: total.saturating_mul(WORD_BYTES),
+            })?;
         words.extend((0..total).map(|_| AtomicU64::new(0)));
-        Ok(HeapSlots { words: words.into_boxed_slice(), capacity, slot_words })
+        Ok(HeapSlots {
+            words: words.into_boxed_slice(),
+            capacity,
+            slot_words,
+        })
     }
 }
 
@@ -156,6 +166,10 @@ impl Storage for HeapSlots {
         let stride = self.slot_words + 2;
         let start = (index & (self.capacity - 1)) * stride;
         let slot = &self.words[start..start + stride];
-        SlotRef { stamp: &slot[0], len: &slot[1], data: &slot[2..] }
+        SlotRef {
+            stamp: &slot[0],
+            len: &slot[1],
+            data: &slot[2..],
+        }
     }
 }

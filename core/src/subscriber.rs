@@ -48,7 +48,11 @@ impl<R: RingRef> Subscriber<R> {
             Start::Now => head,
             Start::Oldest => head.saturating_sub(r.capacity() as u64),
         };
-        Subscriber { ring, cursor, missed: 0 }
+        Subscriber {
+            ring,
+            cursor,
+            missed: 0,
+        }
     }
 
     /// Receives the next event into `buf` (at least a slot long).

@@ -1,0 +1,458 @@
+//! Unit tests of the ring through its public API, plus the hole protocol
+//! driven step by step. Small counts under Miri, which runs all of these.
+
+use crate::*;
+use std::sync::Arc;
+use std::vec::Vec;
+
+const THREADED_EVENTS: u64 = if cfg!(miri) { 60 } else { 100_000 };
+
+fn ring(capacity: usize, slot_bytes: usize, overflow: Overflow) -> HeapRing {
+    HeapRing::with_capacity(capacity, slot_bytes, overflow).unwrap()
+}
+
+fn claim_all(ring: &HeapRing) -> Vec<(u64, Vec<u8>)> {
+    let mut buf = std::vec![0u8; ring.slot_bytes()];
+    let mut out = Vec::new();
+    while let Ok(c) = ring.try_claim(&mut buf) {
+        out.push((c.seq, buf[..c.len].to_vec()));
+    }
+    out
+}
+
+#[test]
+fn bad_configuration_is_refused() {
+    let o = Overflow::Overwrite;
+    assert_eq!(
+        HeapRing::with_capacity(0, 64, o).err(),
+        Some(Error::InvalidCapacity { capacity: 0 })
+    );
+    assert_eq!(
+        HeapRing::with_capacity(3, 64, o).err(),
+        Some(Error::InvalidCapacity { capacity: 3 })
+    );
+    assert_eq!(
+        HeapRing::with_capacity(4, 8, o).err(),
+        Some(Error::InvalidSlotSize { slot_bytes: 8 })
+    );
+    assert_eq!(
+        HeapRing::with_capacity(4, 60, o).err(),
+        Some(Error::InvalidSlotSize { slot_bytes: 60 })
+    );
+    assert_eq!(
+        HeapRing::with_capacity(4, MAX_SLOT_BYTES + 8, o).err(),
+        Some(Error::InvalidSlotSize {
+            slot_bytes: MAX_SLOT_BYTES + 8
+        })
+    );
+    assert_eq!(
+        HeapRing::with_capacity(MAX_CAPACITY * 2, 64, o).err(),
+        Some(Error::InvalidCapacity {
+            capacity: MAX_CAPACITY * 2
+        })
+    );
+    // Messages name the numbers.
+    let msg = std::format!(
+        "{}",
+        Error::TooLarge {
+            size: 300,
+            max: 256
+        }
+    );
+    assert!(msg.contains("300") && msg.contains("256"), "{msg}");
+}
+
+#[test]
+fn static_ring_round_trip() {
+    static RING: StaticRing<8, 2> = StaticRing::new(Overflow::Overwrite);
+    let mut p = RING.producer().unwrap();
+    assert_eq!(p.push(b"0123456789abcdef"), Ok(0));
+    assert_eq!(p.push(b"x"), Ok(1));
+    let mut buf = [0u8; 16];
+    let c = RING.try_claim(&mut buf).unwrap();
+    assert_eq!((c.seq, &buf[..c.len]), (0, &b"0123456789abcdef"[..]));
+    let c = RING.try_claim(&mut buf).unwrap();
+    assert_eq!((c.seq, &buf[..c.len]), (1, &b"x"[..]));
+    assert_eq!(RING.try_claim(&mut buf), Err(RecvError::Empty));
+}
+
+#[test]
+fn too_large_payload_changes_nothing() {
+    let r = ring(4, 16, Overflow::Overwrite);
+    let mut p = r.producer().unwrap();
+    let before = r.stats();
+    assert_eq!(p.push(&[1; 17]), Err(Error::TooLarge { size: 17, max: 16 }));
+    assert_eq!(r.stats(), before);
+    assert_eq!(
+        p.push(&[1; 16]),
+        Ok(0),
+        "the failed push took no sequence number"
+    );
+    let big = [("k", "a fairly long property value that cannot fit")];
+    assert!(matches!(
+        p.push_event(&Event::new("e").properties(&big)),
+        Err(Error::TooLarge { max: 16, .. })
+    ));
+    assert_eq!(p.push_event(&Event::new("")), Err(Error::EmptyName));
+    assert_eq!(r.stats().pushed, 1);
+}
+
+#[test]
+fn overwrite_counts_the_oldest_events_lost() {
+    let r = ring(4, 16, Overflow::Overwrite);
+    let mut p = r.producer().unwrap();
+    for i in 0..7u8 {
+        assert_eq!(p.push(&[i]), Ok(i as u64));
+    }
+    let s = r.stats();
+    assert_eq!(
+        (s.pushed, s.overwritten, s.depth, s.delivered),
+        (7, 3, 4, 0)
+    );
+    let got = claim_all(&r);
+    assert_eq!(
+        got.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [3, 4, 5, 6]
+    );
+    assert_eq!(got[0].1, [3]);
+    let s = r.stats();
+    assert_eq!(
+        (s.pushed, s.delivered, s.overwritten, s.depth),
+        (7, 4, 3, 0)
+    );
+    assert_eq!(s.high_water, 4);
+}
+
+#[test]
+fn reject_refuses_when_a_ring_behind() {
+    for mp in [false, true] {
+        let r = ring(2, 16, Overflow::Reject);
+        let mut sp = if mp {
+            None
+        } else {
+            Some(r.producer().unwrap())
+        };
+        let mpp = if mp {
+            Some(r.mp_producer().unwrap())
+        } else {
+            None
+        };
+        let mut push = |b: &[u8]| match (&mut sp, &mpp) {
+            (Some(p), _) => p.push(b),
+            (_, Some(p)) => p.push(b),
+            _ => unreachable!(),
+        };
+        assert_eq!(push(b"a"), Ok(0));
+        assert_eq!(push(b"b"), Ok(1));
+        assert_eq!(push(b"c"), Err(Error::Full));
+        let mut buf = [0u8; 16];
+        assert_eq!(r.try_claim(&mut buf).unwrap().seq, 0);
+        assert_eq!(push(b"d"), Ok(2));
+        let s = r.stats();
+        assert_eq!(
+            (s.pushed, s.rejected, s.overwritten, s.delivered),
+            (4, 1, 0, 1)
+        );
+        let rest = claim_all(&r);
+        assert_eq!(rest, [(1, b"b".to_vec()), (2, b"d".to_vec())]);
+        let s = r.stats();
+        assert_eq!(s.pushed, s.delivered + s.overwritten + s.rejected);
+    }
+}
+
+#[test]
+fn producer_modes_exclude_each_other() {
+    let r = ring(4, 16, Overflow::Overwrite);
+    let p = r.producer().unwrap();
+    assert_eq!(r.producer().err(), Some(Error::ProducerTaken));
+    assert_eq!(r.mp_producer().err(), Some(Error::ProducerTaken));
+    drop(p);
+    let mut p = r.producer().unwrap();
+    assert_eq!(p.push(b"a"), Ok(0));
+    drop(p);
+    let m = r.mp_producer().unwrap();
+    let _m2 = m.clone();
+    assert_eq!(r.producer().err(), Some(Error::ProducerTaken));
+    assert_eq!(m.push(b"b"), Ok(1), "a new producer continues the sequence");
+}
+
+#[test]
+fn close_with_multi_producers_drains_then_reports_closed() {
+    let r = ring(4, 16, Overflow::Overwrite);
+    let p = r.mp_producer().unwrap();
+    let mut sub = r.subscribe(Start::Now);
+    p.push(b"a").unwrap();
+    assert!(r.close());
+    assert!(!r.close(), "second close reports it was closed already");
+    assert!(r.is_closed());
+    assert_eq!(p.push(b"b"), Err(Error::Closed));
+    let mut buf = [0u8; 16];
+    assert_eq!(r.try_claim(&mut buf).map(|c| c.seq), Ok(0));
+    assert_eq!(r.try_claim(&mut buf), Err(RecvError::Closed));
+    assert_eq!(sub.try_recv(&mut buf).map(|c| c.seq), Ok(0));
+    assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Closed));
+    assert_eq!(r.producer().err(), Some(Error::Closed));
+    assert_eq!(r.stats().pushed, 1, "pushes after close are not counted");
+}
+
+#[test]
+fn close_with_a_single_producer_takes_effect_when_it_sees_it() {
+    let r = ring(4, 16, Overflow::Overwrite);
+    let mut p = r.producer().unwrap();
+    p.push(b"a").unwrap();
+    r.close();
+    let mut buf = [0u8; 16];
+    assert_eq!(r.try_claim(&mut buf).map(|c| c.seq), Ok(0));
+    assert_eq!(
+        r.try_claim(&mut buf),
+        Err(RecvError::Empty),
+        "producer has not seen the close yet"
+    );
+    assert_eq!(p.push(b"b"), Err(Error::Closed));
+    assert_eq!(r.try_claim(&mut buf), Err(RecvError::Closed));
+
+    let r = ring(4, 16, Overflow::Overwrite);
+    let p = r.producer().unwrap();
+    r.close();
+    drop(p);
+    assert_eq!(
+        r.try_claim(&mut buf),
+        Err(RecvError::Closed),
+        "dropping the producer seals the ring"
+    );
+}
+
+#[test]
+fn subscribers_see_everything_and_report_lag() {
+    let r = ring(4, 16, Overflow::Overwrite);
+    let p = r.mp_producer().unwrap();
+    p.push(&[0]).unwrap();
+    let mut now = r.subscribe(Start::Now);
+    let mut oldest = r.subscribe(Start::Oldest);
+    let mut buf = [0u8; 16];
+    assert_eq!(oldest.try_recv(&mut buf).map(|c| c.seq), Ok(0));
+    assert_eq!(now.try_recv(&mut buf), Err(RecvError::Empty));
+    for i in 1..=6u8 {
+        p.push(&[i]).unwrap();
+    }
+    assert_eq!(now.lag(), 6);
+    assert_eq!(now.try_recv(&mut buf), Err(RecvError::Lagged(2)));
+    assert_eq!(now.missed(), 2);
+    let seqs: Vec<u64> =
+        core::iter::from_fn(|| now.try_recv(&mut buf).ok().map(|c| c.seq)).collect();
+    assert_eq!(seqs, [3, 4, 5, 6]);
+    assert_eq!(buf[0], 6);
+    assert_eq!(oldest.try_recv(&mut buf), Err(RecvError::Lagged(2)));
+    assert_eq!(oldest.next_seq(), 3);
+    // Subscribers do not move the worker group.
+    assert_eq!(claim_all(&r).len(), 4);
+}
+
+#[test]
+fn batch_claims_are_consecutive_and_exclusive() {
+    let r = ring(8, 16, Overflow::Overwrite);
+    let p = r.mp_producer().unwrap();
+    for i in 0..5u8 {
+        p.push(&[i; 3]).unwrap();
+    }
+    let mut buf = [0u8; 3 * 16];
+    let mut claims = [Claim::default(); 3];
+    assert_eq!(r.try_claim_batch(&mut buf, &mut claims), Ok(3));
+    assert_eq!(claims.map(|c| (c.seq, c.len)), [(0, 3), (1, 3), (2, 3)]);
+    assert_eq!(&buf[32..35], &[2, 2, 2]);
+    assert_eq!(r.try_claim_batch(&mut buf, &mut claims), Ok(2));
+    assert_eq!(
+        r.try_claim_batch(&mut buf, &mut claims),
+        Err(RecvError::Empty)
+    );
+    assert_eq!(
+        r.try_claim_batch(&mut buf[..8], &mut claims),
+        Err(RecvError::BufferTooSmall { needed: 48, got: 8 })
+    );
+}
+
+#[test]
+fn short_buffers_are_refused() {
+    let r = ring(4, 32, Overflow::Overwrite);
+    r.mp_producer().unwrap().push(b"abc").unwrap();
+    let mut small = [0u8; 31];
+    assert_eq!(
+        r.try_claim(&mut small),
+        Err(RecvError::BufferTooSmall {
+            needed: 32,
+            got: 31
+        })
+    );
+    assert_eq!(
+        r.subscribe(Start::Oldest).try_recv(&mut small),
+        Err(RecvError::BufferTooSmall {
+            needed: 32,
+            got: 31
+        })
+    );
+    assert_eq!(r.stats().delivered, 0, "the refused claim took nothing");
+}
+
+#[test]
+fn events_round_trip_with_a_clock() {
+    let r = ring(4, 128, Overflow::Overwrite);
+    let p = r.mp_producer().unwrap();
+    p.push_event(&Event::new("session_start").properties(&[("user", "u1")]))
+        .unwrap();
+    p.push_event(&Event::new("purchase").timestamp(5).external(true))
+        .unwrap();
+    let mut buf = [0u8; 128];
+    let c = r.try_claim(&mut buf).unwrap();
+    let e = c.event(&buf).unwrap();
+    assert_eq!(
+        (e.seq, e.name, e.properties().get("user")),
+        (0, "session_start", Some("u1"))
+    );
+    assert!(
+        e.timestamp > 1_600_000_000_000_000_000,
+        "timestamp 0 is stamped at push time"
+    );
+    let c = r.try_claim(&mut buf).unwrap();
+    let e = c.event(&buf).unwrap();
+    assert_eq!(
+        (e.seq, e.name, e.timestamp, e.external, e.properties().len()),
+        (1, "purchase", 5, true, 0)
+    );
+}
+
+/// Drives the hole protocol by hand: a producer stalls mid-write, the ring
+/// laps it, the lapping producer must not wait, and nothing torn or lost
+/// reaches a reader.
+#[test]
+fn stalled_producer_is_skipped_not_waited_for() {
+    use crate::sync::Ordering::Relaxed;
+    let r = ring(2, 16, Overflow::Overwrite);
+    let stalled = r.mp_producer().unwrap();
+    let p = stalled.clone();
+    let ticket = stalled.take_ticket().unwrap();
+    assert_eq!(ticket, 0);
+    let slot = stalled.claim_slot(ticket).expect("free slot");
+    assert_eq!(p.push(b"one"), Ok(1));
+    // Ticket 2 maps to the stalled slot: it becomes a hole instead of
+    // waiting, and the event goes out as 3 (overwriting "one").
+    assert_eq!(p.push(b"two"), Ok(3));
+    assert_eq!(r.counters.abandoned.load(Relaxed), 1);
+    let mut buf = [0u8; 16];
+    // The reader skips the stalled ticket 0 (lapped), "one" (overwritten)
+    // and the hole 2.
+    let c = r.try_claim(&mut buf).unwrap();
+    assert_eq!((c.seq, &buf[..c.len]), (3, &b"two"[..]));
+    // The stalled producer finishes: its commit fails, it hands the slot back
+    // and (as `push` does) counts its ticket as abandoned.
+    crate::producer::write_slot(slot, 5, |w| w.write(b"stale"));
+    assert!(!crate::producer::finish(
+        slot,
+        ticket,
+        crate::stamp::committed(ticket)
+    ));
+    r.counters.abandoned.fetch_add(1, Relaxed);
+    assert_eq!(p.push(b"four"), Ok(4), "the slot is usable again");
+    let c = r.try_claim(&mut buf).unwrap();
+    assert_eq!((c.seq, &buf[..c.len]), (4, &b"four"[..]));
+    let s = r.stats();
+    // Tickets 0..=4: 0 and 2 are holes; "one" overwritten; 3 and 4 delivered.
+    assert_eq!(
+        (s.pushed, s.delivered, s.overwritten, s.depth),
+        (3, 2, 1, 0)
+    );
+}
+
+#[test]
+fn single_producer_and_worker_across_threads() {
+    let r = Arc::new(ring(16, 16, Overflow::Overwrite));
+    let mut p = Producer::new(r.clone()).unwrap();
+    let consumer = {
+        let r = r.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let (mut last, mut got) = (None, 0u64);
+            loop {
+                match r.try_claim(&mut buf) {
+                    Ok(c) => {
+                        let v = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                        assert_eq!(v, c.seq, "payload matches its sequence number");
+                        assert_eq!(&buf[8..16], &v.to_le_bytes(), "untorn");
+                        assert!(last.is_none_or(|l| c.seq > l), "in order, no duplicates");
+                        last = Some(c.seq);
+                        got += 1;
+                    }
+                    Err(RecvError::Closed) => return got,
+                    Err(_) => std::thread::yield_now(),
+                }
+            }
+        })
+    };
+    for i in 0..THREADED_EVENTS {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        b[8..].copy_from_slice(&i.to_le_bytes());
+        p.push(&b).unwrap();
+    }
+    r.close();
+    drop(p);
+    let got = consumer.join().unwrap();
+    let s = r.stats();
+    assert_eq!(s.delivered, got);
+    assert_eq!(s.pushed, s.delivered + s.overwritten);
+}
+
+#[test]
+fn two_multi_producers_and_two_workers() {
+    let r = Arc::new(ring(8, 16, Overflow::Overwrite));
+    let p = MpProducer::new(r.clone()).unwrap();
+    let per_producer = THREADED_EVENTS / 2;
+    let claimed: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let r = &r;
+                s.spawn(move || {
+                    let mut buf = [0u8; 16];
+                    let mut seqs = Vec::new();
+                    loop {
+                        match r.try_claim(&mut buf) {
+                            Ok(c) => {
+                                assert_eq!(buf[..8], buf[8..16], "untorn");
+                                seqs.push(c.seq);
+                            }
+                            Err(RecvError::Closed) => return seqs,
+                            Err(_) => std::thread::yield_now(),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let producers: Vec<_> = (0..2u64)
+            .map(|id| {
+                let p = p.clone();
+                s.spawn(move || {
+                    for i in 0..per_producer {
+                        let v = (id << 32) | i;
+                        let mut b = [0u8; 16];
+                        b[..8].copy_from_slice(&v.to_le_bytes());
+                        b[8..].copy_from_slice(&v.to_le_bytes());
+                        p.push(&b).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in producers {
+            t.join().unwrap();
+        }
+        r.close();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut all: Vec<u64> = claimed.concat();
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), n, "no sequence number claimed twice");
+    let s = r.stats();
+    assert_eq!(s.delivered as usize, n);
+    assert_eq!(s.pushed, THREADED_EVENTS);
+    assert_eq!(s.pushed, s.delivered + s.overwritten);
+}

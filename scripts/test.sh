@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs every test of evqueue on a fresh machine: installs what it needs
+# (rustup components and targets, nightly Miri), then lint, unit and doc
+# tests, proptests, no_std builds, loom models, Miri, the release stress test
+# and the benches in test mode. Expected run time on a 2-core machine: ~15 min.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+
+stage() {
+  local name=$1
+  shift
+  printf '\n=== %s\n' "$name"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    printf '=== %s: ok (%ss)\n' "$name" $((SECONDS - start))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    printf '=== %s: FAILED (%ss)\n' "$name" $((SECONDS - start))
+  fi
+}
+
+install_toolchains() {
+  rustup component add rustfmt clippy &&
+    rustup target add thumbv7em-none-eabihf x86_64-unknown-none &&
+    if rustup run nightly rustc --version >/dev/null 2>&1; then
+      rustup component add --toolchain nightly miri rust-src
+    else
+      rustup toolchain install nightly --profile minimal --component miri,rust-src
+    fi
+}
+
+# A failed install fails everything after it; stop early with a clear message.
+stage "install toolchains" install_toolchains || true
+if [ "$failed" -ne 0 ]; then
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+stage "rustfmt" cargo fmt --all -- --check
+stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "clippy (no_std core)" cargo clippy -p evqueue --no-default-features -- -D warnings
+stage "unit, doc and model tests" cargo test --workspace
+stage "no_std build: thumbv7em-none-eabihf (32-bit, no 64-bit atomics)" \
+  cargo build -p evqueue --no-default-features --target thumbv7em-none-eabihf
+stage "no_std build: x86_64-unknown-none" \
+  cargo build -p evqueue --no-default-features --target x86_64-unknown-none
+stage "no_std build with alloc: thumbv7em-none-eabihf" \
+  cargo build -p evqueue --no-default-features --features alloc --target thumbv7em-none-eabihf
+# About 3 minutes on 2 cores (7 models, LOOM_MAX_PREEMPTIONS=2).
+stage "loom models" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
+  CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom
+# About 1-2 minutes: 16 schedules per test. Isolation off: one test reads the wall clock.
+stage "miri (core unit tests)" env MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-many-seeds=0..16" \
+  cargo +nightly miri test -p evqueue --lib
+stage "stress (release, 10M events)" cargo test -p evqueue --release --test stress -- --nocapture
+if [ -d benches ]; then
+  stage "benches compile and run once" cargo test -p benches --benches
+fi
+
+printf '\n'
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
