@@ -246,6 +246,24 @@ impl<S: Storage> Ring<S> {
         before & CLOSE_REQUESTED == 0
     }
 
+    /// The sequence number the next push will get: events pushed so far,
+    /// counting tickets in flight.
+    pub fn next_seq(&self) -> u64 {
+        self.head_seq()
+    }
+
+    /// The worker group's cursor: every sequence number below it has been
+    /// claimed by a worker or counted as lost.
+    pub fn worker_position(&self) -> u64 {
+        self.worker.load(Acquire)
+    }
+
+    /// Whether the ring is sealed: no push can succeed any more, and
+    /// consumers that reach [`next_seq`](Self::next_seq) see `Closed`.
+    pub fn is_sealed(&self) -> bool {
+        self.head.load(Acquire) & CLOSED != 0
+    }
+
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.control.load(Acquire) & CLOSE_REQUESTED != 0
@@ -292,7 +310,8 @@ impl<S: Storage> Ring<S> {
 
     /// Claims up to `claims.len()` consecutive events at once for the worker
     /// group. Event `i` is copied to `buf[i * slot_bytes..]` and described by
-    /// `claims[i]`; returns how many were claimed (at least one).
+    /// `claims[i]`; returns how many were claimed (at least one, unless
+    /// `claims` is empty).
     ///
     /// ```
     /// use evqueue::{Claim, HeapRing, Overflow};
@@ -311,9 +330,12 @@ impl<S: Storage> Ring<S> {
     ) -> Result<usize, RecvError> {
         let slot_bytes = self.slot_bytes();
         let max = claims.len().min(buf.len() / slot_bytes);
+        if claims.is_empty() {
+            return Ok(0);
+        }
         if max == 0 {
             return Err(RecvError::BufferTooSmall {
-                needed: slot_bytes * claims.len().max(1),
+                needed: slot_bytes,
                 got: buf.len(),
             });
         }

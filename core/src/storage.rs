@@ -117,16 +117,11 @@ pub struct HeapSlots {
 impl HeapSlots {
     pub(crate) fn new(capacity: usize, slot_bytes: usize) -> Result<Self, crate::Error> {
         use crate::Error;
-        if capacity == 0 || !capacity.is_power_of_two() {
+        if !capacity.is_power_of_two() || capacity > crate::MAX_CAPACITY {
             return Err(Error::InvalidCapacity { capacity });
         }
-        if capacity > crate::MAX_CAPACITY {
-            return Err(Error::InvalidCapacity { capacity });
-        }
-        if slot_bytes < crate::MIN_SLOT_BYTES
-            || slot_bytes > crate::MAX_SLOT_BYTES
-            || slot_bytes % WORD_BYTES != 0
-        {
+        let bounds = crate::MIN_SLOT_BYTES..=crate::MAX_SLOT_BYTES;
+        if !bounds.contains(&slot_bytes) || slot_bytes % WORD_BYTES != 0 {
             return Err(Error::InvalidSlotSize { slot_bytes });
         }
         let slot_words = slot_bytes / WORD_BYTES;

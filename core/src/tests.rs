@@ -267,8 +267,9 @@ fn batch_claims_are_consecutive_and_exclusive() {
     );
     assert_eq!(
         r.try_claim_batch(&mut buf[..8], &mut claims),
-        Err(RecvError::BufferTooSmall { needed: 48, got: 8 })
+        Err(RecvError::BufferTooSmall { needed: 16, got: 8 })
     );
+    assert_eq!(r.try_claim_batch(&mut buf, &mut []), Ok(0));
 }
 
 #[test]
