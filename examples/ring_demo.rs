@@ -17,10 +17,16 @@ const SLOT_BYTES: usize = 256;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = match std::env::args().nth(1) {
-        Some(arg) => arg.parse().map_err(|_| format!("SECONDS must be a number, got {arg:?}"))?,
+        Some(arg) => arg
+            .parse()
+            .map_err(|_| format!("SECONDS must be a number, got {arg:?}"))?,
         None => 3.0,
     };
-    let ring = Arc::new(HeapRing::with_capacity(CAPACITY, SLOT_BYTES, Overflow::Overwrite)?);
+    let ring = Arc::new(HeapRing::with_capacity(
+        CAPACITY,
+        SLOT_BYTES,
+        Overflow::Overwrite,
+    )?);
     let mut producer = Producer::new(ring.clone())?;
     let dashboard_seen = Arc::new(AtomicU64::new(0));
     let dashboard_lagged = Arc::new(AtomicU64::new(0));
@@ -102,7 +108,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
 
         // The game loop: one thread emitting what a match server emits.
-        let names = ["session_start", "match_start", "player_kill", "purchase", "match_end", "session_end"];
+        let names = [
+            "session_start",
+            "match_start",
+            "player_kill",
+            "purchase",
+            "match_end",
+            "session_end",
+        ];
         let deadline = started + Duration::from_secs_f64(seconds);
         let mut i = 0u64;
         let mut user = String::new();
@@ -112,14 +125,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 user.clear();
                 let _ = write!(user, "user-{}", i % 10_000);
                 let name = names[(i % names.len() as u64) as usize];
-                let props = [("user_id", user.as_str()), ("region", "eu-west"), ("build", "1.42.0")];
+                let props = [
+                    ("user_id", user.as_str()),
+                    ("region", "eu-west"),
+                    ("build", "1.42.0"),
+                ];
                 producer.push_event(&Event::new(name).properties(&props))?;
                 i += 1;
             }
         }
         ring.close();
         drop(producer); // the single producer seals the ring for the consumers
-        let handled = workers.into_iter().map(|w| w.join().expect("worker panicked")).sum();
+        let handled = workers
+            .into_iter()
+            .map(|w| w.join().expect("worker panicked"))
+            .sum();
         stop_reporting.store(true, Ordering::Relaxed);
         Ok::<u64, evqueue::Error>(handled)
     })?;
@@ -130,10 +150,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{:<28}{:>14}", "events pushed", st.pushed);
     println!("{:<28}{:>14}", "handled by workers", handled);
     println!("{:<28}{:>14}", "overwritten (lost)", st.overwritten);
-    println!("{:<28}{:>14}", "seen by dashboard", dashboard_seen.load(Ordering::Relaxed));
-    println!("{:<28}{:>14}", "dashboard lagged", dashboard_lagged.load(Ordering::Relaxed));
+    println!(
+        "{:<28}{:>14}",
+        "seen by dashboard",
+        dashboard_seen.load(Ordering::Relaxed)
+    );
+    println!(
+        "{:<28}{:>14}",
+        "dashboard lagged",
+        dashboard_lagged.load(Ordering::Relaxed)
+    );
     println!("{:<28}{:>14}", "high-water mark", st.high_water);
-    println!("{:<28}{:>11.2} M/s", "push rate", st.pushed as f64 / elapsed / 1e6);
+    println!(
+        "{:<28}{:>11.2} M/s",
+        "push rate",
+        st.pushed as f64 / elapsed / 1e6
+    );
     let balanced = st.pushed == st.delivered + st.overwritten && st.delivered == handled;
     println!(
         "{:<28}{:>14}",
