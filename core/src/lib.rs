@@ -46,6 +46,8 @@
 extern crate alloc;
 
 mod codec;
+#[cfg(feature = "std")]
+mod dispatcher;
 mod error;
 mod producer;
 mod ring;
@@ -57,6 +59,12 @@ mod sync;
 pub use codec::{
     check_name, encode_into, encoded_len, Event, EventView, Properties, PropertyIter,
     EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
+};
+#[cfg(feature = "std")]
+pub use dispatcher::{
+    Builder, DispatchError, Emitter, EventQueue, EventSubscriber, Failure, HandlerError,
+    HandlerResult, NameFailures, OwnedEvent, QueueStats, RecvTimeoutError, ShutdownReport,
+    SubscriberStats, SESSION_END, SESSION_START,
 };
 pub use error::{Error, RecvError};
 pub use producer::{MpProducer, Producer};

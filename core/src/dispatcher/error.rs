@@ -1,0 +1,100 @@
+//! Errors of the dispatcher layer. Event and ring errors stay
+//! [`crate::Error`]; these cover the pool itself.
+
+use std::fmt;
+
+/// Why a dispatcher operation (build, flush, shutdown) was refused or did not
+/// complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// The ring could not be built: bad capacity or slot size, or no memory
+    /// (the wrapped [`crate::Error`] says which).
+    Config(crate::Error),
+    /// The worker count must be between 1 and [`Builder::MAX_WORKERS`](super::Builder::MAX_WORKERS).
+    InvalidWorkers {
+        /// The count asked for.
+        workers: usize,
+    },
+    /// The operating system refused to start a worker thread.
+    Spawn(String),
+    /// `flush` or `shutdown` was called from inside a handler (or the error
+    /// hook) of this queue: it would wait on its own worker.
+    InHandler,
+    /// `flush` timed out with events still unhandled.
+    Timeout {
+        /// Events pushed before the flush and not yet handled or lost.
+        left: u64,
+    },
+    /// `flush` after shutdown, with events that no worker will handle any more.
+    ShutDown {
+        /// Events pushed before the flush and left unhandled.
+        left: u64,
+    },
+}
+
+impl fmt::Display for DispatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DispatchError::Config(e) => write!(f, "invalid queue configuration: {e}"),
+            DispatchError::InvalidWorkers { workers } => write!(
+                f,
+                "worker count {workers} is invalid: it must be between 1 and {}",
+                super::Builder::MAX_WORKERS
+            ),
+            DispatchError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            DispatchError::InHandler => f.write_str(
+                "flush or shutdown called from inside a handler of the same queue: it would wait on itself",
+            ),
+            DispatchError::Timeout { left } => {
+                write!(f, "flush timed out with {left} events still unhandled")
+            }
+            DispatchError::ShutDown { left } => {
+                write!(f, "queue is shut down with {left} events left unhandled")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DispatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DispatchError::Config(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::Error> for DispatchError {
+    fn from(e: crate::Error) -> Self {
+        DispatchError::Config(e)
+    }
+}
+
+/// What [`EventSubscriber::recv_timeout`](super::EventSubscriber::recv_timeout)
+/// returns instead of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvTimeoutError {
+    /// Nothing arrived in time: the heartbeat, time to send a keep-alive.
+    Timeout,
+    /// This many events were overwritten before the subscriber read them; it
+    /// continues from the oldest retained event.
+    Lagged(u64),
+    /// The queue is shut down and the subscriber has read everything.
+    Closed,
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("no event before the timeout"),
+            RecvTimeoutError::Lagged(n) => {
+                write!(f, "subscriber lagged: {n} events were overwritten")
+            }
+            RecvTimeoutError::Closed => f.write_str("queue is closed and drained"),
+        }
+    }
+}
+
+impl std::error::Error for RecvTimeoutError {}

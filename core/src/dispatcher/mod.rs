@@ -1,0 +1,40 @@
+//! The worker dispatcher (`std`): a pool of worker threads that drains the
+//! ring's worker group and runs handlers, Nakama style.
+//!
+//! - [`EventQueue`] owns an `Arc<HeapRing>`, one [`MpProducer`](crate::MpProducer)
+//!   (wrapped in an [`Emitter`]) and the workers. `emit` never blocks, so a
+//!   handler may emit without deadlock.
+//! - Handlers ([`EventQueue::on`], [`EventQueue::on_any`], the session
+//!   helpers) live in a copy-on-write registry that workers read without
+//!   locks; errors and panics are counted per event name, passed to the error
+//!   hook, and never kill a worker.
+//! - Idle workers spin for [`Builder::spin_for`], then park on an
+//!   `event_listener::Event`. A push notifies with one `SeqCst` fence and an
+//!   atomic load when nobody sleeps (no syscall); a worker registers as a
+//!   listener, fences, and *re-tries the claim* before it sleeps, so a push
+//!   that raced with it is never missed (the two fences make the classic
+//!   store-buffer race impossible: either the push sees the listener, or the
+//!   re-try sees the push).
+//! - [`EventQueue::flush`] waits for everything pushed before it; each worker
+//!   publishes a lower bound of the sequence number it is handling (stored
+//!   *before* it claims), so `worker_position() >= target` and every worker's
+//!   published seq `>= target` together prove that every event below
+//!   `target` was handled or counted lost.
+//! - [`EventQueue::shutdown`] closes the ring, lets workers drain until the
+//!   deadline, joins them and returns a [`ShutdownReport`]. Dropping the
+//!   queue shuts it down with [`Builder::drop_deadline`].
+
+mod builder;
+mod error;
+mod handlers;
+mod queue;
+mod stats;
+mod subscriber;
+mod worker;
+
+pub use builder::Builder;
+pub use error::{DispatchError, RecvTimeoutError};
+pub use handlers::{Failure, HandlerError, HandlerResult, SESSION_END, SESSION_START};
+pub use queue::{Emitter, EventQueue, ShutdownReport};
+pub use stats::{NameFailures, QueueStats, SubscriberStats};
+pub use subscriber::{EventSubscriber, OwnedEvent};

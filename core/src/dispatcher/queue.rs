@@ -1,0 +1,676 @@
+//! [`EventQueue`], its [`Emitter`] handles, flush and shutdown.
+
+use super::handlers::{self, Handler, Registry};
+use super::stats::{NameFailures, QueueStats, SubscriberStats};
+use super::subscriber::{EventSubscriber, SubscriberState};
+use super::worker::{self, WorkerSlot, IDLE};
+use super::{Builder, DispatchError, Failure, HandlerResult, SESSION_END, SESSION_START};
+use crate::{check_name, Error, Event, EventView, HeapRing, MpProducer, Start};
+use arc_swap::ArcSwap;
+use crossbeam_utils::CachePadded;
+use event_listener::{Event as Notifier, IntoNotification, Listener};
+use std::collections::BTreeMap;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Where pushes announce themselves. Shared by the queue and every
+/// [`Emitter`] (which must not keep the workers' state alive).
+pub(crate) struct Wake {
+    /// Parked workers listen here; a push wakes one.
+    pub(crate) workers: Notifier,
+    /// Blocked subscribers listen here; a push wakes them all.
+    pub(crate) subscribers: Notifier,
+}
+
+impl Wake {
+    /// After a push: one `SeqCst` fence, then an atomic load per notifier
+    /// when nobody listens (no lock, no syscall).
+    #[inline]
+    pub(crate) fn pushed(&self) {
+        // Pairs with the fence a sleeper issues between registering as a
+        // listener and re-checking the ring: either we see its registration,
+        // or it sees our push.
+        fence(SeqCst);
+        self.workers.notify(1.relaxed());
+        self.subscribers.notify(usize::MAX.relaxed());
+    }
+
+    pub(crate) fn all(&self) {
+        self.workers.notify(usize::MAX);
+        self.subscribers.notify(usize::MAX);
+    }
+}
+
+/// What the workers share with the queue.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) ring: Arc<HeapRing>,
+    pub(crate) wake: Arc<Wake>,
+    pub(crate) registry: ArcSwap<Registry>,
+    pub(crate) slots: Box<[CachePadded<WorkerSlot>]>,
+    pub(crate) spin: Duration,
+    /// Set when the shutdown deadline passed: workers stop at the next event.
+    pub(crate) stop: AtomicBool,
+    pub(crate) errors: AtomicU64,
+    pub(crate) panics: AtomicU64,
+    /// Per event name; touched only when a handler fails.
+    pub(crate) failures: Mutex<BTreeMap<String, NameFailures>>,
+    pub(crate) live_workers: AtomicUsize,
+    /// Notified when a worker exits.
+    pub(crate) exited: Notifier,
+    pub(crate) subscribers: Mutex<Vec<Weak<SubscriberState>>>,
+    pub(crate) next_subscriber: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn record_failures(&self, name: &str, errors: u64, panics: u64) {
+        self.errors.fetch_add(errors, Relaxed);
+        self.panics.fetch_add(panics, Relaxed);
+        let mut map = lock(&self.failures);
+        let entry = map.entry(name.to_owned()).or_default();
+        entry.errors += errors;
+        entry.panics += panics;
+    }
+
+    fn handled(&self) -> u64 {
+        self.slots.iter().map(|s| s.handled.load(Acquire)).sum()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks, but a poisoned counter map
+    // is still a valid counter map.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A cloneable, thread-safe handle that emits into a queue. It keeps the ring
+/// alive but not the workers or the handlers, so a handler may capture one to
+/// emit follow-up events without creating a reference cycle.
+///
+/// ```
+/// use evqueue::{Event, EventQueue};
+/// use std::time::Duration;
+/// let queue = EventQueue::builder().capacity(64).workers(1).build()?;
+/// let emitter = queue.emitter();
+/// // A handler that emits: emit never blocks, so this cannot deadlock.
+/// queue.on("match_end", move |_| { emitter.emit(&Event::new("leaderboard_update"))?; Ok(()) })?;
+/// queue.emit(&Event::new("match_end"))?;
+/// queue.flush(Duration::from_secs(5))?; // match_end handled...
+/// queue.flush(Duration::from_secs(5))?; // ...and the event it emitted
+/// assert_eq!(queue.stats().handled, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Emitter {
+    producer: MpProducer<Arc<HeapRing>>,
+    wake: Arc<Wake>,
+}
+
+impl Emitter {
+    /// Encodes and pushes `event`, wakes a parked worker if one sleeps, and
+    /// returns the event's sequence number. Never blocks.
+    ///
+    /// Fails, changing nothing, with the event errors of [`Event`]
+    /// ([`Error::EmptyName`], [`Error::TooLarge`], ...), [`Error::Closed`]
+    /// after shutdown, or [`Error::Full`] under [`Overflow::Reject`](crate::Overflow::Reject).
+    #[inline]
+    pub fn emit(&self, event: &Event<'_>) -> Result<u64, Error> {
+        let seq = self.producer.push_event(event)?;
+        self.wake.pushed();
+        Ok(seq)
+    }
+
+    /// Emits `session_start` with these properties.
+    pub fn emit_session_start(&self, properties: &[(&str, &str)]) -> Result<u64, Error> {
+        self.emit(&Event::new(SESSION_START).properties(properties))
+    }
+
+    /// Emits `session_end` with a `reason` property followed by these
+    /// properties.
+    pub fn emit_session_end(
+        &self,
+        reason: &str,
+        properties: &[(&str, &str)],
+    ) -> Result<u64, Error> {
+        let mut all = Vec::with_capacity(properties.len() + 1);
+        all.push(("reason", reason));
+        all.extend_from_slice(properties);
+        self.emit(&Event::new(SESSION_END).properties(&all))
+    }
+}
+
+/// What [`EventQueue::shutdown`] reports. Once the workers are joined,
+/// `pushed = handled + overwritten + rejected + left` (see [`QueueStats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Events pushed while the queue was open (accepted or rejected).
+    pub pushed: u64,
+    /// Events the workers dispatched to their handlers (including those whose
+    /// handlers failed).
+    pub handled: u64,
+    /// Events lost because they were overwritten before a worker claimed them.
+    pub overwritten: u64,
+    /// Pushes refused under [`Overflow::Reject`](crate::Overflow::Reject).
+    pub rejected: u64,
+    /// Handler errors returned.
+    pub errors: u64,
+    /// Handler panics caught.
+    pub panics: u64,
+    /// Events still in the ring, unhandled, when the deadline passed.
+    pub left: u64,
+    /// Whether the deadline passed before the workers drained the ring.
+    pub timed_out: bool,
+}
+
+struct Lifecycle {
+    handles: Vec<JoinHandle<()>>,
+    report: Option<ShutdownReport>,
+}
+
+/// The event queue: a ring, a pool of worker threads and the handlers they
+/// run; built by [`EventQueue::builder`].
+///
+/// Producers [`emit`](Self::emit) from any thread (never blocking, also from
+/// handlers); workers claim each event once, in push order, and run the
+/// handlers registered for its name, then the catch-alls. Idle workers spin
+/// briefly and then park; a push wakes one without a syscall when none
+/// sleeps. [`flush`](Self::flush) waits for what was pushed before it;
+/// [`shutdown`](Self::shutdown) drains and reports.
+///
+/// ```
+/// use evqueue::{Event, EventQueue};
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let queue = EventQueue::builder().capacity(1024).workers(2).build()?;
+/// let gems = Arc::new(AtomicU64::new(0));
+/// let g = gems.clone();
+/// queue.on("purchase", move |event| {
+///     let n: u64 = event.properties().get("gems").unwrap_or("0").parse()?;
+///     g.fetch_add(n, Ordering::Relaxed);
+///     Ok(())
+/// })?;
+/// queue.on_session_end(|event| {
+///     assert_eq!(event.properties().get("reason"), Some("logout"));
+///     Ok(())
+/// });
+/// queue.emit(&Event::new("purchase").properties(&[("gems", "50")]))?;
+/// queue.emit_session_end("logout", &[("user", "ada")])?;
+/// queue.flush(Duration::from_secs(5))?;
+/// assert_eq!(gems.load(Ordering::Relaxed), 50);
+/// let report = queue.shutdown(Duration::from_secs(5))?;
+/// assert_eq!((report.handled, report.errors, report.left), (2, 0, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// `EventQueue` is `Send + Sync`: share it (`Arc`) or hand out
+/// [`Emitter`]s. Dropping it shuts it down (see [`Builder::drop_deadline`]).
+pub struct EventQueue {
+    shared: Arc<Shared>,
+    emitter: Emitter,
+    lifecycle: Mutex<Lifecycle>,
+    drop_deadline: Duration,
+}
+
+impl EventQueue {
+    /// A [`Builder`] with Nakama's defaults: 65536 slots of 256 bytes, 8
+    /// workers, [`Overflow::Overwrite`](crate::Overflow::Overwrite).
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub(crate) fn start(config: Builder) -> Result<EventQueue, DispatchError> {
+        if config.workers == 0 || config.workers > Builder::MAX_WORKERS {
+            return Err(DispatchError::InvalidWorkers {
+                workers: config.workers,
+            });
+        }
+        let ring = Arc::new(HeapRing::with_capacity(
+            config.capacity,
+            config.slot_bytes,
+            config.overflow,
+        )?);
+        let producer = MpProducer::new(ring.clone())?;
+        let wake = Arc::new(Wake {
+            workers: Notifier::new(),
+            subscribers: Notifier::new(),
+        });
+        let shared = Arc::new(Shared {
+            id: NEXT_QUEUE_ID.fetch_add(1, Relaxed),
+            ring,
+            wake: wake.clone(),
+            registry: ArcSwap::from_pointee(Registry::default()),
+            slots: (0..config.workers)
+                .map(|_| CachePadded::new(WorkerSlot::default()))
+                .collect(),
+            spin: config.spin,
+            stop: AtomicBool::new(false),
+            errors: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            failures: Mutex::new(BTreeMap::new()),
+            live_workers: AtomicUsize::new(config.workers),
+            exited: Notifier::new(),
+            subscribers: Mutex::new(Vec::new()),
+            next_subscriber: AtomicU64::new(0),
+        });
+        let queue = EventQueue {
+            shared: shared.clone(),
+            emitter: Emitter { producer, wake },
+            lifecycle: Mutex::new(Lifecycle {
+                handles: Vec::with_capacity(config.workers),
+                report: None,
+            }),
+            drop_deadline: config.drop_deadline,
+        };
+        for index in 0..config.workers {
+            let shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-{index}", config.thread_name))
+                .spawn(move || worker::run(&shared, index));
+            match spawned {
+                Ok(handle) => lock(&queue.lifecycle).handles.push(handle),
+                Err(e) => {
+                    // Workers never started still count as live: account for them.
+                    let missing = config.workers - index;
+                    queue.shared.live_workers.fetch_sub(missing, AcqRel);
+                    drop(queue); // closes the ring, joins the started workers
+                    return Err(DispatchError::Spawn(e.to_string()));
+                }
+            }
+        }
+        Ok(queue)
+    }
+
+    /// A cloneable handle to emit from any thread, including from handlers.
+    pub fn emitter(&self) -> Emitter {
+        self.emitter.clone()
+    }
+
+    /// Emits an event; see [`Emitter::emit`].
+    #[inline]
+    pub fn emit(&self, event: &Event<'_>) -> Result<u64, Error> {
+        self.emitter.emit(event)
+    }
+
+    /// Emits `session_start`; see [`Emitter::emit_session_start`].
+    pub fn emit_session_start(&self, properties: &[(&str, &str)]) -> Result<u64, Error> {
+        self.emitter.emit_session_start(properties)
+    }
+
+    /// Emits `session_end` with a `reason`; see [`Emitter::emit_session_end`].
+    pub fn emit_session_end(
+        &self,
+        reason: &str,
+        properties: &[(&str, &str)],
+    ) -> Result<u64, Error> {
+        self.emitter.emit_session_end(reason, properties)
+    }
+
+    /// Registers a handler for events named `name`. Several handlers of one
+    /// name run in registration order, before the catch-alls. Takes effect
+    /// for events claimed after it returns; callable from any thread, also
+    /// while events flow and from inside handlers.
+    ///
+    /// Fails with [`Error::EmptyName`] or [`Error::NameTooLong`], registering
+    /// nothing.
+    ///
+    /// ```
+    /// use evqueue::{Error, Event, EventQueue};
+    /// use std::time::Duration;
+    /// let queue = EventQueue::builder().capacity(64).workers(1).build()?;
+    /// queue.on("purchase", |e| {
+    ///     if e.properties().get("sku").is_none() { return Err("purchase without sku".into()); }
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(queue.on("", |_| Ok(())).err(), Some(Error::EmptyName));
+    /// queue.emit(&Event::new("purchase"))?;
+    /// queue.flush(Duration::from_secs(5))?;
+    /// assert_eq!(queue.stats().handler_errors, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on<F>(&self, name: &str, handler: F) -> Result<(), Error>
+    where
+        F: Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static,
+    {
+        check_name(name)?;
+        let handler: Handler = Arc::new(handler);
+        handlers::update(&self.shared.registry, |r| {
+            (r.with_handler(name, handler.clone()), ())
+        });
+        Ok(())
+    }
+
+    /// Registers a catch-all handler: it runs for every event, after the
+    /// handlers registered for the event's name.
+    pub fn on_any<F>(&self, handler: F)
+    where
+        F: Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static,
+    {
+        let handler: Handler = Arc::new(handler);
+        handlers::update(&self.shared.registry, |r| {
+            (r.with_catch_all(handler.clone()), ())
+        });
+    }
+
+    /// Registers a handler for [`SESSION_START`] events (the same as
+    /// `on("session_start", ..)`).
+    pub fn on_session_start<F>(&self, handler: F)
+    where
+        F: Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.on(SESSION_START, handler)
+            .expect("session_start is a valid name");
+    }
+
+    /// Registers a handler for [`SESSION_END`] events (the same as
+    /// `on("session_end", ..)`); the reason is `event.properties().get("reason")`.
+    pub fn on_session_end<F>(&self, handler: F)
+    where
+        F: Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.on(SESSION_END, handler)
+            .expect("session_end is a valid name");
+    }
+
+    /// Removes every handler registered for `name` and returns how many there
+    /// were. A worker already running one of them finishes that call.
+    pub fn remove_handlers(&self, name: &str) -> usize {
+        handlers::update(&self.shared.registry, |r| r.without_name(name))
+    }
+
+    /// Removes every catch-all handler and returns how many there were.
+    pub fn remove_catch_all(&self) -> usize {
+        handlers::update(&self.shared.registry, |r| r.without_catch_all())
+    }
+
+    /// Number of handlers registered for `name` (catch-alls not counted).
+    pub fn handler_count(&self, name: &str) -> usize {
+        self.shared.registry.load().count(name)
+    }
+
+    /// Sets the hook called, on the worker thread, with every handler error
+    /// and panic (after it is counted). A panic in the hook is caught and
+    /// ignored. Replaces any previous hook.
+    ///
+    /// ```
+    /// use evqueue::{Event, EventQueue, Failure};
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// let queue = EventQueue::builder().capacity(64).workers(1).build()?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// queue.on_error(move |event, failure| {
+    ///     let what = match failure { Failure::Error(e) => e.to_string(), Failure::Panic(m) => m.to_string(), _ => String::new() };
+    ///     s.lock().unwrap().push(format!("{}: {what}", event.name));
+    /// });
+    /// queue.on("ad_view", |_| Err("ad network down".into()))?;
+    /// queue.emit(&Event::new("ad_view"))?;
+    /// queue.flush(Duration::from_secs(5))?;
+    /// assert_eq!(*seen.lock().unwrap(), ["ad_view: ad network down"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_error<F>(&self, hook: F)
+    where
+        F: Fn(&EventView<'_>, &Failure<'_>) + Send + Sync + 'static,
+    {
+        let hook: handlers::ErrorHook = Arc::new(hook);
+        handlers::update(&self.shared.registry, |r| {
+            (r.with_error_hook(Some(hook.clone())), ())
+        });
+    }
+
+    /// A broadcast subscriber that sees every event pushed from `start` on,
+    /// independently of the workers. See [`EventSubscriber`].
+    pub fn subscribe(&self, start: Start) -> EventSubscriber {
+        let id = self.shared.next_subscriber.fetch_add(1, Relaxed);
+        let (sub, state) = EventSubscriber::new(
+            self.shared.ring.clone(),
+            self.shared.wake.clone(),
+            start,
+            id,
+        );
+        let mut subs = lock(&self.shared.subscribers);
+        subs.retain(|w| w.strong_count() > 0);
+        subs.push(Arc::downgrade(&state));
+        sub
+    }
+
+    /// Number of slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.shared.ring.capacity()
+    }
+
+    /// Bytes per slot: the largest encoded event.
+    pub fn slot_bytes(&self) -> usize {
+        self.shared.ring.slot_bytes()
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// The ring underneath, for its own statistics or raw consumers.
+    pub fn ring(&self) -> &Arc<HeapRing> {
+        &self.shared.ring
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has started.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.ring.is_closed()
+    }
+
+    /// Waits until every event pushed before this call has been handled (its
+    /// handlers returned) or counted lost, for at most `timeout`.
+    ///
+    /// Events pushed during the flush (also by handlers) are not waited for.
+    /// Fails with [`DispatchError::Timeout`] when the time runs out,
+    /// [`DispatchError::ShutDown`] when the queue was shut down with those
+    /// events left, and [`DispatchError::InHandler`] when called from inside
+    /// a handler of this queue (it would wait on itself).
+    pub fn flush(&self, timeout: Duration) -> Result<(), DispatchError> {
+        if worker::in_worker_of(self.shared.id) {
+            return Err(DispatchError::InHandler);
+        }
+        let ring = &self.shared.ring;
+        let target = ring.next_seq();
+        let deadline = Instant::now() + timeout;
+        let mut round = 0u32;
+        loop {
+            if self.flushed(target) {
+                return Ok(());
+            }
+            let left = target.saturating_sub(ring.worker_position()).max(1);
+            if self.shared.live_workers.load(Acquire) == 0 {
+                return Err(DispatchError::ShutDown { left });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(DispatchError::Timeout { left });
+            }
+            backoff(&mut round, deadline - now);
+        }
+    }
+
+    /// Every event below `target` was claimed or skipped, and no worker is
+    /// still handling one.
+    fn flushed(&self, target: u64) -> bool {
+        // Acquire on the cursor (every write to it is a CAS, so this
+        // synchronizes with the claim of any event below it): a worker's
+        // `handling` store, made before its claim, is visible below.
+        self.shared.ring.worker_position() >= target
+            && self
+                .shared
+                .slots
+                .iter()
+                .all(|s| s.handling.load(SeqCst) >= target)
+    }
+
+    /// Shuts the queue down: closes the ring (emits fail with
+    /// [`Error::Closed`] from now on), lets the workers drain it until it is
+    /// empty or `deadline` has passed, joins them and reports.
+    ///
+    /// After the deadline, workers stop at their next event; a handler
+    /// already running is not interrupted, so this returns once it finishes.
+    /// Calling it again returns the first report. Fails with
+    /// [`DispatchError::InHandler`] from inside a handler of this queue.
+    ///
+    /// ```
+    /// use evqueue::{Error, Event, EventQueue};
+    /// use std::time::Duration;
+    /// let queue = EventQueue::builder().capacity(64).workers(2).build()?;
+    /// for _ in 0..10 { queue.emit(&Event::new("tick"))?; }
+    /// let report = queue.shutdown(Duration::from_secs(5))?;
+    /// assert_eq!((report.pushed, report.handled, report.left, report.timed_out), (10, 10, 0, false));
+    /// assert_eq!(queue.emit(&Event::new("late")), Err(Error::Closed));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport, DispatchError> {
+        if worker::in_worker_of(self.shared.id) {
+            return Err(DispatchError::InHandler);
+        }
+        let (report, old_registry) = {
+            let mut life = lock(&self.lifecycle);
+            if let Some(report) = life.report {
+                return Ok(report);
+            }
+            let shared = &self.shared;
+            shared.ring.close();
+            shared.wake.all();
+            let end = Instant::now() + deadline;
+            let mut timed_out = false;
+            while shared.live_workers.load(Acquire) > 0 {
+                let listener = shared.exited.listen();
+                if shared.live_workers.load(Acquire) == 0 {
+                    break;
+                }
+                if listener.wait_deadline(end).is_none() && Instant::now() >= end {
+                    timed_out = shared.live_workers.load(Acquire) > 0;
+                    break;
+                }
+            }
+            shared.stop.store(true, SeqCst);
+            shared.wake.all();
+            for handle in life.handles.drain(..) {
+                // Handler panics are caught inside the worker; a join error
+                // would be a bug in the worker loop itself.
+                let _ = handle.join();
+            }
+            let stats = shared.ring.stats();
+            let report = ShutdownReport {
+                pushed: stats.pushed,
+                handled: shared.handled(),
+                overwritten: stats.overwritten,
+                rejected: stats.rejected,
+                errors: shared.errors.load(Acquire),
+                panics: shared.panics.load(Acquire),
+                left: stats.depth,
+                timed_out,
+            };
+            life.report = Some(report);
+            // Drop the handlers (and whatever they captured) so a handler
+            // that holds the queue cannot keep it alive in a cycle.
+            let old = shared.registry.swap(Arc::new(Registry::default()));
+            (report, old)
+        };
+        // Outside the lock: dropping a handler may drop this very queue.
+        drop(old_registry);
+        Ok(report)
+    }
+
+    /// A snapshot of the counters: the ring's, the workers' and the
+    /// subscribers'. See [`QueueStats::to_prometheus`].
+    ///
+    /// ```
+    /// use evqueue::{Event, EventQueue};
+    /// use std::time::Duration;
+    /// let queue = EventQueue::builder().capacity(64).workers(1).build()?;
+    /// queue.emit(&Event::new("match_start"))?;
+    /// queue.flush(Duration::from_secs(5))?;
+    /// let stats = queue.stats();
+    /// assert_eq!((stats.ring.pushed, stats.handled, stats.ring.depth), (1, 1, 0));
+    /// assert!(stats.to_prometheus().contains("evqueue_events_handled_total 1\n"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> QueueStats {
+        let shared = &self.shared;
+        let ring = shared.ring.stats();
+        let head = shared.ring.next_seq();
+        let subscribers = {
+            let mut subs = lock(&shared.subscribers);
+            subs.retain(|w| w.strong_count() > 0);
+            subs.iter()
+                .filter_map(Weak::upgrade)
+                .map(|s| SubscriberStats {
+                    id: s.id,
+                    lag: head.saturating_sub(s.cursor.load(Relaxed)),
+                    missed: s.missed.load(Relaxed),
+                })
+                .collect()
+        };
+        QueueStats {
+            ring,
+            handled: shared.handled(),
+            handler_errors: shared.errors.load(Acquire),
+            panics: shared.panics.load(Acquire),
+            failures_by_name: lock(&shared.failures).clone(),
+            subscribers,
+            capacity: shared.ring.capacity(),
+            workers: shared.slots.len(),
+            busy_workers: shared
+                .slots
+                .iter()
+                .filter(|s| s.handling.load(Relaxed) != IDLE)
+                .count(),
+        }
+    }
+}
+
+impl Drop for EventQueue {
+    fn drop(&mut self) {
+        if worker::in_worker_of(self.shared.id) {
+            // Dropped by one of our own handlers: we cannot join ourselves.
+            // Close and tell the workers to stop; they exit on their own.
+            self.shared.ring.close();
+            self.shared.stop.store(true, SeqCst);
+            self.shared.wake.all();
+            return;
+        }
+        let _ = self.shutdown(self.drop_deadline);
+    }
+}
+
+impl std::fmt::Debug for EventQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventQueue")
+            .field("capacity", &self.capacity())
+            .field("slot_bytes", &self.slot_bytes())
+            .field("workers", &self.workers())
+            .field("shut_down", &self.is_shut_down())
+            .finish()
+    }
+}
+
+/// Waits a little, longer each round, never past `left`: a few yields, then
+/// sleeps from 50 µs up to 1 ms.
+pub(crate) fn backoff(round: &mut u32, left: Duration) {
+    *round += 1;
+    if *round <= 8 {
+        std::thread::yield_now();
+    } else {
+        let micros = (50u64 << (*round - 8).min(5)).min(1000);
+        std::thread::sleep(Duration::from_micros(micros).min(left));
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<EventQueue>();
+    is::<Emitter>();
+}

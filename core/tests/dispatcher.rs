@@ -1,0 +1,762 @@
+//! The worker dispatcher: routing, failures, re-entrant emit, flush,
+//! shutdown, parking, live registration, subscribers, stats and bad input.
+//!
+//! Every wait is bounded (`wait_for`, timeouts on flush and shutdown), so a
+//! bug fails a test with a message instead of hanging it. No assertion is on
+//! speed; the idle test bounds CPU time used, not time taken.
+
+use evqueue::{
+    DispatchError, Error, Event, EventQueue, Failure, Overflow, RecvError, RecvTimeoutError,
+    ShutdownReport, Start,
+};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Generous bound for anything that should take milliseconds.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn small(workers: usize) -> evqueue::Builder {
+    EventQueue::builder().capacity(1024).workers(workers)
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn counter() -> Arc<AtomicU64> {
+    Arc::new(AtomicU64::new(0))
+}
+
+fn balanced(r: &ShutdownReport) -> bool {
+    r.pushed == r.handled + r.overwritten + r.rejected + r.left
+}
+
+#[test]
+fn routes_by_name_to_catch_all_and_session_handlers() {
+    let q = small(2).build().unwrap();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let push = |tag: &'static str| {
+        let log = log.clone();
+        move |e: &evqueue::EventView<'_>| {
+            log.lock().unwrap().push(format!("{tag}:{}", e.name));
+            Ok(())
+        }
+    };
+    q.on("purchase", push("buy")).unwrap();
+    q.on("match_end", push("match")).unwrap();
+    q.on_any(push("any"));
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let r = reasons.clone();
+    q.on_session_start(push("start"));
+    q.on_session_end(move |e| {
+        r.lock()
+            .unwrap()
+            .push(e.properties().get("reason").unwrap_or("?").to_owned());
+        Ok(())
+    });
+
+    q.emit(&Event::new("purchase")).unwrap();
+    q.emit(&Event::new("match_end")).unwrap();
+    q.emit(&Event::new("unrouted")).unwrap();
+    q.emit_session_start(&[("user", "ada")]).unwrap();
+    q.emit_session_end("timeout", &[("user", "ada")]).unwrap();
+    q.flush(PATIENCE).unwrap();
+
+    let mut got = log.lock().unwrap().clone();
+    got.sort();
+    let mut want = vec![
+        "buy:purchase",
+        "any:purchase",
+        "match:match_end",
+        "any:match_end",
+        "any:unrouted",
+        "start:session_start",
+        "any:session_start",
+        "any:session_end",
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(*reasons.lock().unwrap(), ["timeout"]);
+    assert_eq!(q.stats().handled, 5);
+}
+
+#[test]
+fn handlers_of_one_name_run_in_registration_order() {
+    let q = small(1).build().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..4 {
+        let log = log.clone();
+        q.on("tick", move |e| {
+            log.lock().unwrap().push((e.seq, i));
+            Ok(())
+        })
+        .unwrap();
+    }
+    let l = log.clone();
+    q.on_any(move |e| {
+        l.lock().unwrap().push((e.seq, 99));
+        Ok(())
+    });
+    assert_eq!(q.handler_count("tick"), 4);
+    q.emit(&Event::new("tick")).unwrap();
+    q.emit(&Event::new("tick")).unwrap();
+    q.flush(PATIENCE).unwrap();
+    let want: Vec<_> = (0..2)
+        .flat_map(|s| [(s, 0), (s, 1), (s, 2), (s, 3), (s, 99)])
+        .collect();
+    assert_eq!(*log.lock().unwrap(), want);
+}
+
+#[test]
+fn errors_and_panics_are_counted_and_workers_survive() {
+    let q = small(2).build().unwrap();
+    let hooked = Arc::new(Mutex::new(Vec::new()));
+    let h = hooked.clone();
+    q.on_error(move |e, f| {
+        let what = match f {
+            Failure::Error(err) => format!("error:{err}"),
+            Failure::Panic(msg) => format!("panic:{msg}"),
+            _ => "other".into(),
+        };
+        h.lock().unwrap().push(format!("{}/{what}", e.name));
+    });
+    q.on("ads", |_| Err("ad network down".into())).unwrap();
+    q.on("crash", |e| panic!("boom {}", e.seq)).unwrap();
+    q.on("crash", |_| Ok(())).unwrap(); // later handlers still run
+    let ok = counter();
+    let o = ok.clone();
+    q.on("fine", move |_| {
+        o.fetch_add(1, Relaxed);
+        Ok(())
+    })
+    .unwrap();
+
+    for _ in 0..10 {
+        q.emit(&Event::new("ads")).unwrap();
+        q.emit(&Event::new("crash")).unwrap();
+    }
+    q.flush(PATIENCE).unwrap();
+    // Both workers are alive: more events are handled after the failures.
+    for _ in 0..100 {
+        q.emit(&Event::new("fine")).unwrap();
+    }
+    q.flush(PATIENCE).unwrap();
+    assert_eq!(ok.load(Relaxed), 100);
+
+    let stats = q.stats();
+    assert_eq!((stats.handler_errors, stats.panics), (10, 10));
+    assert_eq!(stats.failures_by_name["ads"].errors, 10);
+    assert_eq!(stats.failures_by_name["crash"].panics, 10);
+    assert!(!stats.failures_by_name.contains_key("fine"));
+    let hooked = hooked.lock().unwrap();
+    assert_eq!(hooked.len(), 20);
+    assert!(hooked.contains(&"ads/error:ad network down".to_string()));
+    assert!(hooked.iter().any(|s| s.starts_with("crash/panic:boom ")));
+
+    let report = q.shutdown(PATIENCE).unwrap();
+    assert_eq!(
+        (report.errors, report.panics, report.handled),
+        (10, 10, 120)
+    );
+}
+
+#[test]
+fn a_panicking_error_hook_is_caught_too() {
+    let q = small(1).build().unwrap();
+    q.on_error(|_, _| panic!("hook panics"));
+    q.on("bad", |_| Err("nope".into())).unwrap();
+    for _ in 0..5 {
+        q.emit(&Event::new("bad")).unwrap();
+    }
+    q.flush(PATIENCE).unwrap();
+    assert_eq!(q.stats().handler_errors, 5);
+}
+
+#[test]
+fn handlers_can_emit_without_deadlock() {
+    for workers in [1, 2] {
+        // A chain: each "hop" emits the next until 1000, on a small ring.
+        let q = EventQueue::builder()
+            .capacity(64)
+            .workers(workers)
+            .build()
+            .unwrap();
+        let emitter = q.emitter();
+        let last = counter();
+        let l = last.clone();
+        q.on("hop", move |e| {
+            let n: u64 = e.properties().get("n").unwrap().parse()?;
+            l.fetch_max(n, Relaxed);
+            if n < 1000 {
+                emitter.emit(&Event::new("hop").properties(&[("n", &(n + 1).to_string())]))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        q.emit(&Event::new("hop").properties(&[("n", "1")]))
+            .unwrap();
+        wait_for("the emit chain", || last.load(Relaxed) == 1000);
+        let report = q.shutdown(PATIENCE).unwrap();
+        assert_eq!((report.handled, report.errors, report.left), (1000, 0, 0));
+    }
+}
+
+#[test]
+fn emit_from_a_handler_into_a_full_reject_queue_fails_fast() {
+    let q = EventQueue::builder()
+        .capacity(16)
+        .workers(1)
+        .overflow(Overflow::Reject)
+        .build()
+        .unwrap();
+    let emitter = q.emitter();
+    let full = counter();
+    let f = full.clone();
+    q.on("fan_out", move |_| {
+        for _ in 0..100 {
+            if emitter.emit(&Event::new("child")) == Err(Error::Full) {
+                f.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    q.emit(&Event::new("fan_out")).unwrap();
+    wait_for("the fan-out handler", || q.stats().handled >= 1);
+    let report = q.shutdown(PATIENCE).unwrap();
+    assert!(full.load(Relaxed) >= 100 - 16, "rejections were returned");
+    assert_eq!(report.rejected, full.load(Relaxed));
+    assert!(balanced(&report), "{report:?}");
+}
+
+#[test]
+fn flush_waits_for_everything_pushed_before_it() {
+    let q = small(2).build().unwrap();
+    let done = counter();
+    let d = done.clone();
+    q.on("slow", move |_| {
+        std::thread::sleep(Duration::from_millis(5));
+        d.fetch_add(1, Relaxed);
+        Ok(())
+    })
+    .unwrap();
+    for _ in 0..40 {
+        q.emit(&Event::new("slow")).unwrap();
+    }
+    q.flush(PATIENCE).unwrap();
+    // Every handler *returned* before flush did: none is still running.
+    assert_eq!(done.load(Relaxed), 40);
+    // Flushing an idle queue returns at once.
+    q.flush(Duration::ZERO).unwrap();
+}
+
+#[test]
+fn flush_counts_overwritten_events_as_done() {
+    let q = EventQueue::builder()
+        .capacity(16)
+        .workers(1)
+        .build()
+        .unwrap();
+    let gate = Arc::new(AtomicBool::new(false));
+    let g = gate.clone();
+    q.on("slow", move |_| {
+        while !g.load(Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    })
+    .unwrap();
+    for _ in 0..200 {
+        q.emit(&Event::new("slow")).unwrap();
+    }
+    gate.store(true, Release);
+    q.flush(PATIENCE).unwrap();
+    let s = q.stats();
+    assert!(s.ring.overwritten > 0);
+    assert_eq!(s.ring.pushed, s.handled + s.ring.overwritten);
+}
+
+#[test]
+fn flush_times_out_with_work_left() {
+    let q = small(1).build().unwrap();
+    let gate = Arc::new(AtomicBool::new(false));
+    let g = gate.clone();
+    q.on("blocked", move |_| {
+        while !g.load(Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    })
+    .unwrap();
+    for _ in 0..5 {
+        q.emit(&Event::new("blocked")).unwrap();
+    }
+    match q.flush(Duration::from_millis(50)) {
+        Err(DispatchError::Timeout { left }) => assert!((1..=5).contains(&left), "left {left}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    gate.store(true, Release);
+    q.flush(PATIENCE).unwrap();
+}
+
+#[test]
+fn flush_or_shutdown_inside_a_handler_is_an_error() {
+    let q = Arc::new(small(1).build().unwrap());
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let (weak, r) = (Arc::downgrade(&q), results.clone());
+    q.on("inner", move |_| {
+        let q = weak.upgrade().ok_or("queue gone")?;
+        r.lock().unwrap().push(q.flush(Duration::from_secs(1)));
+        r.lock()
+            .unwrap()
+            .push(q.shutdown(Duration::from_secs(1)).map(|_| ()));
+        Ok(())
+    })
+    .unwrap();
+    q.emit(&Event::new("inner")).unwrap();
+    q.flush(PATIENCE).unwrap();
+    assert_eq!(
+        *results.lock().unwrap(),
+        [Err(DispatchError::InHandler), Err(DispatchError::InHandler)]
+    );
+    assert!(!q.is_shut_down());
+    assert!(DispatchError::InHandler
+        .to_string()
+        .contains("wait on itself"));
+}
+
+#[test]
+fn shutdown_drains_reports_and_refuses_new_events() {
+    let q = small(4).build().unwrap();
+    q.on("work", |_| {
+        std::thread::sleep(Duration::from_micros(200));
+        Ok(())
+    })
+    .unwrap();
+    for _ in 0..500 {
+        q.emit(&Event::new("work")).unwrap();
+    }
+    let report = q.shutdown(PATIENCE).unwrap();
+    assert_eq!(
+        report,
+        ShutdownReport {
+            pushed: 500,
+            handled: 500,
+            ..ShutdownReport::default()
+        }
+    );
+    assert_eq!(q.emit(&Event::new("late")), Err(Error::Closed));
+    assert_eq!(q.emit_session_start(&[]), Err(Error::Closed));
+    assert_eq!(q.emitter().emit(&Event::new("late")), Err(Error::Closed));
+    assert!(q.is_shut_down());
+    // Idempotent, and flush has nothing left to wait for.
+    assert_eq!(q.shutdown(Duration::ZERO).unwrap(), report);
+    q.flush(Duration::ZERO).unwrap();
+}
+
+#[test]
+fn shutdown_deadline_expires_with_work_left() {
+    let q = small(1).build().unwrap();
+    q.on("slow", |_| {
+        std::thread::sleep(Duration::from_millis(20));
+        Ok(())
+    })
+    .unwrap();
+    for _ in 0..200 {
+        q.emit(&Event::new("slow")).unwrap();
+    }
+    let started = Instant::now();
+    let report = q.shutdown(Duration::from_millis(100)).unwrap();
+    assert!(started.elapsed() < PATIENCE);
+    assert!(report.timed_out, "{report:?}");
+    assert!(report.left > 0 && report.handled < 200, "{report:?}");
+    assert!(balanced(&report), "{report:?}");
+    assert_eq!(report.pushed, 200);
+    // The events left behind will never be handled: flush says so.
+    assert_eq!(
+        q.flush(Duration::from_millis(10)),
+        Err(DispatchError::ShutDown { left: report.left })
+    );
+}
+
+#[test]
+fn dropping_a_busy_queue_shuts_it_down() {
+    let handled = counter();
+    let h = handled.clone();
+    let q = small(2)
+        .drop_deadline(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let emitter = q.emitter();
+    q.on("slow", move |_| {
+        std::thread::sleep(Duration::from_millis(10));
+        h.fetch_add(1, Relaxed);
+        Ok(())
+    })
+    .unwrap();
+    for _ in 0..500 {
+        q.emit(&Event::new("slow")).unwrap();
+    }
+    let started = Instant::now();
+    drop(q);
+    assert!(started.elapsed() < PATIENCE);
+    let after_drop = handled.load(Relaxed);
+    assert!(after_drop < 500, "the deadline cut the drain short");
+    // The workers are joined: nothing runs after drop returned.
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(handled.load(Relaxed), after_drop);
+    // An emitter that outlived the queue gets a clear error.
+    assert_eq!(emitter.emit(&Event::new("late")), Err(Error::Closed));
+}
+
+#[test]
+fn a_handler_holding_the_queue_does_not_leak_it() {
+    let q = Arc::new(small(1).build().unwrap());
+    let held = q.clone();
+    q.on("self", move |_| {
+        let _ = held.capacity();
+        Ok(())
+    })
+    .unwrap();
+    q.emit(&Event::new("self")).unwrap();
+    q.shutdown(PATIENCE).unwrap();
+    // Shutdown dropped the handlers, and with them the handler's Arc.
+    assert_eq!(Arc::strong_count(&q), 1);
+}
+
+#[test]
+fn parked_workers_wake_on_every_push() {
+    // No spinning: every wait parks, so a lost wake-up would hang a round.
+    let q = small(2).spin_for(Duration::ZERO).build().unwrap();
+    let handled = counter();
+    let h = handled.clone();
+    q.on_any(move |_| {
+        h.fetch_add(1, Relaxed);
+        Ok(())
+    });
+    for round in 0..300u64 {
+        q.emit(&Event::new("ping")).unwrap();
+        wait_for("a parked worker to wake", || handled.load(Relaxed) > round);
+        if round % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(5)); // let everyone park
+        }
+    }
+    // And from several producers at once.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let q = &q;
+            s.spawn(move || {
+                for _ in 0..250 {
+                    q.emit(&Event::new("ping")).unwrap();
+                }
+            });
+        }
+    });
+    q.flush(PATIENCE).unwrap();
+    assert_eq!(handled.load(Relaxed), 1300);
+}
+
+/// CPU time (ns) of this process's threads whose name starts with `prefix`,
+/// from `/proc/self/task/*/schedstat` (or `stat`, in 10 ms ticks).
+fn thread_cpu_ns(prefix: &str) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").expect("procfs") {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        if let Ok(s) = std::fs::read_to_string(dir.join("schedstat")) {
+            total += s.split_whitespace().next().unwrap().parse::<u64>().unwrap();
+        } else {
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<u64> = after
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            total += (f[11] + f[12]) * 10_000_000; // utime + stime at 100 Hz
+        }
+    }
+    total
+}
+
+#[test]
+fn eight_idle_workers_cost_no_cpu() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("no procfs: skipped");
+        return;
+    }
+    let q = EventQueue::builder()
+        .capacity(1024)
+        .thread_name("idlecpu")
+        .build()
+        .unwrap();
+    assert_eq!(q.workers(), 8);
+    q.emit(&Event::new("warm_up")).unwrap();
+    q.flush(PATIENCE).unwrap();
+    std::thread::sleep(Duration::from_millis(50)); // past the spin phase
+    let before = thread_cpu_ns("idlecpu");
+    std::thread::sleep(Duration::from_millis(500));
+    let used = thread_cpu_ns("idlecpu") - before;
+    assert!(
+        used < 50_000_000,
+        "8 idle workers used {} ms of CPU in 0.5 s",
+        used / 1_000_000
+    );
+    // Still awake to work.
+    q.emit(&Event::new("after")).unwrap();
+    q.flush(PATIENCE).unwrap();
+    assert_eq!(q.stats().handled, 2);
+}
+
+#[test]
+fn handlers_added_and_removed_while_events_flow() {
+    let q = small(4).build().unwrap();
+    let stop = AtomicBool::new(false);
+    let calls = counter();
+    let emitted = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(Relaxed) {
+                    for name in ["a", "b", "c"] {
+                        q.emit(&Event::new(name)).unwrap();
+                        emitted.fetch_add(1, Relaxed);
+                    }
+                    std::thread::yield_now();
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let mut rounds = 0;
+        while Instant::now() < deadline {
+            for name in ["a", "b"] {
+                let c = calls.clone();
+                q.on(name, move |_| {
+                    c.fetch_add(1, Relaxed);
+                    Ok(())
+                })
+                .unwrap();
+            }
+            if rounds % 3 == 0 {
+                let c = calls.clone();
+                q.on_any(move |_| {
+                    c.fetch_add(1, Relaxed);
+                    Ok(())
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            assert_eq!(q.remove_handlers("a"), 1);
+            if rounds % 3 == 0 {
+                assert_eq!(q.remove_catch_all(), 1);
+            }
+            assert_eq!(q.remove_handlers("b"), 1);
+            rounds += 1;
+        }
+        stop.store(true, Relaxed);
+    });
+    assert_eq!(q.remove_handlers("a"), 0);
+    assert_eq!(q.handler_count("b"), 0);
+    let report = q.shutdown(PATIENCE).unwrap();
+    assert!(calls.load(Relaxed) > 0, "handlers ran while registered");
+    assert_eq!(report.errors + report.panics, 0);
+    assert!(balanced(&report), "{report:?}");
+    assert_eq!(report.pushed, emitted.load(Relaxed) as u64);
+}
+
+#[test]
+fn overwrite_accounting_balances_under_overload() {
+    let q = EventQueue::builder()
+        .capacity(64)
+        .workers(2)
+        .build()
+        .unwrap();
+    q.on_any(|_| {
+        std::thread::sleep(Duration::from_micros(100));
+        Ok(())
+    });
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let q = &q;
+            s.spawn(move || {
+                let id = t.to_string();
+                for _ in 0..3000 {
+                    q.emit(&Event::new("spam").properties(&[("t", &id)]))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let report = q.shutdown(PATIENCE).unwrap();
+    assert_eq!(report.pushed, 9000);
+    assert!(report.overwritten > 0, "{report:?}");
+    assert!(balanced(&report), "{report:?}");
+}
+
+#[test]
+fn subscribers_short_and_long_poll_with_heartbeat_and_lag() {
+    let q = EventQueue::builder()
+        .capacity(8)
+        .workers(1)
+        .build()
+        .unwrap();
+    let mut sub = q.subscribe(Start::Now);
+    assert_eq!(sub.try_recv(), Err(RecvError::Empty));
+    assert_eq!(
+        sub.recv_timeout(Duration::from_millis(20)),
+        Err(RecvTimeoutError::Timeout)
+    );
+
+    // Long-poll: a blocked subscriber is woken by a push from another thread.
+    let emitter = q.emitter();
+    let pusher = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        emitter
+            .emit(
+                &Event::new("chat")
+                    .properties(&[("text", "gg")])
+                    .timestamp(7)
+                    .external(true),
+            )
+            .unwrap();
+    });
+    let e = sub.recv_timeout(PATIENCE).unwrap();
+    pusher.join().unwrap();
+    assert_eq!(
+        (
+            e.name.as_str(),
+            e.property("text"),
+            e.timestamp,
+            e.external,
+            e.seq
+        ),
+        ("chat", Some("gg"), 7, true, 0)
+    );
+
+    // Lapped: 20 pushes (seqs 1..=20) into 8 slots keep seqs 13..=20.
+    for i in 0..20 {
+        q.emit(&Event::new("spam").properties(&[("i", &i.to_string())]))
+            .unwrap();
+    }
+    assert_eq!(q.stats().subscribers[0].lag, 20);
+    assert_eq!(
+        sub.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Lagged(12))
+    );
+    assert_eq!(sub.try_recv().unwrap().property("i"), Some("12"));
+    assert_eq!(
+        sub.try_recv_view().unwrap().properties().get("i"),
+        Some("13")
+    );
+    assert_eq!(sub.missed(), 12);
+    let stats = q.stats();
+    assert_eq!(
+        (stats.subscribers[0].lag, stats.subscribers[0].missed),
+        (6, 12)
+    );
+
+    // A blocking recv returns the rest, then Closed after shutdown.
+    let other = q.subscribe(Start::Oldest);
+    for _ in 0..6 {
+        sub.recv().unwrap();
+    }
+    q.shutdown(PATIENCE).unwrap();
+    assert_eq!(sub.recv(), Err(RecvError::Closed));
+    assert_eq!(
+        sub.recv_timeout(Duration::from_millis(1)),
+        Err(RecvTimeoutError::Closed)
+    );
+    drop(other);
+    assert_eq!(q.stats().subscribers.len(), 1);
+}
+
+#[test]
+fn stats_render_as_prometheus_text() {
+    let q = small(1).build().unwrap();
+    q.on("purchase", |_| Err("declined".into())).unwrap();
+    q.on("weird\"name", |_| panic!("oops")).unwrap();
+    let _sub = q.subscribe(Start::Now);
+    q.emit(&Event::new("purchase")).unwrap();
+    q.emit(&Event::new("weird\"name")).unwrap();
+    q.flush(PATIENCE).unwrap();
+    let text = q.stats().to_prometheus();
+    for line in [
+        "# TYPE evqueue_events_pushed_total counter",
+        "evqueue_events_pushed_total 2",
+        "evqueue_events_handled_total 2",
+        "evqueue_events_overwritten_total 0",
+        "# TYPE evqueue_queue_depth gauge",
+        "evqueue_queue_depth 0",
+        "evqueue_queue_capacity 1024",
+        "evqueue_workers 1",
+        "evqueue_handler_errors_total{event=\"purchase\"} 1",
+        "evqueue_handler_panics_total{event=\"weird\\\"name\"} 1",
+        "evqueue_subscriber_lag{subscriber=\"0\"} 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = l.split(['{', ' ']).next().unwrap();
+        assert!(name.starts_with("evqueue_"), "{l}");
+        assert!(
+            text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")),
+            "{name} lacks HELP/TYPE"
+        );
+    }
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    assert_eq!(
+        EventQueue::builder().workers(0).build().err(),
+        Some(DispatchError::InvalidWorkers { workers: 0 })
+    );
+    assert_eq!(
+        EventQueue::builder().workers(100_000).build().err(),
+        Some(DispatchError::InvalidWorkers { workers: 100_000 })
+    );
+    assert_eq!(
+        EventQueue::builder().capacity(0).build().err(),
+        Some(DispatchError::Config(Error::InvalidCapacity {
+            capacity: 0
+        }))
+    );
+    assert_eq!(
+        EventQueue::builder().slot_bytes(100).build().err(),
+        Some(DispatchError::Config(Error::InvalidSlotSize {
+            slot_bytes: 100
+        }))
+    );
+    let msg = DispatchError::InvalidWorkers { workers: 0 }.to_string();
+    assert!(msg.contains("worker count 0"), "{msg}");
+
+    let q = EventQueue::builder()
+        .capacity(16)
+        .slot_bytes(64)
+        .workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(q.on("", |_| Ok(())), Err(Error::EmptyName));
+    let long = "n".repeat(300);
+    assert_eq!(
+        q.on(&long, |_| Ok(())),
+        Err(Error::NameTooLong { len: 300, max: 255 })
+    );
+    assert_eq!(q.handler_count(""), 0);
+    assert_eq!(q.emit(&Event::new("")), Err(Error::EmptyName));
+    let big = "v".repeat(100);
+    assert!(matches!(
+        q.emit(&Event::new("big").properties(&[("k", &big)])),
+        Err(Error::TooLarge { max: 64, .. })
+    ));
+    assert_eq!(q.stats().ring.pushed, 0, "refused emits change nothing");
+}
