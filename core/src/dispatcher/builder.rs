@@ -80,7 +80,7 @@ impl Builder {
         self
     }
 
-    /// How long an idle worker spins (then yields) before it parks. Longer
+    /// How long an idle worker spins before it parks. Longer
     /// spinning lowers wake latency under bursty load and costs CPU when
     /// idle. Default 50 µs; zero parks at once.
     pub fn spin_for(mut self, spin: Duration) -> Self {

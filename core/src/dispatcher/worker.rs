@@ -17,8 +17,8 @@ use std::time::Instant;
 /// `handling` of a worker that holds no event.
 pub(crate) const IDLE: u64 = u64::MAX;
 
-/// Spins of a bare `spin_loop` before an idle worker starts yielding.
-const SPIN_HINTS: u32 = 64;
+/// Claim attempts between two reads of the clock while spinning.
+const SPIN_HINTS: u32 = 16;
 
 /// One worker's published state, on its own cache line.
 pub(crate) struct WorkerSlot {
@@ -114,14 +114,16 @@ fn next_event(shared: &Shared, index: usize, buf: &mut [u8]) -> Option<Claim> {
             Err(RecvError::Empty) => {}
             Err(_) => return None, // Closed and drained
         }
-        if spins < SPIN_HINTS {
-            spins += 1;
+        // Spin with CPU hints only, re-reading the clock every few rounds.
+        // No `yield_now`: on a busy machine a yield can hand the CPU away for
+        // a whole scheduler slice (milliseconds), which is worse than parking.
+        spins = spins.wrapping_add(1);
+        if spins % SPIN_HINTS != 0 {
             std::hint::spin_loop();
             continue;
         }
         let since = *idle_since.get_or_insert_with(Instant::now);
         if since.elapsed() < shared.spin {
-            std::thread::yield_now();
             continue;
         }
         // Park: register, fence, re-try, then sleep. The fence pairs with
