@@ -391,8 +391,9 @@ fn run_worker(
         if n == 0 || n > BATCH {
             report
                 .failures
-                .push(|| format!("try_claim_batch returned {n}"));
-            continue;
+                .push(|| format!("try_claim_batch returned Ok({n})"));
+            wd.abort(name, "try_claim_batch returned a bad count");
+            return report;
         }
         for (i, claim) in claims[..n].iter().enumerate() {
             report.claimed += 1;
@@ -658,6 +659,21 @@ fn check_subscriber(scenario: &str, sub: &SubscriberReport, final_head: u64, max
     );
 }
 
+/// After the drain: the ring is closed and sealed at `final_head`, and the
+/// worker group's cursor reached it.
+fn check_sealed(scenario: &str, ring: &HeapRing, final_head: u64) {
+    assert!(
+        ring.is_closed() && ring.is_sealed(),
+        "scenario {scenario}: not sealed after close"
+    );
+    assert_eq!(ring.next_seq(), final_head, "scenario {scenario}: next_seq");
+    assert_eq!(
+        ring.worker_position(),
+        final_head,
+        "scenario {scenario}: worker cursor short of the final head"
+    );
+}
+
 fn sub_summary(subs: &[&SubscriberReport]) -> String {
     subs.iter()
         .map(|s| {
@@ -693,6 +709,68 @@ fn worker_summary(workers: &[&WorkerReport]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+// ---- a stats monitor ----
+
+struct MonitorReport {
+    snapshots: u64,
+    failures: Failures,
+}
+
+/// Takes `Ring::stats` snapshots while everything runs, until `done`. Each
+/// counter is read atomically but not all at once, so only what holds for
+/// any such snapshot is checked: depth and high-water mark within the
+/// capacity, a high-water mark that never goes down, monotone `rejected`;
+/// and with a single producer (no holes) a monotone `pushed` and the
+/// identity `pushed = delivered + overwritten + rejected + depth`, give or
+/// take the one event a worker may claim between its commit and the
+/// producer publishing `head` (so the sum may exceed `pushed` by one).
+fn run_monitor(
+    ring: &HeapRing,
+    single_producer: bool,
+    done: &AtomicBool,
+    wd: &Watchdog,
+) -> MonitorReport {
+    let mut report = MonitorReport {
+        snapshots: 0,
+        failures: Failures::default(),
+    };
+    let capacity = ring.capacity() as u64;
+    let mut last = ring.stats();
+    while !done.load(Ordering::Acquire) && !wd.stopped() {
+        let stats = ring.stats();
+        report.snapshots += 1;
+        if stats.depth > capacity || stats.high_water > capacity {
+            report
+                .failures
+                .push(|| format!("depth or high_water beyond the capacity: {stats:?}"));
+        }
+        if stats.high_water < last.high_water || stats.rejected < last.rejected {
+            report
+                .failures
+                .push(|| format!("high_water or rejected went down: {last:?} then {stats:?}"));
+        }
+        if single_producer {
+            let sum = stats.delivered + stats.overwritten + stats.rejected + stats.depth;
+            if sum < stats.pushed || sum > stats.pushed + 1 {
+                report.failures.push(|| {
+                    format!("pushed != delivered + overwritten + rejected + depth: {stats:?}")
+                });
+            }
+            if stats.pushed < last.pushed {
+                report
+                    .failures
+                    .push(|| format!("pushed went down: {last:?} then {stats:?}"));
+            }
+        }
+        last = stats;
+        for _ in 0..64 {
+            spin_loop();
+        }
+        thread::yield_now();
+    }
+    report
 }
 
 // ---- producers ----
@@ -880,8 +958,9 @@ fn scenario_a_single_producer_overwrite() {
     let wd = Watchdog::new("A");
     let started = Instant::now();
     let oldest = ring.subscribe(Start::Oldest);
-    let (producer, w0, w1, s0, s1) = thread::scope(|s| {
-        let (ring, wd) = (&ring, &wd);
+    let done = AtomicBool::new(false);
+    let ((producer, w0, w1, s0, s1), monitor) = thread::scope(|s| {
+        let (ring, wd, done) = (&ring, &wd, &done);
         let producer = ring.producer().unwrap();
         let p = s.spawn(move || run_single_producer(producer, ring, events, wd));
         let w0 = s.spawn(move || run_worker(ring, "worker0", false, shape, wd));
@@ -889,9 +968,13 @@ fn scenario_a_single_producer_overwrite() {
         let s0 = s.spawn(move || run_subscriber(oldest, "sub0", false, shape, wd));
         let s1 =
             s.spawn(move || run_subscriber(ring.subscribe(Start::Now), "sub1", true, shape, wd));
-        (p.join(), w0.join(), w1.join(), s0.join(), s1.join())
+        let m = s.spawn(move || run_monitor(ring, true, done, wd));
+        let joined = (p.join(), w0.join(), w1.join(), s0.join(), s1.join());
+        done.store(true, Ordering::Release);
+        (joined, m.join())
     });
     let elapsed = started.elapsed();
+    let monitor = monitor.unwrap();
     let (producer, w0, w1, s0, s1) = (
         producer.unwrap(),
         w0.unwrap(),
@@ -902,13 +985,14 @@ fn scenario_a_single_producer_overwrite() {
     let stats = ring.stats();
     eprintln!(
         "stress A (1 producer, 2 workers, 2 subscribers, {CAPACITY} slots): events {} delivered {} \
-         overwritten {} [{}] [{}] high_water {} elapsed {elapsed:.2?}",
+         overwritten {} [{}] [{}] high_water {} stats snapshots {} elapsed {elapsed:.2?}",
         producer.pushed,
         stats.delivered,
         stats.overwritten,
         worker_summary(&[&w0, &w1]),
         sub_summary(&[&s0, &s1]),
         stats.high_water,
+        monitor.snapshots,
     );
     wd.assert_not_expired();
     assert_no_failures(
@@ -919,6 +1003,7 @@ fn scenario_a_single_producer_overwrite() {
             ("worker1", &w1.failures),
             ("sub0", &s0.failures),
             ("sub1", &s1.failures),
+            ("monitor", &monitor.failures),
         ],
     );
     assert_eq!(producer.pushed, events);
@@ -947,6 +1032,7 @@ fn scenario_a_single_producer_overwrite() {
         );
     }
     assert_eq!(s0.start, 0);
+    check_sealed("A", &ring, events);
     check_subscriber("A", &s0, events, 0);
     check_subscriber("A", &s1, events, 0);
 }
@@ -968,8 +1054,9 @@ fn scenario_b_two_mp_producers_overwrite() {
     let started = Instant::now();
     let oldest = ring.subscribe(Start::Oldest);
     let spare = ring.mp_producer().unwrap();
-    let (p0, p1, w0, w1, s0, s1) = thread::scope(|s| {
-        let (ring, wd) = (&ring, &wd);
+    let done = AtomicBool::new(false);
+    let ((p0, p1, w0, w1, s0, s1), monitor) = thread::scope(|s| {
+        let (ring, wd, done) = (&ring, &wd, &done);
         let producer = ring.mp_producer().unwrap();
         let clone = producer.clone();
         let p0 = s.spawn(move || run_mp_producer(producer, 0, events, wd));
@@ -979,19 +1066,23 @@ fn scenario_b_two_mp_producers_overwrite() {
         let s0 = s.spawn(move || run_subscriber(oldest, "sub0", false, shape, wd));
         let s1 =
             s.spawn(move || run_subscriber(ring.subscribe(Start::Now), "sub1", true, shape, wd));
+        let m = s.spawn(move || run_monitor(ring, false, done, wd));
         let (p0, p1) = (p0.join(), p1.join());
         // Multi-producer handles do not own head: close seals it at once.
         ring.close();
-        (p0, p1, w0.join(), w1.join(), s0.join(), s1.join())
+        let joined = (p0, p1, w0.join(), w1.join(), s0.join(), s1.join());
+        done.store(true, Ordering::Release);
+        (joined, m.join())
     });
     let elapsed = started.elapsed();
+    let monitor = monitor.unwrap();
     let (p0, p1) = (p0.unwrap(), p1.unwrap());
     let (w0, w1, s0, s1) = (w0.unwrap(), w1.unwrap(), s0.unwrap(), s1.unwrap());
     let stats = ring.stats();
-    let final_head = s0.end;
+    let final_head = ring.next_seq();
     eprintln!(
         "stress B (2 mp producers, 2 workers, 2 subscribers, {CAPACITY} slots): events {} delivered {} \
-         overwritten {} holes {} [{}] [{}] high_water {} elapsed {elapsed:.2?}",
+         overwritten {} holes {} [{}] [{}] high_water {} stats snapshots {} elapsed {elapsed:.2?}",
         p0.pushed + p1.pushed,
         stats.delivered,
         stats.overwritten,
@@ -999,6 +1090,7 @@ fn scenario_b_two_mp_producers_overwrite() {
         worker_summary(&[&w0, &w1]),
         sub_summary(&[&s0, &s1]),
         stats.high_water,
+        monitor.snapshots,
     );
     wd.assert_not_expired();
     assert_no_failures(
@@ -1010,6 +1102,7 @@ fn scenario_b_two_mp_producers_overwrite() {
             ("worker1", &w1.failures),
             ("sub0", &s0.failures),
             ("sub1", &s1.failures),
+            ("monitor", &monitor.failures),
         ],
     );
     assert_eq!((p0.pushed, p1.pushed), (events, events));
@@ -1044,6 +1137,7 @@ fn scenario_b_two_mp_producers_overwrite() {
         "final head {final_head} < pushed: {stats:?}"
     );
     let holes = final_head - stats.pushed;
+    check_sealed("B", &ring, final_head);
     check_subscriber("B", &s0, final_head, holes);
     check_subscriber("B", &s1, final_head, holes);
 }
@@ -1063,22 +1157,27 @@ fn scenario_c_reject_loses_nothing() {
     };
     let wd = Watchdog::new("C");
     let started = Instant::now();
-    let (producer, w0, w1, s0) = thread::scope(|s| {
-        let (ring, wd) = (&ring, &wd);
+    let done = AtomicBool::new(false);
+    let ((producer, w0, w1, s0), monitor) = thread::scope(|s| {
+        let (ring, wd, done) = (&ring, &wd, &done);
         let producer = ring.producer().unwrap();
         let p = s.spawn(move || run_reject_producer(producer, ring, events, wd));
         let w0 = s.spawn(move || run_worker(ring, "worker0", false, shape, wd));
         let w1 = s.spawn(move || run_worker(ring, "worker1", true, shape, wd));
         let s0 =
             s.spawn(move || run_subscriber(ring.subscribe(Start::Oldest), "sub0", true, shape, wd));
-        (p.join(), w0.join(), w1.join(), s0.join())
+        let m = s.spawn(move || run_monitor(ring, true, done, wd));
+        let joined = (p.join(), w0.join(), w1.join(), s0.join());
+        done.store(true, Ordering::Release);
+        (joined, m.join())
     });
     let elapsed = started.elapsed();
+    let monitor = monitor.unwrap();
     let (producer, w0, w1, s0) = (producer.unwrap(), w0.unwrap(), w1.unwrap(), s0.unwrap());
     let stats = ring.stats();
     eprintln!(
         "stress C (reject, 1 producer, 2 workers, 1 subscriber, {CAPACITY_C} slots): events {} full {} \
-         delivered {} overwritten {} rejected {} [{}] [{}] high_water {} elapsed {elapsed:.2?}",
+         delivered {} overwritten {} rejected {} [{}] [{}] high_water {} stats snapshots {} elapsed {elapsed:.2?}",
         producer.pushed,
         producer.full,
         stats.delivered,
@@ -1087,6 +1186,7 @@ fn scenario_c_reject_loses_nothing() {
         worker_summary(&[&w0, &w1]),
         sub_summary(&[&s0]),
         stats.high_water,
+        monitor.snapshots,
     );
     wd.assert_not_expired();
     assert_no_failures(
@@ -1096,6 +1196,7 @@ fn scenario_c_reject_loses_nothing() {
             ("worker0", &w0.failures),
             ("worker1", &w1.failures),
             ("sub0", &s0.failures),
+            ("monitor", &monitor.failures),
         ],
     );
     assert_eq!(producer.pushed, events);
@@ -1129,5 +1230,6 @@ fn scenario_c_reject_loses_nothing() {
             "the producer never saw Full: the scenario tests nothing: {stats:?}"
         );
     }
+    check_sealed("C", &ring, events);
     check_subscriber("C", &s0, events, 0);
 }
