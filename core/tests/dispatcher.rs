@@ -760,3 +760,26 @@ fn bad_input_gets_clear_errors() {
     ));
     assert_eq!(q.stats().ring.pushed, 0, "refused emits change nothing");
 }
+
+#[test]
+fn dropping_the_last_handle_inside_a_handler_does_not_hang() {
+    let q = Arc::new(small(2).build().unwrap());
+    let emitter = q.emitter();
+    let slot = Arc::new(Mutex::new(Some(q.clone())));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (s, d) = (slot.clone(), dropped.clone());
+    q.on("last_call", move |_| {
+        // Drops what may be the last handle to the queue, on its own worker:
+        // the queue must not try to join the thread it runs on.
+        drop(s.lock().unwrap().take());
+        d.store(true, Release);
+        Ok(())
+    })
+    .unwrap();
+    drop(q);
+    emitter.emit(&Event::new("last_call")).unwrap();
+    wait_for("the handler to drop the queue", || dropped.load(Acquire));
+    wait_for("the queue to close", || {
+        emitter.emit(&Event::new("after")) == Err(Error::Closed)
+    });
+}
