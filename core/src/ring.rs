@@ -385,6 +385,9 @@ impl<S: Storage> Ring<S> {
         let skipped = c.skipped.load(Acquire);
         let worker = self.worker.load(Acquire);
         let head = self.head.load(Acquire) & !CLOSED;
+        // A single producer commits a slot just before it publishes `head`,
+        // so a worker may briefly be one past it.
+        let worker = worker.min(head);
         let abandoned = c.abandoned.load(Acquire);
         let rejected = c.rejected.load(Acquire);
         // Events the producers already overwrote but the worker group has not
@@ -471,8 +474,15 @@ impl<S: Storage> Ring<S> {
         // A torn read can see any length: clamp it so the copy stays in bounds;
         // the stamp re-check below then discards the copy.
         let len = (slot.len.load(Relaxed) as usize).min(self.slot_bytes());
-        for (word, out) in slot.data.iter().zip(buf[..len].chunks_mut(WORD_BYTES)) {
-            out.copy_from_slice(&word.load(Relaxed).to_ne_bytes()[..out.len()]);
+        // Whole words (8-byte copies, no variable-length memcpy): the buffer
+        // is at least a slot long, so the tail word fits; bytes past `len`
+        // are unspecified.
+        let words = len.div_ceil(WORD_BYTES);
+        for (word, out) in slot.data[..words]
+            .iter()
+            .zip(buf.chunks_exact_mut(WORD_BYTES))
+        {
+            out.copy_from_slice(&word.load(Relaxed).to_ne_bytes());
         }
         // Pairs with the writer's release fence: if any word above came from
         // a later write, this re-load sees that write's WRITING stamp.

@@ -160,11 +160,10 @@ impl Storage for HeapSlots {
     fn slot(&self, index: usize) -> SlotRef<'_> {
         let stride = self.slot_words + 2;
         let start = (index & (self.capacity - 1)) * stride;
-        let slot = &self.words[start..start + stride];
-        SlotRef {
-            stamp: &slot[0],
-            len: &slot[1],
-            data: &slot[2..],
+        // One bounds check: `words` holds `capacity * stride` words.
+        match self.words.get(start..start + stride) {
+            Some([stamp, len, data @ ..]) => SlotRef { stamp, len, data },
+            _ => unreachable!("slot index is masked to the capacity"),
         }
     }
 }
