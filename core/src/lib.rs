@@ -62,7 +62,7 @@ pub use codec::{
 };
 #[cfg(feature = "std")]
 pub use dispatcher::{
-    Builder, DispatchError, Emitter, EventQueue, EventSubscriber, Failure, HandlerError,
+    DispatchError, Emitter, EventQueue, EventQueueBuilder, EventSubscriber, Failure, HandlerError,
     HandlerResult, NameFailures, OwnedEvent, QueueStats, RecvTimeoutError, ShutdownReport,
     SubscriberStats, SESSION_END, SESSION_START,
 };

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// Generous bound for anything that should take milliseconds.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-fn small(workers: usize) -> evqueue::Builder {
+fn small(workers: usize) -> evqueue::EventQueueBuilder {
     EventQueue::builder().capacity(1024).workers(workers)
 }
 

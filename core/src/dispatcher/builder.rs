@@ -1,4 +1,4 @@
-//! [`Builder`]: the queue's configuration, with Nakama's defaults.
+//! [`EventQueueBuilder`]: the queue's configuration, with Nakama's defaults.
 
 use super::{DispatchError, EventQueue};
 use crate::Overflow;
@@ -24,7 +24,7 @@ use std::time::Duration;
 /// ```
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct Builder {
+pub struct EventQueueBuilder {
     pub(crate) capacity: usize,
     pub(crate) slot_bytes: usize,
     pub(crate) workers: usize,
@@ -34,9 +34,9 @@ pub struct Builder {
     pub(crate) thread_name: String,
 }
 
-impl Default for Builder {
+impl Default for EventQueueBuilder {
     fn default() -> Self {
-        Builder {
+        EventQueueBuilder {
             capacity: 65536,
             slot_bytes: 256,
             workers: 8,
@@ -48,7 +48,7 @@ impl Default for Builder {
     }
 }
 
-impl Builder {
+impl EventQueueBuilder {
     /// Largest worker count accepted.
     pub const MAX_WORKERS: usize = 1024;
 

@@ -11,7 +11,7 @@ pub enum DispatchError {
     /// The ring could not be built: bad capacity or slot size, or no memory
     /// (the wrapped [`crate::Error`] says which).
     Config(crate::Error),
-    /// The worker count must be between 1 and [`Builder::MAX_WORKERS`](super::Builder::MAX_WORKERS).
+    /// The worker count must be between 1 and [`EventQueueBuilder::MAX_WORKERS`](super::EventQueueBuilder::MAX_WORKERS).
     InvalidWorkers {
         /// The count asked for.
         workers: usize,
@@ -40,7 +40,7 @@ impl fmt::Display for DispatchError {
             DispatchError::InvalidWorkers { workers } => write!(
                 f,
                 "worker count {workers} is invalid: it must be between 1 and {}",
-                super::Builder::MAX_WORKERS
+                super::EventQueueBuilder::MAX_WORKERS
             ),
             DispatchError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
             DispatchError::InHandler => f.write_str(

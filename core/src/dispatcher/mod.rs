@@ -8,7 +8,7 @@
 //!   helpers) live in a copy-on-write registry that workers read without
 //!   locks; errors and panics are counted per event name, passed to the error
 //!   hook, and never kill a worker.
-//! - Idle workers spin for [`Builder::spin_for`], then park on an
+//! - Idle workers spin for [`EventQueueBuilder::spin_for`], then park on an
 //!   `event_listener::Event`. A push notifies with one `SeqCst` fence and an
 //!   atomic load when nobody sleeps (no syscall); a worker registers as a
 //!   listener, fences, and *re-tries the claim* before it sleeps, so a push
@@ -22,7 +22,7 @@
 //!   `target` was handled or counted lost.
 //! - [`EventQueue::shutdown`] closes the ring, lets workers drain until the
 //!   deadline, joins them and returns a [`ShutdownReport`]. Dropping the
-//!   queue shuts it down with [`Builder::drop_deadline`].
+//!   queue shuts it down with [`EventQueueBuilder::drop_deadline`].
 
 mod builder;
 mod error;
@@ -32,7 +32,7 @@ mod stats;
 mod subscriber;
 mod worker;
 
-pub use builder::Builder;
+pub use builder::EventQueueBuilder;
 pub use error::{DispatchError, RecvTimeoutError};
 pub use handlers::{Failure, HandlerError, HandlerResult, SESSION_END, SESSION_START};
 pub use queue::{Emitter, EventQueue, ShutdownReport};

@@ -4,7 +4,7 @@ use super::handlers::{self, Handler, Registry};
 use super::stats::{NameFailures, QueueStats, SubscriberStats};
 use super::subscriber::{EventSubscriber, SubscriberState};
 use super::worker::{self, WorkerSlot, IDLE};
-use super::{Builder, DispatchError, Failure, HandlerResult, SESSION_END, SESSION_START};
+use super::{DispatchError, EventQueueBuilder, Failure, HandlerResult, SESSION_END, SESSION_START};
 use crate::{check_name, Error, Event, EventView, HeapRing, MpProducer, Start};
 use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
@@ -209,7 +209,7 @@ struct Lifecycle {
 /// ```
 ///
 /// `EventQueue` is `Send + Sync`: share it (`Arc`) or hand out
-/// [`Emitter`]s. Dropping it shuts it down (see [`Builder::drop_deadline`]).
+/// [`Emitter`]s. Dropping it shuts it down (see [`EventQueueBuilder::drop_deadline`]).
 pub struct EventQueue {
     shared: Arc<Shared>,
     emitter: Emitter,
@@ -218,14 +218,14 @@ pub struct EventQueue {
 }
 
 impl EventQueue {
-    /// A [`Builder`] with Nakama's defaults: 65536 slots of 256 bytes, 8
+    /// An [`EventQueueBuilder`] with Nakama's defaults: 65536 slots of 256 bytes, 8
     /// workers, [`Overflow::Overwrite`](crate::Overflow::Overwrite).
-    pub fn builder() -> Builder {
-        Builder::default()
+    pub fn builder() -> EventQueueBuilder {
+        EventQueueBuilder::default()
     }
 
-    pub(crate) fn start(config: Builder) -> Result<EventQueue, DispatchError> {
-        if config.workers == 0 || config.workers > Builder::MAX_WORKERS {
+    pub(crate) fn start(config: EventQueueBuilder) -> Result<EventQueue, DispatchError> {
+        if config.workers == 0 || config.workers > EventQueueBuilder::MAX_WORKERS {
             return Err(DispatchError::InvalidWorkers {
                 workers: config.workers,
             });
