@@ -58,8 +58,10 @@ impl<R: RingRef> Subscriber<R> {
     /// Receives the next event into `buf` (at least a slot long).
     ///
     /// Returns [`RecvError::Lagged`]`(n)` once when this subscriber was
-    /// lapped and `n` events were lost; the next call continues from the
-    /// oldest retained event. [`RecvError::Closed`] once the ring is closed
+    /// lapped and `n` sequence numbers were lost; the next call continues
+    /// from the oldest retained event. `n` counts sequence numbers: with
+    /// multi-producers it can include the rare abandoned ticket (a hole,
+    /// which was never an event), so it is an upper bound on lost events. [`RecvError::Closed`] once the ring is closed
     /// and this subscriber has read everything.
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Claim, RecvError> {
         let r = self.ring.ring();
@@ -91,9 +93,12 @@ impl<R: RingRef> Subscriber<R> {
     }
 
     /// How far behind the producers this subscriber is: events pushed and not
-    /// yet read (at most the capacity; beyond that it has been lapped).
+    /// yet read, at most the capacity (beyond that it has been lapped, and
+    /// its next receive reports `Lagged`).
     pub fn lag(&self) -> u64 {
-        self.ring.ring().head_seq().saturating_sub(self.cursor)
+        let r = self.ring.ring();
+        let behind = r.head_seq().saturating_sub(self.cursor);
+        behind.min(r.capacity() as u64)
     }
 
     /// Sequence number of the next event this subscriber reads.
