@@ -85,3 +85,8 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 
 #[cfg(test)]
 mod tests;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
