@@ -4,9 +4,9 @@
 
 use crate::codec::{self, Event};
 use crate::error::Error;
-use crate::ring::{Overflow, RingRef, CLOSED, CLOSE_REQUESTED, MULTI, SINGLE_LIVE};
+use crate::ring::{Overflow, Ring, RingRef, CLOSED, CLOSE_REQUESTED, MULTI, SINGLE_LIVE};
 use crate::stamp;
-use crate::storage::{SlotRef, WORD_BYTES};
+use crate::storage::{SlotRef, Storage, WORD_BYTES};
 use crate::sync::{fence, spin_loop, AtomicU64, Ordering::*};
 
 /// The single producer of a ring. Only one can exist at a time, and not
@@ -75,10 +75,8 @@ impl<R: RingRef> Producer<R> {
 
     /// Encodes and pushes an event; see [`Event`]. Returns its sequence number.
     pub fn push_event(&mut self, event: &Event<'_>) -> Result<u64, Error> {
-        let len = codec::encoded_len(event)?;
-        self.ring.ring().check_payload(len)?;
-        let timestamp = codec::timestamp_or_now(event.timestamp);
-        self.push_with(|slot| write_slot(slot, len, |w| codec::encode(event, timestamp, w)))
+        let (len, timestamp) = prepare_event(self.ring.ring(), event)?;
+        self.push_with(|slot| write_event(slot, event, len, timestamp))
     }
 
     #[inline(always)]
@@ -183,10 +181,8 @@ impl<R: RingRef> MpProducer<R> {
 
     /// Encodes and pushes an event; see [`Event`].
     pub fn push_event(&self, event: &Event<'_>) -> Result<u64, Error> {
-        let len = codec::encoded_len(event)?;
-        self.ring.ring().check_payload(len)?;
-        let timestamp = codec::timestamp_or_now(event.timestamp);
-        self.push_with(|slot| write_slot(slot, len, |w| codec::encode(event, timestamp, w)))
+        let (len, timestamp) = prepare_event(self.ring.ring(), event)?;
+        self.push_with(|slot| write_event(slot, event, len, timestamp))
     }
 
     fn push_with(&self, write: impl Fn(SlotRef<'_>)) -> Result<u64, Error> {
@@ -294,7 +290,7 @@ pub(crate) fn finish(slot: SlotRef<'_>, ticket: u64, done: u64) -> bool {
 /// Stores a raw payload and its length into a slot the caller is writing:
 /// whole words in one tight loop, then one zero-padded tail word.
 #[inline]
-fn write_payload(slot: SlotRef<'_>, payload: &[u8]) {
+pub(crate) fn write_payload(slot: SlotRef<'_>, payload: &[u8]) {
     slot.len.store(payload.len() as u64, Relaxed);
     let words = payload.chunks_exact(WORD_BYTES);
     let tail = words.remainder();
@@ -314,16 +310,24 @@ fn write_payload(slot: SlotRef<'_>, payload: &[u8]) {
     }
 }
 
-/// Stores `len` and an encoded event into a slot the caller is writing.
-#[inline]
-pub(crate) fn write_slot(slot: SlotRef<'_>, len: usize, write: impl FnOnce(&mut SlotWriter<'_>)) {
+/// Checks an event against the codec's bounds and the ring's slot size, and
+/// picks its timestamp: everything a push does before touching the ring.
+fn prepare_event<S: Storage>(ring: &Ring<S>, event: &Event<'_>) -> Result<(usize, u64), Error> {
+    let len = codec::encoded_len(event)?;
+    ring.check_payload(len)?;
+    Ok((len, codec::timestamp_or_now(event.timestamp)))
+}
+
+/// Stores the length and the encoding of a checked event (`len` bytes) into
+/// a slot the caller is writing.
+fn write_event(slot: SlotRef<'_>, event: &Event<'_>, len: usize, timestamp: u64) {
     slot.len.store(len as u64, Relaxed);
     let mut writer = SlotWriter {
         cells: slot.data.iter(),
         pending: 0,
         filled: 0,
     };
-    write(&mut writer);
+    codec::encode(event, timestamp, &mut writer);
     writer.flush();
 }
 

@@ -133,12 +133,15 @@ pub struct Stats {
     pub high_water: u64,
 }
 
-/// Result of copying one slot for a reader.
-pub(crate) enum Copied {
-    /// A whole, validated copy of this many bytes.
-    Whole(usize),
-    /// The slot is not readable at this cursor; the view says why.
-    Blocked(View),
+/// Why a reader could not copy the event at its cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Blocked {
+    /// Not pushed yet, or still being written.
+    NotYet,
+    /// An abandoned ticket: no event has this sequence number; skip it.
+    Hole,
+    /// Overwritten by a later lap: skip to the oldest retained event.
+    Lapped,
     /// Overwritten during the copy: look again.
     Torn,
 }
@@ -286,24 +289,16 @@ impl<S: Storage> Ring<S> {
         self.check_buffer(buf.len())?;
         let mut cursor = self.worker.load(Acquire);
         loop {
-            match self.copy_event(cursor, buf) {
-                Copied::Whole(len) => {
-                    match self
-                        .worker
-                        .compare_exchange(cursor, cursor + 1, AcqRel, Acquire)
-                    {
-                        Ok(_) => return Ok(Claim { seq: cursor, len }),
-                        Err(now) => cursor = now,
-                    }
-                }
-                Copied::Blocked(View::NotYet) => return Err(self.empty_or_closed(cursor)),
-                Copied::Blocked(View::Hole) => cursor = self.skip_worker(cursor, cursor + 1),
-                Copied::Blocked(View::Lapped) => {
-                    let to = self.oldest_retained(cursor);
-                    cursor = self.skip_worker(cursor, to);
-                }
-                Copied::Blocked(View::Ready) | Copied::Torn => {}
-            }
+            cursor = match self.copy_event(cursor, buf) {
+                Ok(len) => match self
+                    .worker
+                    .compare_exchange(cursor, cursor + 1, AcqRel, Acquire)
+                {
+                    Ok(_) => return Ok(Claim { seq: cursor, len }),
+                    Err(now) => now,
+                },
+                Err(blocked) => self.worker_blocked(cursor, blocked)?,
+            };
             spin_loop();
         }
     }
@@ -341,39 +336,32 @@ impl<S: Storage> Ring<S> {
         }
         let mut cursor = self.worker.load(Acquire);
         loop {
+            // Copy the run of ready events from the cursor; stop at the first
+            // one that is not (it is dealt with once it is at the cursor).
             let mut n = 0;
-            let mut first_view = View::Ready;
+            let mut first_blocked = Blocked::Torn;
             while n < max {
                 let seq = cursor + n as u64;
                 match self.copy_event(seq, &mut buf[n * slot_bytes..(n + 1) * slot_bytes]) {
-                    Copied::Whole(len) => claims[n] = Claim { seq, len },
-                    Copied::Blocked(view) => {
-                        first_view = view;
+                    Ok(len) => claims[n] = Claim { seq, len },
+                    Err(blocked) => {
+                        first_blocked = blocked;
                         break;
                     }
-                    Copied::Torn => break,
                 }
                 n += 1;
             }
-            if n > 0 {
+            cursor = if n > 0 {
                 match self
                     .worker
                     .compare_exchange(cursor, cursor + n as u64, AcqRel, Acquire)
                 {
                     Ok(_) => return Ok(n),
-                    Err(now) => cursor = now,
+                    Err(now) => now,
                 }
             } else {
-                match first_view {
-                    View::NotYet => return Err(self.empty_or_closed(cursor)),
-                    View::Hole => cursor = self.skip_worker(cursor, cursor + 1),
-                    View::Lapped => {
-                        let to = self.oldest_retained(cursor);
-                        cursor = self.skip_worker(cursor, to);
-                    }
-                    View::Ready => {} // torn: look again
-                }
-            }
+                self.worker_blocked(cursor, first_blocked)?
+            };
             spin_loop();
         }
     }
@@ -462,14 +450,29 @@ impl<S: Storage> Ring<S> {
         }
     }
 
+    /// The worker group could not copy the event at `cursor`: skip it (and
+    /// count it) when it is lost, report `Empty` or `Closed` when it is not
+    /// there yet. Returns the cursor to continue from.
+    fn worker_blocked(&self, cursor: u64, blocked: Blocked) -> Result<u64, RecvError> {
+        match blocked {
+            Blocked::NotYet => Err(self.empty_or_closed(cursor)),
+            Blocked::Hole => Ok(self.skip_worker(cursor, cursor + 1)),
+            Blocked::Lapped => Ok(self.skip_worker(cursor, self.oldest_retained(cursor))),
+            Blocked::Torn => Ok(cursor),
+        }
+    }
+
     /// Copies event `seq` into `buf` (at least a slot long) if its slot holds
-    /// it, and proves the copy whole with the seqlock re-check.
-    pub(crate) fn copy_event(&self, seq: u64, buf: &mut [u8]) -> Copied {
+    /// it, proves the copy whole with the seqlock re-check, and returns its
+    /// length.
+    pub(crate) fn copy_event(&self, seq: u64, buf: &mut [u8]) -> Result<usize, Blocked> {
         let slot = self.slots.slot(seq as usize);
         let before = slot.stamp.load(Acquire);
-        let view = stamp::view(before, seq);
-        if view != View::Ready {
-            return Copied::Blocked(view);
+        match stamp::view(before, seq) {
+            View::Ready => {}
+            View::NotYet => return Err(Blocked::NotYet),
+            View::Hole => return Err(Blocked::Hole),
+            View::Lapped => return Err(Blocked::Lapped),
         }
         // A torn read can see any length: clamp it so the copy stays in bounds;
         // the stamp re-check below then discards the copy.
@@ -488,9 +491,9 @@ impl<S: Storage> Ring<S> {
         // a later write, this re-load sees that write's WRITING stamp.
         fence(Acquire);
         if slot.stamp.load(Relaxed) == before {
-            Copied::Whole(len)
+            Ok(len)
         } else {
-            Copied::Torn
+            Err(Blocked::Torn)
         }
     }
 

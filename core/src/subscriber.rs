@@ -3,8 +3,7 @@
 //! state, so a slow subscriber slows nobody down.
 
 use crate::error::RecvError;
-use crate::ring::{Claim, Copied, RingRef};
-use crate::stamp::View;
+use crate::ring::{Blocked, Claim, RingRef};
 use crate::sync::spin_loop;
 
 /// Where a new subscriber starts reading.
@@ -68,21 +67,21 @@ impl<R: RingRef> Subscriber<R> {
         r.check_buffer(buf.len())?;
         loop {
             match r.copy_event(self.cursor, buf) {
-                Copied::Whole(len) => {
+                Ok(len) => {
                     let seq = self.cursor;
                     self.cursor += 1;
                     return Ok(Claim { seq, len });
                 }
-                Copied::Blocked(View::NotYet) => return Err(r.empty_or_closed(self.cursor)),
-                Copied::Blocked(View::Hole) => self.cursor += 1,
-                Copied::Blocked(View::Lapped) => {
+                Err(Blocked::NotYet) => return Err(r.empty_or_closed(self.cursor)),
+                Err(Blocked::Hole) => self.cursor += 1,
+                Err(Blocked::Lapped) => {
                     let to = r.oldest_retained(self.cursor);
                     let lost = to - self.cursor;
                     self.cursor = to;
                     self.missed += lost;
                     return Err(RecvError::Lagged(lost));
                 }
-                Copied::Blocked(View::Ready) | Copied::Torn => spin_loop(),
+                Err(Blocked::Torn) => spin_loop(),
             }
         }
     }

@@ -345,7 +345,7 @@ fn stalled_producer_is_skipped_not_waited_for() {
     assert_eq!((c.seq, &buf[..c.len]), (3, &b"two"[..]));
     // The stalled producer finishes: its commit fails, it hands the slot back
     // and (as `push` does) counts its ticket as abandoned.
-    crate::producer::write_slot(slot, 5, |w| w.write(b"stale"));
+    crate::producer::write_payload(slot, b"stale");
     assert!(!crate::producer::finish(
         slot,
         ticket,
