@@ -5,10 +5,14 @@
 //! Run the benches with `cargo bench -p benches`; `cargo test -p benches
 //! --benches` runs each once so they keep compiling and working.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
+
+pub mod peers;
 
 /// Slots in every ring and peer queue the benches build.
 pub const CAPACITY: usize = 65536;
@@ -103,6 +107,49 @@ where
     (stop_a.max(stop_b) - start_a.min(start_b), ra, rb)
 }
 
+/// Whether this process is a real benchmark run (`cargo bench` passes
+/// `--bench`), not `cargo test --benches` running each row once.
+pub fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Where the benches write what criterion does not record (loss counts,
+/// round-trip samples): `$BENCH_EXTRA_DIR`, else `bench-extra/` in the
+/// target directory (`$CARGO_TARGET_DIR`, else the workspace's `target/`).
+pub fn extra_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BENCH_EXTRA_DIR") {
+        return dir.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+    target.join("bench-extra")
+}
+
+/// Writes `lines` (after a `header` line) to `name` in [`extra_dir`],
+/// replacing the file. Panics with the path on an I/O error.
+pub fn write_extra(name: &str, header: &str, lines: &[String]) {
+    let dir = extra_dir();
+    let path = dir.join(name);
+    let result = std::fs::create_dir_all(&dir).and_then(|()| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        writeln!(out, "{header}")?;
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    });
+    if let Err(e) = result {
+        panic!("cannot write {}: {e}", path.display());
+    }
+}
+
+/// The value at quantile `q` (0..=1) of `sorted`, nearest rank.
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
+    assert!(!sorted.is_empty(), "no samples");
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +170,26 @@ mod tests {
             );
             assert_eq!(floor.word(slot * 4 + 2), 0);
         }
+    }
+
+    #[test]
+    fn quantiles_pick_the_nearest_rank() {
+        let v: Vec<u64> = (1..=1000).collect();
+        assert_eq!(quantile(&v, 0.5), 501);
+        assert_eq!(quantile(&v, 0.99), 990);
+        assert_eq!(quantile(&v, 0.999), 999);
+        assert_eq!(quantile(&v, 1.0), 1000);
+    }
+
+    #[test]
+    fn extras_land_in_the_given_directory() {
+        let dir = std::env::temp_dir().join(format!("bench-extra-test-{}", std::process::id()));
+        std::env::set_var("BENCH_EXTRA_DIR", &dir);
+        write_extra("t.csv", "a,b", &["1,2".to_string()]);
+        std::env::remove_var("BENCH_EXTRA_DIR");
+        let text = std::fs::read_to_string(dir.join("t.csv")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(text, "a,b\n1,2\n");
     }
 
     #[test]

@@ -1,0 +1,746 @@
+//! evqueue side by side with the queues a game-server engineer would pick
+//! instead, scenarios 1-7 of issue 6, at 64- and 256-byte payloads, capacity
+//! 65536 for every queue (evqueue rings have slots of exactly the payload
+//! size, so every queue stores the same bytes). Peers: `crossbeam-queue`
+//! `ArrayQueue`, `crossbeam-channel` bounded, `photon-ring` (its sound
+//! `atomic-slots` mode), `disruptor` (event pollers, busy-spin), `tokio`
+//! broadcast, `ringbuf`, `heapless::spsc`; adapters in `benches/src/peers.rs`.
+//!
+//! The machine this was written for has 2 cores, so no figure presented as
+//! parallel runs more than 2 busy threads:
+//!
+//! - `s1_push/<queue>/<N>`: push only, one thread, no consumer (the
+//!   overwrite path once the ring has wrapped). `floor` stores the same
+//!   bytes with relaxed atomic stores into memory of the ring's size.
+//! - `s2_one_to_one`: one producer thread, one consumer thread, both started
+//!   on a barrier, timed from the first start to the last stop; events
+//!   delivered per second. Lossy queues never wait; what they lost is written
+//!   to `bench-extra/loss.csv` (pushed, delivered, reported lost).
+//! - `s3_two_workers`: one producer and two workers would be 3 threads on 2
+//!   cores, so the producer pre-fills 65536 events (untimed) and the two
+//!   workers drain them in parallel (timed): work-sharing throughput.
+//! - `s4_broadcast4`: four subscribers would be 5 threads; the producer
+//!   pre-fills 32768 events (untimed) with four subscribers attached, then two
+//!   threads each drain two of the subscribers (timed). The figure is events
+//!   per second *per subscriber* (each of the four received every event).
+//! - `s5_round_trip`: two threads ping-pong one event through two queues;
+//!   criterion times the mean round trip; then 20000 round trips are timed
+//!   one by one into `bench-extra/rtt_samples.csv` (median, p99, p99.9).
+//!   `cacheline` is the physical floor: one atomic bouncing between the two
+//!   threads.
+//! - `s6_batch`: `s2` again with single operations (`_single`) against
+//!   batches of 32 (`_batch32`: the queue's batch push where it has one, and
+//!   its batch receive).
+//! - `s7_two_producers`: two threads pushing at once, no consumer; events per
+//!   second for both together.
+//!
+//! `cargo bench -p benches --bench peers` takes about 5 minutes;
+//! `cargo test -p benches --bench peers` runs each row once.
+
+use std::hint::{black_box, spin_loop};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use benches::peers::*;
+use benches::{bench_mode, payload, time_two_threads, write_extra, StoreFloor, CAPACITY};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
+use evqueue::Overflow;
+
+type Group<'a> = BenchmarkGroup<'a, WallTime>;
+
+/// Events per broadcast round (half the ring: every peer holds it with four
+/// idle subscribers attached).
+const BROADCAST_ROUND: u64 = CAPACITY as u64 / 2;
+/// Round trips timed one by one for the latency distribution.
+const RTT_SAMPLES: usize = 20_000;
+
+/// `scenario,queue,bytes,pushed,delivered,reported_lost` rows.
+static LOSS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// `queue,bytes,ns` rows.
+static RTT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// What the consumer's check sums per payload of `N` bytes: first byte, last
+/// byte and length.
+fn per_event<const N: usize>() -> u64 {
+    let p = payload::<N>();
+    p[0] as u64 + p[N - 1] as u64 + N as u64
+}
+
+fn check(sum: &mut u64) -> impl FnMut(&[u8]) + '_ {
+    move |b: &[u8]| *sum = sum.wrapping_add(b[0] as u64 + b[b.len() - 1] as u64 + b.len() as u64)
+}
+
+/// Pushes `n` payloads (`batch` at a time through `send_all` when > 1),
+/// waiting while a lossless queue is full; then raises `done`.
+fn pump<const N: usize>(tx: &mut impl Tx<N>, n: u64, batch: usize, done: &AtomicBool) {
+    let bytes = payload::<N>();
+    if batch <= 1 {
+        for _ in 0..n {
+            while !tx.send(black_box(&bytes)) {
+                spin_loop();
+            }
+        }
+    } else {
+        let chunk = vec![bytes; batch];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(batch as u64) as usize;
+            tx.send_all(black_box(&chunk[..k]));
+            left -= k as u64;
+        }
+    }
+    done.store(true, Release);
+}
+
+/// Receives until `done` was raised before a poll that found nothing.
+/// Returns (delivered, reported lost, check sum).
+fn drain_until<const N: usize>(rx: &mut impl Rx<N>, done: &AtomicBool) -> (u64, u64, u64) {
+    let (mut got, mut lagged, mut sum) = (0, 0, 0);
+    let mut f = check(&mut sum);
+    loop {
+        let finished = done.load(Acquire);
+        match rx.poll(&mut f) {
+            Poll::Got(n) => got += n,
+            Poll::Lagged(n) => lagged += n,
+            Poll::Empty if finished => break,
+            Poll::Empty => spin_loop(),
+        }
+    }
+    drop(f);
+    (got, lagged, sum)
+}
+
+/// Receives until the queue is empty (it was filled before). Returns
+/// (delivered, check sum).
+fn drain_all<const N: usize>(rx: &mut impl Rx<N>) -> (u64, u64) {
+    let (mut got, mut sum) = (0, 0);
+    let mut f = check(&mut sum);
+    loop {
+        match rx.poll(&mut f) {
+            Poll::Got(n) => got += n,
+            Poll::Empty => break,
+            Poll::Lagged(n) => panic!("lost {n} events from a queue that was not full"),
+        }
+    }
+    drop(f);
+    (got, sum)
+}
+
+fn fill<const N: usize>(tx: &mut impl Tx<N>, n: u64) {
+    let bytes = payload::<N>();
+    for i in 0..n {
+        assert!(tx.send(&bytes), "pre-fill: full after {i} of {n}");
+    }
+}
+
+fn record_loss(scenario: &str, queue: &str, bytes: usize, pushed: u64, got: u64, lagged: u64) {
+    LOSS.lock().unwrap().push(format!(
+        "{scenario},{queue},{bytes},{pushed},{got},{lagged}"
+    ));
+}
+
+// ---- scenario 1: push only ----
+
+fn s1_floor<const N: usize>(g: &mut Group<'_>) {
+    let mut floor = StoreFloor::new(CAPACITY, N / 8);
+    let bytes = payload::<N>();
+    g.bench_function(BenchmarkId::new("floor", N), |b| {
+        b.iter(|| floor.store(black_box(&bytes)));
+        assert_ne!(floor.word(0), 0, "the floor stored nothing");
+    });
+}
+
+fn s1_push<const N: usize>(g: &mut Group<'_>, queue: &str, mut tx: impl Tx<N>) {
+    let bytes = payload::<N>();
+    g.bench_function(BenchmarkId::new(queue, N), |b| {
+        b.iter(|| tx.send(black_box(&bytes)));
+        assert!(tx.send(&bytes), "{queue}: a push-only send failed");
+    });
+}
+
+fn s1<const N: usize>(c: &mut Criterion) {
+    let mut g = group(c, "s1_push", 1);
+    s1_floor::<N>(&mut g);
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    s1_push::<N>(&mut g, "evqueue", EvTx::new(&ring));
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    s1_push::<N>(&mut g, "evqueue_mp", EvMpTx::new(&ring));
+    s1_push::<N>(
+        &mut g,
+        "arrayqueue_force_push",
+        AqForceTx(array_queue::<N>()),
+    );
+    let (tx, _subs) = photon_ring::channel::<[u8; N]>(CAPACITY);
+    s1_push::<N>(&mut g, "photon_ring", PhTx(tx));
+    // One receiver that never reads: without one, `send` refuses.
+    let (tx, _rx) = tokio_broadcast::<N>(1);
+    s1_push::<N>(&mut g, "tokio_broadcast", tx);
+    s1_push::<N>(
+        &mut g,
+        "ringbuf_push_overwrite",
+        RbOverwriteTx(ringbuf::HeapRb::new(CAPACITY)),
+    );
+    g.finish();
+}
+
+// ---- scenarios 2 and 6: one producer, one consumer ----
+
+fn one_to_one<const N: usize>(
+    g: &mut Group<'_>,
+    scenario: &str,
+    queue: &str,
+    lossy: bool,
+    batch: usize,
+    mut tx: impl Tx<N>,
+    mut rx: impl Rx<N>,
+) {
+    let (mut pushed, mut delivered, mut reported) = (0, 0, 0);
+    g.bench_function(BenchmarkId::new(queue, N), |b| {
+        b.iter_custom(|iters| {
+            let done = AtomicBool::new(false);
+            let (time, (), (got, lagged, sum)) = time_two_threads(
+                || pump(&mut tx, iters, batch, &done),
+                || drain_until(&mut rx, &done),
+            );
+            assert_eq!(
+                sum,
+                got.wrapping_mul(per_event::<N>()),
+                "{queue}: a payload came out wrong"
+            );
+            if lossy {
+                assert!(got <= iters, "{queue}: delivered {got} of {iters}");
+            } else {
+                assert_eq!(
+                    (got, lagged),
+                    (iters, 0),
+                    "{queue}: a lossless queue lost events"
+                );
+            }
+            pushed += iters;
+            delivered += got;
+            reported += lagged;
+            time
+        })
+    });
+    if pushed > 0 {
+        record_loss(scenario, queue, N, pushed, delivered, reported);
+    }
+}
+
+fn s2<const N: usize>(c: &mut Criterion) {
+    let s = "s2_one_to_one";
+    let mut g = group(c, s, 1);
+    let ring = evqueue_ring::<N>(Overflow::Reject);
+    one_to_one::<N>(
+        &mut g,
+        s,
+        "evqueue",
+        false,
+        1,
+        EvTx::new(&ring),
+        EvClaim::new(&ring),
+    );
+    let ring = evqueue_ring::<N>(Overflow::Reject);
+    one_to_one::<N>(
+        &mut g,
+        s,
+        "evqueue_batch32",
+        false,
+        1,
+        EvTx::new(&ring),
+        EvBatch::new(&ring),
+    );
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    one_to_one::<N>(
+        &mut g,
+        s,
+        "evqueue_overwrite",
+        true,
+        1,
+        EvTx::new(&ring),
+        EvClaim::new(&ring),
+    );
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    let sub = EvSub::new(&ring);
+    one_to_one::<N>(
+        &mut g,
+        s,
+        "evqueue_subscriber",
+        true,
+        1,
+        EvTx::new(&ring),
+        sub,
+    );
+    let q = array_queue::<N>();
+    one_to_one::<N>(&mut g, s, "arrayqueue", false, 1, AqTx(q.clone()), AqRx(q));
+    let q = array_queue::<N>();
+    one_to_one::<N>(
+        &mut g,
+        s,
+        "arrayqueue_force_push",
+        true,
+        1,
+        AqForceTx(q.clone()),
+        AqRx(q),
+    );
+    let (tx, rx) = crossbeam_channel::<N>();
+    one_to_one::<N>(&mut g, s, "crossbeam_channel", false, 1, tx, rx);
+    let (tx, subs) = photon_ring::channel::<[u8; N]>(CAPACITY);
+    let rx = PhRx(subs.subscribe());
+    one_to_one::<N>(&mut g, s, "photon_ring", true, 1, PhTx(tx), rx);
+    let (tx, mut rx) = disruptor::<N>(1);
+    one_to_one::<N>(&mut g, s, "disruptor", false, 1, tx, rx.pop().unwrap());
+    let (tx, mut rx) = tokio_broadcast::<N>(1);
+    one_to_one::<N>(&mut g, s, "tokio_broadcast", true, 1, tx, rx.pop().unwrap());
+    let (tx, rx) = ringbuf::<N>();
+    one_to_one::<N>(&mut g, s, "ringbuf", false, 1, tx, rx);
+    let (tx, rx) = heapless::<N>();
+    one_to_one::<N>(&mut g, s, "heapless_spsc", false, 1, tx, rx);
+    g.finish();
+}
+
+fn s6<const N: usize>(c: &mut Criterion) {
+    let s = "s6_batch";
+    let mut g = group(c, s, 1);
+    let b = BATCH;
+    let ring = evqueue_ring::<N>(Overflow::Reject);
+    one_to_one::<N>(
+        &mut g,
+        s,
+        "evqueue_single",
+        false,
+        1,
+        EvTx::new(&ring),
+        EvClaim::new(&ring),
+    );
+    // evqueue has no batch push: single pushes, batch claims.
+    let ring = evqueue_ring::<N>(Overflow::Reject);
+    one_to_one::<N>(
+        &mut g,
+        s,
+        "evqueue_batch32",
+        false,
+        b,
+        EvTx::new(&ring),
+        EvBatch::new(&ring),
+    );
+    let (tx, mut rx) = disruptor::<N>(1);
+    one_to_one::<N>(
+        &mut g,
+        s,
+        "disruptor_single",
+        false,
+        1,
+        tx,
+        rx.pop().unwrap().limit(1),
+    );
+    let (tx, mut rx) = disruptor::<N>(1);
+    let rx = rx.pop().unwrap().limit(b as u64);
+    one_to_one::<N>(&mut g, s, "disruptor_batch32", false, b, tx, rx);
+    let (tx, subs) = photon_ring::channel::<[u8; N]>(CAPACITY);
+    let rx = PhRx(subs.subscribe());
+    one_to_one::<N>(&mut g, s, "photon_ring_single", true, 1, PhTx(tx), rx);
+    let (tx, subs) = photon_ring::channel::<[u8; N]>(CAPACITY);
+    let rx = PhBatchRx::new(subs.subscribe());
+    one_to_one::<N>(&mut g, s, "photon_ring_batch32", true, b, PhTx(tx), rx);
+    let (tx, rx) = ringbuf::<N>();
+    one_to_one::<N>(&mut g, s, "ringbuf_single", false, 1, tx, rx);
+    let (tx, rx) = ringbuf::<N>();
+    one_to_one::<N>(&mut g, s, "ringbuf_batch32", false, b, tx, rx.batch());
+    g.finish();
+}
+
+// ---- scenario 3: two workers sharing a pre-filled queue ----
+
+fn two_workers<const N: usize>(
+    g: &mut Group<'_>,
+    queue: &str,
+    mut tx: impl Tx<N>,
+    mut rx1: impl Rx<N>,
+    mut rx2: impl Rx<N>,
+) {
+    g.bench_function(BenchmarkId::new(queue, N), |b| {
+        b.iter_custom(|iters| {
+            let (mut total, mut left) = (Duration::ZERO, iters);
+            while left > 0 {
+                let n = left.min(CAPACITY as u64);
+                fill(&mut tx, n);
+                let (time, (a, sa), (b, sb)) =
+                    time_two_threads(|| drain_all(&mut rx1), || drain_all(&mut rx2));
+                assert_eq!(a + b, n, "{queue}: the workers took {a} + {b} of {n}");
+                assert_eq!(sa.wrapping_add(sb), n.wrapping_mul(per_event::<N>()));
+                total += time;
+                left -= n;
+            }
+            total
+        })
+    });
+}
+
+fn s3<const N: usize>(c: &mut Criterion) {
+    let mut g = group(c, "s3_two_workers", 1);
+    let ring = evqueue_ring::<N>(Overflow::Reject);
+    let (w1, w2) = (EvClaim::new(&ring), EvClaim::new(&ring));
+    two_workers::<N>(&mut g, "evqueue", EvTx::new(&ring), w1, w2);
+    let ring = evqueue_ring::<N>(Overflow::Reject);
+    let (w1, w2) = (EvBatch::new(&ring), EvBatch::new(&ring));
+    two_workers::<N>(&mut g, "evqueue_batch32", EvTx::new(&ring), w1, w2);
+    let q = array_queue::<N>();
+    two_workers::<N>(
+        &mut g,
+        "arrayqueue",
+        AqTx(q.clone()),
+        AqRx(q.clone()),
+        AqRx(q),
+    );
+    let (tx, rx) = crossbeam_channel::<N>();
+    two_workers::<N>(&mut g, "crossbeam_channel", tx, rx.clone(), rx);
+    g.finish();
+}
+
+// ---- scenario 4: four broadcast subscribers ----
+
+fn broadcast4<const N: usize, R: Rx<N>>(
+    g: &mut Group<'_>,
+    queue: &str,
+    mut tx: impl Tx<N>,
+    rx: Vec<R>,
+) {
+    let mut rx: [R; 4] = rx.try_into().unwrap_or_else(|_| panic!("four subscribers"));
+    g.bench_function(BenchmarkId::new(queue, N), |b| {
+        b.iter_custom(|iters| {
+            let (mut total, mut left) = (Duration::ZERO, iters);
+            while left > 0 {
+                let n = left.min(BROADCAST_ROUND);
+                fill(&mut tx, n);
+                let [r0, r1, r2, r3] = &mut rx;
+                let (time, (a0, a1), (a2, a3)) = time_two_threads(
+                    || (drain_all(r0), drain_all(r1)),
+                    || (drain_all(r2), drain_all(r3)),
+                );
+                for (got, sum) in [a0, a1, a2, a3] {
+                    assert_eq!(got, n, "{queue}: a subscriber got {got} of {n}");
+                    assert_eq!(sum, n.wrapping_mul(per_event::<N>()));
+                }
+                total += time;
+                left -= n;
+            }
+            total
+        })
+    });
+}
+
+fn s4<const N: usize>(c: &mut Criterion) {
+    let mut g = group(c, "s4_broadcast4", 1);
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    let subs = (0..4).map(|_| EvSub::new(&ring)).collect();
+    broadcast4::<N, EvSub>(&mut g, "evqueue", EvTx::new(&ring), subs);
+    let (tx, subs) = photon_ring::channel::<[u8; N]>(CAPACITY);
+    let rx = (0..4).map(|_| PhRx(subs.subscribe())).collect();
+    broadcast4::<N, PhRx<N>>(&mut g, "photon_ring", PhTx(tx), rx);
+    let (tx, rx) = disruptor::<N>(4);
+    broadcast4::<N, DRx<N>>(&mut g, "disruptor", tx, rx);
+    let (tx, rx) = tokio_broadcast::<N>(4);
+    broadcast4::<N, TkRx<N>>(&mut g, "tokio_broadcast", tx, rx);
+    g.finish();
+}
+
+// ---- scenario 5: round trip ----
+
+fn wait_one<const N: usize>(rx: &mut impl Rx<N>, f: &mut impl FnMut(&[u8])) {
+    loop {
+        match rx.poll(f) {
+            Poll::Got(1) => return,
+            Poll::Empty => spin_loop(),
+            other => panic!("round trip: {other:?}"),
+        }
+    }
+}
+
+fn send_one<const N: usize>(tx: &mut impl Tx<N>, p: &[u8; N]) {
+    while !tx.send(p) {
+        spin_loop();
+    }
+}
+
+/// `n` round trips: `a` sends on `there` and waits on `back`; `b` echoes.
+/// With `samples`, each round trip is timed on `a`'s side.
+fn ping_pong<const N: usize>(
+    there: (&mut impl Tx<N>, &mut impl Rx<N>),
+    back: (&mut impl Tx<N>, &mut impl Rx<N>),
+    n: u64,
+    samples: Option<&mut Vec<u64>>,
+) -> Duration {
+    let (tx_a, rx_b) = there;
+    let (tx_b, rx_a) = back;
+    let bytes = payload::<N>();
+    let (time, sum_a, sum_b) = time_two_threads(
+        || {
+            let mut sum = 0;
+            let mut f = check(&mut sum);
+            match samples {
+                None => {
+                    for _ in 0..n {
+                        send_one(tx_a, &bytes);
+                        wait_one(rx_a, &mut f);
+                    }
+                }
+                Some(samples) => {
+                    for _ in 0..n {
+                        let t0 = Instant::now();
+                        send_one(tx_a, &bytes);
+                        wait_one(rx_a, &mut f);
+                        samples.push(t0.elapsed().as_nanos() as u64);
+                    }
+                }
+            }
+            drop(f);
+            sum
+        },
+        || {
+            let mut sum = 0;
+            let mut f = check(&mut sum);
+            for _ in 0..n {
+                wait_one(rx_b, &mut f);
+                send_one(tx_b, &bytes);
+            }
+            drop(f);
+            sum
+        },
+    );
+    assert_eq!((sum_a, sum_b), (n * per_event::<N>(), n * per_event::<N>()));
+    time
+}
+
+fn samples_wanted() -> usize {
+    if bench_mode() {
+        RTT_SAMPLES
+    } else {
+        100
+    }
+}
+
+fn record_rtt(queue: &str, bytes: usize, samples: &[u64]) {
+    let mut rows = RTT.lock().unwrap();
+    rows.extend(samples.iter().map(|ns| format!("{queue},{bytes},{ns}")));
+}
+
+fn round_trip<const N: usize, TA: Tx<N>, RA: Rx<N>, TB: Tx<N>, RB: Rx<N>>(
+    g: &mut Group<'_>,
+    queue: &str,
+    (mut tx_a, mut rx_b): (TA, RB),
+    (mut tx_b, mut rx_a): (TB, RA),
+) {
+    g.bench_function(BenchmarkId::new(queue, N), |b| {
+        b.iter_custom(|iters| {
+            ping_pong::<N>((&mut tx_a, &mut rx_b), (&mut tx_b, &mut rx_a), iters, None)
+        })
+    });
+    let mut samples = Vec::with_capacity(samples_wanted());
+    ping_pong::<N>(
+        (&mut tx_a, &mut rx_b),
+        (&mut tx_b, &mut rx_a),
+        samples_wanted() as u64,
+        Some(&mut samples),
+    );
+    record_rtt(queue, N, &samples);
+}
+
+/// One atomic on its own cache line(s), bounced between the two threads.
+#[repr(align(128))]
+struct Line(AtomicU64);
+
+fn bounce(line: &Line, n: u64, samples: Option<&mut Vec<u64>>) -> Duration {
+    line.0.store(0, SeqCst);
+    let (time, (), ()) = time_two_threads(
+        || {
+            let mut samples = samples;
+            for i in 0..n {
+                let t0 = samples.is_some().then(Instant::now);
+                line.0.store(2 * i + 1, Release);
+                while line.0.load(Acquire) != 2 * i + 2 {
+                    spin_loop();
+                }
+                if let (Some(s), Some(t0)) = (samples.as_deref_mut(), t0) {
+                    s.push(t0.elapsed().as_nanos() as u64);
+                }
+            }
+        },
+        || {
+            for i in 0..n {
+                while line.0.load(Acquire) != 2 * i + 1 {
+                    spin_loop();
+                }
+                line.0.store(2 * i + 2, Release);
+            }
+        },
+    );
+    time
+}
+
+fn s5_cacheline<const N: usize>(g: &mut Group<'_>) {
+    let line = Line(AtomicU64::new(0));
+    g.bench_function(BenchmarkId::new("cacheline", N), |b| {
+        b.iter_custom(|iters| bounce(&line, iters, None))
+    });
+    let mut samples = Vec::with_capacity(samples_wanted());
+    bounce(&line, samples_wanted() as u64, Some(&mut samples));
+    record_rtt("cacheline", N, &samples);
+}
+
+/// The cost of the timing itself (`Instant::now` then `elapsed`), sampled
+/// like a round trip; the plot script subtracts its median.
+fn timer_overhead() {
+    let samples: Vec<u64> = (0..samples_wanted())
+        .map(|_| {
+            let t0 = Instant::now();
+            black_box(t0.elapsed().as_nanos() as u64)
+        })
+        .collect();
+    record_rtt("timer_overhead", 0, &samples);
+}
+
+fn s5<const N: usize>(c: &mut Criterion) {
+    let mut g = c.benchmark_group("s5_round_trip");
+    s5_cacheline::<N>(&mut g);
+    let (a, b) = (
+        evqueue_ring::<N>(Overflow::Overwrite),
+        evqueue_ring::<N>(Overflow::Overwrite),
+    );
+    let (sa, sb) = (EvSub::new(&a), EvSub::new(&b));
+    round_trip::<N, _, _, _, _>(
+        &mut g,
+        "evqueue_subscriber",
+        (EvTx::new(&a), sa),
+        (EvTx::new(&b), sb),
+    );
+    let (a, b) = (
+        evqueue_ring::<N>(Overflow::Reject),
+        evqueue_ring::<N>(Overflow::Reject),
+    );
+    round_trip::<N, _, _, _, _>(
+        &mut g,
+        "evqueue",
+        (EvTx::new(&a), EvClaim::new(&a)),
+        (EvTx::new(&b), EvClaim::new(&b)),
+    );
+    let (ta, sa) = photon_ring::channel::<[u8; N]>(CAPACITY);
+    let (tb, sb) = photon_ring::channel::<[u8; N]>(CAPACITY);
+    let (ra, rb) = (PhRx(sa.subscribe()), PhRx(sb.subscribe()));
+    round_trip::<N, _, _, _, _>(&mut g, "photon_ring", (PhTx(ta), ra), (PhTx(tb), rb));
+    let ((ta, mut ra), (tb, mut rb)) = (disruptor::<N>(1), disruptor::<N>(1));
+    let (ra, rb) = (ra.pop().unwrap(), rb.pop().unwrap());
+    round_trip::<N, _, _, _, _>(&mut g, "disruptor", (ta, ra), (tb, rb));
+    let (qa, qb) = (array_queue::<N>(), array_queue::<N>());
+    round_trip::<N, _, _, _, _>(
+        &mut g,
+        "arrayqueue",
+        (AqTx(qa.clone()), AqRx(qa)),
+        (AqTx(qb.clone()), AqRx(qb)),
+    );
+    round_trip::<N, _, _, _, _>(
+        &mut g,
+        "crossbeam_channel",
+        crossbeam_channel::<N>(),
+        crossbeam_channel::<N>(),
+    );
+    let ((ta, mut ra), (tb, mut rb)) = (tokio_broadcast::<N>(1), tokio_broadcast::<N>(1));
+    let (ra, rb) = (ra.pop().unwrap(), rb.pop().unwrap());
+    round_trip::<N, _, _, _, _>(&mut g, "tokio_broadcast", (ta, ra), (tb, rb));
+    round_trip::<N, _, _, _, _>(&mut g, "ringbuf", ringbuf::<N>(), ringbuf::<N>());
+    round_trip::<N, _, _, _, _>(&mut g, "heapless_spsc", heapless::<N>(), heapless::<N>());
+    g.finish();
+}
+
+// ---- scenario 7: two producers ----
+
+fn two_producers<const N: usize>(
+    g: &mut Group<'_>,
+    queue: &str,
+    mut a: impl Tx<N>,
+    mut b: impl Tx<N>,
+) {
+    g.bench_function(BenchmarkId::new(queue, N), |bench| {
+        bench.iter_custom(|iters| {
+            let (da, db) = (AtomicBool::new(false), AtomicBool::new(false));
+            let half = iters / 2;
+            let (time, (), ()) = time_two_threads(
+                || pump(&mut a, half, 1, &da),
+                || pump(&mut b, iters - half, 1, &db),
+            );
+            time
+        })
+    });
+}
+
+fn s7<const N: usize>(c: &mut Criterion) {
+    let mut g = group(c, "s7_two_producers", 1);
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    two_producers::<N>(&mut g, "evqueue_mp", EvMpTx::new(&ring), EvMpTx::new(&ring));
+    let q = array_queue::<N>();
+    two_producers::<N>(
+        &mut g,
+        "arrayqueue_force_push",
+        AqForceTx(q.clone()),
+        AqForceTx(q),
+    );
+    let (tx, _subs) = photon_ring::channel_mpmc::<[u8; N]>(CAPACITY);
+    two_producers::<N>(&mut g, "photon_ring_mpmc", PhMpTx(tx.clone()), PhMpTx(tx));
+    let (tx, _rx) = tokio_broadcast::<N>(1);
+    two_producers::<N>(&mut g, "tokio_broadcast", tx.clone(), tx);
+    g.finish();
+}
+
+// ---- driver ----
+
+fn group<'a>(c: &'a mut Criterion, name: &str, elements: u64) -> Group<'a> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(elements));
+    g
+}
+
+fn benches(c: &mut Criterion) {
+    s1::<64>(c);
+    s1::<256>(c);
+    s2::<64>(c);
+    s2::<256>(c);
+    s3::<64>(c);
+    s3::<256>(c);
+    s4::<64>(c);
+    s4::<256>(c);
+    timer_overhead();
+    s5::<64>(c);
+    s5::<256>(c);
+    s6::<64>(c);
+    s6::<256>(c);
+    s7::<64>(c);
+    s7::<256>(c);
+    if bench_mode() {
+        let loss = std::mem::take(&mut *LOSS.lock().unwrap());
+        write_extra(
+            "loss.csv",
+            "scenario,queue,bytes,pushed,delivered,reported_lost",
+            &loss,
+        );
+        let rtt = std::mem::take(&mut *RTT.lock().unwrap());
+        write_extra("rtt_samples.csv", "queue,bytes,ns", &rtt);
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_millis(1500))
+        .sample_size(20)
+}
+
+criterion_group! {
+    name = peer_benches;
+    config = config();
+    targets = benches
+}
+criterion_main!(peer_benches);
