@@ -144,6 +144,30 @@ pub fn write_extra(name: &str, header: &str, lines: &[String]) {
     }
 }
 
+/// Like [`write_extra`], but keeps the rows of an existing file whose key
+/// (the first `key_cols` comma-separated fields) has no row in `lines`, so a
+/// run filtered to some benches updates only their rows. A file with another
+/// header is replaced.
+pub fn merge_extra(name: &str, header: &str, key_cols: usize, lines: &[String]) {
+    fn key(line: &str, n: usize) -> Vec<&str> {
+        line.split(',').take(n).collect()
+    }
+    let fresh: std::collections::HashSet<Vec<&str>> =
+        lines.iter().map(|l| key(l, key_cols)).collect();
+    let old = std::fs::read_to_string(extra_dir().join(name)).unwrap_or_default();
+    let mut rows: Vec<String> = match old.lines().next() {
+        Some(h) if h == header => old
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty() && !fresh.contains(&key(l, key_cols)))
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    rows.extend(lines.iter().cloned());
+    write_extra(name, header, &rows);
+}
+
 /// The value at quantile `q` (0..=1) of `sorted`, nearest rank.
 pub fn quantile(sorted: &[u64], q: f64) -> u64 {
     assert!(!sorted.is_empty(), "no samples");
@@ -185,11 +209,19 @@ mod tests {
     fn extras_land_in_the_given_directory() {
         let dir = std::env::temp_dir().join(format!("bench-extra-test-{}", std::process::id()));
         std::env::set_var("BENCH_EXTRA_DIR", &dir);
-        write_extra("t.csv", "a,b", &["1,2".to_string()]);
+        write_extra("t.csv", "a,b,v", &["x,1,5".into(), "y,1,6".into()]);
+        let first = std::fs::read_to_string(dir.join("t.csv")).unwrap();
+        // A filtered run replaces the rows of its keys and keeps the others.
+        merge_extra("t.csv", "a,b,v", 2, &["y,1,7".into(), "y,1,8".into()]);
+        let merged = std::fs::read_to_string(dir.join("t.csv")).unwrap();
+        // Another header: the old rows are dropped.
+        merge_extra("t.csv", "a,v", 1, &["z,9".into()]);
+        let replaced = std::fs::read_to_string(dir.join("t.csv")).unwrap();
         std::env::remove_var("BENCH_EXTRA_DIR");
-        let text = std::fs::read_to_string(dir.join("t.csv")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(text, "a,b\n1,2\n");
+        assert_eq!(first, "a,b,v\nx,1,5\ny,1,6\n");
+        assert_eq!(merged, "a,b,v\nx,1,5\ny,1,7\ny,1,8\n");
+        assert_eq!(replaced, "a,v\nz,9\n");
     }
 
     #[test]
