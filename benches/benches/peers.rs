@@ -499,10 +499,10 @@ fn ping_pong<const N: usize>(
                 }
                 Some(samples) => {
                     for _ in 0..n {
-                        let t0 = Instant::now();
+                        let t0 = ticks();
                         send_one(tx_a, &bytes);
                         wait_one(rx_a, &mut f);
-                        samples.push(t0.elapsed().as_nanos() as u64);
+                        samples.push(ticks().wrapping_sub(t0));
                     }
                 }
             }
@@ -538,9 +538,45 @@ fn samples_wanted() -> usize {
     }
 }
 
+/// A cycle counter for timing one round trip: the TSC on x86-64 (a few ns
+/// to read, sub-ns resolution), else nanoseconds since the first call.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn ticks() -> u64 {
+    #[allow(unused_unsafe)]
+    // SAFETY: RDTSC has no preconditions on x86-64.
+    unsafe {
+        std::arch::x86_64::_rdtsc()
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn ticks() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Nanoseconds per [`ticks`] unit, measured once against `Instant` over 50 ms.
+fn ns_per_tick() -> f64 {
+    static RATE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *RATE.get_or_init(|| {
+        let (t0, c0) = (Instant::now(), ticks());
+        std::thread::sleep(Duration::from_millis(50));
+        let (ns, c) = (t0.elapsed().as_nanos() as f64, ticks().wrapping_sub(c0));
+        assert!(c > 0, "the cycle counter did not move");
+        ns / c as f64
+    })
+}
+
 fn record_rtt(queue: &str, bytes: usize, samples: &[u64]) {
+    let rate = ns_per_tick();
     let mut rows = RTT.lock().unwrap();
-    rows.extend(samples.iter().map(|ns| format!("{queue},{bytes},{ns}")));
+    rows.extend(
+        samples
+            .iter()
+            .map(|&t| format!("{queue},{bytes},{:.1}", t as f64 * rate)),
+    );
 }
 
 fn round_trip<const N: usize, TA: Tx<N>, RA: Rx<N>, TB: Tx<N>, RB: Rx<N>>(
@@ -580,13 +616,13 @@ fn bounce(line: &Line, n: u64, samples: Option<&mut Vec<u64>>) -> Duration {
         || {
             let mut samples = samples;
             for i in 0..n {
-                let t0 = samples.is_some().then(Instant::now);
+                let t0 = samples.is_some().then(ticks);
                 line.0.store(2 * i + 1, Release);
                 while line.0.load(Acquire) != 2 * i + 2 {
                     spin_loop();
                 }
                 if let (Some(s), Some(t0)) = (samples.as_deref_mut(), t0) {
-                    s.push(t0.elapsed().as_nanos() as u64);
+                    s.push(ticks().wrapping_sub(t0));
                 }
             }
         },
@@ -616,13 +652,13 @@ fn s5_cacheline<const N: usize>(g: &mut Group<'_>) {
     });
 }
 
-/// The cost of the timing itself (`Instant::now` then `elapsed`), sampled
+/// The cost of the timing itself (two [`ticks`] reads), sampled
 /// like a round trip; the plot script subtracts its median.
 fn timer_overhead() {
     let samples: Vec<u64> = (0..samples_wanted())
         .map(|_| {
-            let t0 = Instant::now();
-            black_box(t0.elapsed().as_nanos() as u64)
+            let t0 = ticks();
+            black_box(ticks().wrapping_sub(t0))
         })
         .collect();
     record_rtt("timer_overhead", 0, &samples);
