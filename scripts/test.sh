@@ -63,6 +63,17 @@ if [ -d benches ]; then
   stage "benches compile and run once" cargo test -p benches --benches
 fi
 
+# --- benchmarks (issue 6): the report script that turns a bench run into
+# BENCHMARKS.md tables, checked on synthetic data (tables, ratios, goals, bad
+# inputs). A few seconds; needs only python3 (no matplotlib).
+bench_report_selftest() {
+  if ! command -v python3 >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3 || return 1
+  fi
+  python3 scripts/plot_benches.py --self-test
+}
+stage "bench report script self-test" bench_report_selftest
+
 printf '\n'
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed"

@@ -61,6 +61,7 @@ pub fn evqueue_ring<const N: usize>(overflow: Overflow) -> Arc<HeapRing> {
     Arc::new(HeapRing::with_capacity(CAPACITY, N, overflow).expect("evqueue ring"))
 }
 
+#[inline(always)]
 fn ev_pushed(result: Result<u64, Error>) -> bool {
     match result {
         Ok(_) => true,
@@ -120,6 +121,7 @@ impl EvClaim {
     }
 }
 
+#[inline(always)]
 fn ev_blocked(e: RecvError) -> Poll {
     match e {
         RecvError::Empty => Poll::Empty,
