@@ -5,9 +5,12 @@ use crate::Overflow;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Runs the handlers of one claimed batch.
+type RunBatch<'a> = &'a mut dyn FnMut();
+
 /// Wraps the handling of each claimed batch; see [`EventQueueBuilder::around_batch`].
 #[derive(Clone)]
-pub(crate) struct AroundBatch(pub(crate) Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync + 'static>);
+pub(crate) struct AroundBatch(pub(crate) Arc<dyn Fn(RunBatch<'_>) + Send + Sync + 'static>);
 
 impl std::fmt::Debug for AroundBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
