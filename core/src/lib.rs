@@ -49,6 +49,8 @@ mod codec;
 #[cfg(feature = "std")]
 mod dispatcher;
 mod error;
+#[cfg(feature = "json")]
+pub mod json;
 mod producer;
 mod ring;
 mod stamp;

@@ -146,6 +146,24 @@ impl Emitter {
         Ok(seq)
     }
 
+    /// Parses a client's JSON event body (see [`crate::json`]) and emits
+    /// it, marked `external` as asked. Nothing is pushed on any error.
+    ///
+    /// ```
+    /// use evqueue::{EventQueue, Start};
+    /// let queue = EventQueue::builder().capacity(64).workers(1).build_paused()?;
+    /// queue.emit_json(br#"{"name": "level_up", "properties": {"level": "7"}}"#, true)?;
+    /// let event = queue.try_pop()?;
+    /// assert_eq!((event.name.as_str(), event.property("level"), event.external), ("level_up", Some("7"), true));
+    /// assert!(queue.emit_json(b"{\"name\": 7}", true).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn emit_json(&self, body: &[u8], external: bool) -> Result<u64, crate::json::JsonError> {
+        let event = crate::json::parse_event(body)?;
+        Ok(event.with_event(external, |e| self.emit(e))?)
+    }
+
     /// Emits `session_start` with these properties.
     pub fn emit_session_start(&self, properties: &[(&str, &str)]) -> Result<u64, Error> {
         self.emit(&Event::new(SESSION_START).properties(properties))
@@ -351,6 +369,12 @@ impl EventQueue {
     #[inline]
     pub fn emit(&self, event: &Event<'_>) -> Result<u64, Error> {
         self.emitter.emit(event)
+    }
+
+    /// Emits a client's JSON event body; see [`Emitter::emit_json`].
+    #[cfg(feature = "json")]
+    pub fn emit_json(&self, body: &[u8], external: bool) -> Result<u64, crate::json::JsonError> {
+        self.emitter.emit_json(body, external)
     }
 
     /// Emits a framed raw payload; see [`Emitter::emit_raw`].
