@@ -136,7 +136,7 @@ pub fn parse_event(body: &[u8]) -> Result<JsonEvent, JsonError> {
         properties: raw.properties.map_or_else(Vec::new, |p| p.0),
         timestamp,
     };
-    event.with_event(false, |e| encoded_len(e))?;
+    event.with_event(false, encoded_len)?;
     Ok(event)
 }
 
