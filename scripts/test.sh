@@ -43,9 +43,11 @@ if [ "$failed" -ne 0 ]; then
 fi
 
 stage "rustfmt" cargo fmt --all -- --check
-stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
 stage "clippy (no_std core)" cargo clippy -p evqueue --no-default-features -- -D warnings
 stage "unit, doc and model tests" cargo test --workspace
+stage "JSON ingestion (feature json): hostile corpus and doctests" \
+  cargo test -p evqueue --features json -- json
 stage "no_std build: thumbv7em-none-eabihf (32-bit, no 64-bit atomics)" \
   cargo build -p evqueue --no-default-features --target thumbv7em-none-eabihf
 stage "no_std build: x86_64-unknown-none" \

@@ -49,6 +49,8 @@ mod codec;
 #[cfg(feature = "std")]
 mod dispatcher;
 mod error;
+#[cfg(feature = "json")]
+pub mod json;
 mod producer;
 mod ring;
 mod stamp;
@@ -57,8 +59,8 @@ mod subscriber;
 mod sync;
 
 pub use codec::{
-    check_name, encode_into, encoded_len, Event, EventView, Properties, PropertyIter,
-    EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
+    check_name, encode_into, encoded_len, Event, EventView, Payload, Properties, PropertyIter,
+    RawView, EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
 };
 #[cfg(feature = "std")]
 pub use dispatcher::{
