@@ -16,9 +16,14 @@
 //!   on a barrier, timed from the first start to the last stop; events
 //!   delivered per second. Lossy queues never wait; what they lost is written
 //!   to `bench-extra/loss.csv` (pushed, delivered, reported lost).
+//!   `evqueue_dispatcher`: the same through an `EventQueue` (`emit_raw` on
+//!   this thread, one worker thread of the queue running a raw handler),
+//!   timed from the first emit to the `flush` that sees the last one handled.
 //! - `s3_two_workers`: one producer and two workers would be 3 threads on 2
 //!   cores, so the producer pre-fills 65536 events (untimed) and the two
 //!   workers drain them in parallel (timed): work-sharing throughput.
+//!   `evqueue_dispatcher`: a paused `EventQueue` pre-filled, timed from
+//!   `start` of its two workers to the `flush` that sees the last handled.
 //! - `s4_broadcast4`: four subscribers would be 5 threads; the producer
 //!   pre-fills 32768 events (untimed) with four subscribers attached, then two
 //!   threads each drain two of the subscribers (timed). The figure is events
@@ -39,7 +44,7 @@
 
 use std::hint::{black_box, spin_loop};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use benches::peers::*;
@@ -48,7 +53,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
-use evqueue::Overflow;
+use evqueue::{EventQueue, Overflow};
 
 type Group<'a> = BenchmarkGroup<'a, WallTime>;
 
@@ -308,7 +313,103 @@ fn s2<const N: usize>(c: &mut Criterion) {
     one_to_one::<N>(&mut g, s, "ringbuf", false, 1, tx, rx);
     let (tx, rx) = heapless::<N>();
     one_to_one::<N>(&mut g, s, "heapless_spsc", false, 1, tx, rx);
+    s2_dispatcher::<N>(&mut g);
     g.finish();
+}
+
+// ---- the dispatcher (EventQueue), in scenarios 2 and 3 ----
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An `EventQueue` of [`CAPACITY`] slots just large enough for a raw payload
+/// of `N` bytes (plus its 12-byte frame), `workers` workers, `Reject`, whose
+/// raw handler adds each payload's digest to `sum` (one relaxed add on the
+/// worker's own cache line).
+fn dispatcher<const N: usize>(workers: usize, batch: usize, sum: &Arc<AtomicU64>) -> EventQueue {
+    let queue = EventQueue::builder()
+        .capacity(CAPACITY)
+        .slot_bytes((N + 12).div_ceil(8) * 8)
+        .workers(workers)
+        .claim_batch(batch)
+        .overflow(Overflow::Reject)
+        .build_paused()
+        .expect("event queue");
+    let sum = Arc::clone(sum);
+    queue.on_raw(move |raw| {
+        sum.fetch_add(digest(raw.bytes), Relaxed);
+        Ok(())
+    });
+    queue
+}
+
+/// The timestamp every raw emit passes: non-zero, so no clock is read.
+const TIMESTAMP: u64 = 1;
+
+fn emit_n<const N: usize>(queue: &EventQueue, n: u64) {
+    let bytes = payload::<N>();
+    for _ in 0..n {
+        loop {
+            match queue.emit_raw(black_box(&bytes), TIMESTAMP) {
+                Ok(_) => break,
+                Err(evqueue::Error::Full) => spin_loop(),
+                Err(e) => panic!("emit_raw: {e}"),
+            }
+        }
+    }
+}
+
+/// Scenario 2 through the dispatcher: this thread emits (`emit_raw`), one
+/// worker thread of the queue handles; timed from the first emit to the
+/// `flush` that sees the last event handled.
+fn s2_dispatcher<const N: usize>(g: &mut Group<'_>) {
+    let sum = Arc::new(AtomicU64::new(0));
+    let queue = dispatcher::<N>(1, 1, &sum);
+    queue.start().expect("start");
+    let mut emitted = 0u64;
+    g.bench_function(BenchmarkId::new("evqueue_dispatcher", N), |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            emit_n::<N>(&queue, iters);
+            queue.flush(WAIT).expect("flush");
+            let time = start.elapsed();
+            emitted += iters;
+            time
+        })
+    });
+    let report = queue.shutdown(WAIT).expect("shutdown");
+    assert_eq!((report.handled, report.rejected), (emitted, 0));
+    assert_eq!(sum.load(Relaxed), emitted.wrapping_mul(per_event::<N>()));
+}
+
+/// Scenario 3 through the dispatcher: a paused queue is pre-filled
+/// (untimed), then timed from `start` of its two workers to the `flush` that
+/// sees the last event handled. `start` works once per queue, so each round
+/// builds a new one (untimed).
+fn s3_dispatcher<const N: usize>(g: &mut Group<'_>, name: &str, batch: usize) {
+    g.bench_function(BenchmarkId::new(name, N), |b| {
+        b.iter_custom(|iters| {
+            let (mut total, mut left) = (Duration::ZERO, iters);
+            while left > 0 {
+                let n = left.min(CAPACITY as u64);
+                let sum = Arc::new(AtomicU64::new(0));
+                let queue = dispatcher::<N>(2, batch, &sum);
+                emit_n::<N>(&queue, n);
+                let start = Instant::now();
+                queue.start().expect("start");
+                queue.flush(WAIT).expect("flush");
+                total += start.elapsed();
+                let report = queue.shutdown(WAIT).expect("shutdown");
+                assert_eq!(
+                    report.handled, n,
+                    "{name}: handled {} of {n}",
+                    report.handled
+                );
+                assert_eq!(sum.load(Relaxed), n.wrapping_mul(per_event::<N>()));
+                left -= n;
+            }
+            total
+        })
+    });
 }
 
 fn s6<const N: usize>(c: &mut Criterion) {
@@ -407,6 +508,8 @@ fn s3<const N: usize>(c: &mut Criterion) {
     );
     let (tx, rx) = crossbeam_channel::<N>();
     two_workers::<N>(&mut g, "crossbeam_channel", tx, rx.clone(), rx);
+    s3_dispatcher::<N>(&mut g, "evqueue_dispatcher", 1);
+    s3_dispatcher::<N>(&mut g, "evqueue_dispatcher_batch32", BATCH);
     g.finish();
 }
 
