@@ -377,7 +377,8 @@ fn s2_dispatcher<const N: usize>(g: &mut Group<'_>) {
         })
     });
     let report = queue.shutdown(WAIT).expect("shutdown");
-    assert_eq!((report.handled, report.rejected), (emitted, 0));
+    // `rejected` counts the `Full` answers the emit loop retried: no loss.
+    assert_eq!(report.handled, emitted);
     assert_eq!(sum.load(Relaxed), emitted.wrapping_mul(per_event::<N>()));
 }
 
