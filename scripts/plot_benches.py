@@ -191,10 +191,11 @@ def table_batch(results):
 def table_rtt(results, rtt, overhead):
     title, _unit, ref = SCENARIOS["s5_round_trip"]
     lines = [f"### {title}", "",
-             f"Mean from criterion; median, p99 and p99.9 from round trips timed one by one, "
-             f"less the timer's own median cost ({overhead:.1f} ns). Ratio: the queue's median over "
-             f"`{ref}`'s (> 1: evqueue is faster); for `cacheline`, evqueue's over the floor's.", "",
-             "| queue | bytes | mean | median | p99 | p99.9 | vs evqueue |",
+             f"`criterion`: criterion's median time per round trip over batches of round trips. "
+             f"Median, p99 and p99.9: 20000 round trips timed one by one, less the timer's own "
+             f"median cost ({overhead:.1f} ns). Ratio: the queue's median over `{ref}`'s "
+             f"(> 1: evqueue is faster); for `cacheline`, evqueue's over the floor's.", "",
+             "| queue | bytes | criterion | median | p99 | p99.9 | vs evqueue |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for b in SIZES:
         ref_s = rtt.get((ref, b))
