@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every benchmark figure in one command: runs all the criterion
-# benches (`cargo bench -p benches`: core, dispatcher and peers, about 10
+# benches (`cargo bench -p benches`: core, dispatcher and peers, about 6
 # minutes on 2 cores), records the machine and its load before and after,
 # then rewrites the tables in BENCHMARKS.md and the two PNGs in
 # benches/results/ (matplotlib in a venv under target/).
