@@ -1,0 +1,676 @@
+//! `evqueue.EventQueue`: the core queue with Python handlers.
+//!
+//! Handlers run on the core's worker threads. Each worker claims a batch of
+//! events (`batch`, default 64) and takes the GIL once for the whole batch
+//! (`around_batch`); the handlers inside re-enter the GIL for free. Every
+//! wait (`flush`, `close`, the drop of a queue) runs with the GIL released,
+//! or the workers could never finish.
+
+use crate::args::{self, Props, FOREVER};
+use crate::errors::{py_err, EvqueueError};
+use crate::event::Event;
+use crate::stats::{ShutdownReport, Stats};
+use crate::subscriber::Subscriber;
+use evqueue::{DispatchError, EventView, Failure, HandlerResult, Overflow, Start};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyCFunction, PyDict, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+/// How long one wait runs with the GIL released before Python gets a chance
+/// to raise KeyboardInterrupt.
+pub(crate) const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// What `drop` (and the interpreter's exit) gives a queue to drain.
+const DROP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Every live queue, so the interpreter's exit can close them while Python
+/// still runs (worker threads must not try to take the GIL of a finalizing
+/// interpreter).
+static LIVE: Mutex<Vec<Weak<evqueue::EventQueue>>> = Mutex::new(Vec::new());
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A handler's exception with the handler that raised it, carried through
+/// the core as the handler's error.
+struct Raised {
+    error: PyErr,
+    handler: Py<PyAny>,
+}
+
+impl std::fmt::Debug for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Raised {}
+
+/// The Python callables a queue holds, mirrored for the garbage collector
+/// (`__traverse__`, `__clear__`); the core registry holds the same objects.
+#[derive(Default)]
+struct Callbacks {
+    named: Vec<(String, Py<PyAny>)>,
+    any: Vec<Py<PyAny>>,
+}
+
+/// The `on_error` callable, shared with the core's error hook.
+type ErrorSlot = Arc<Mutex<Option<Py<PyAny>>>>;
+
+/// An event queue with a pool of worker threads running Python handlers.
+///
+/// `EventQueue(capacity=65536, slot_size=256, workers=8, overflow="overwrite")`
+/// allocates the ring; handlers registered with `on`, `on_any`,
+/// `on_session_start` and `on_session_end` run once `start()` is called
+/// (events emitted before are kept, up to `capacity`). `emit` never blocks:
+/// with `overflow="overwrite"` the oldest unhandled events are overwritten
+/// and counted, with `"reject"` the emit raises `QueueFull`. `close()` drains
+/// the queue and reports; `with EventQueue() as q:` starts the queue and
+/// closes it at the end of the block.
+#[pyclass(module = "evqueue", frozen, weakref)]
+pub(crate) struct EventQueue {
+    inner: Arc<evqueue::EventQueue>,
+    callbacks: Mutex<Callbacks>,
+    error_hook: ErrorSlot,
+}
+
+impl EventQueue {
+    fn register(&self, name: Option<&str>, handler: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !handler.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "a handler must be callable, not {}",
+                args::type_name(handler)
+            )));
+        }
+        let callable = handler.clone().unbind();
+        let run = handler_fn(callable.clone_ref(handler.py()));
+        match name {
+            Some(name) => {
+                self.inner.on(name, run).map_err(py_err)?;
+                lock(&self.callbacks)
+                    .named
+                    .push((name.to_owned(), callable));
+            }
+            None => {
+                self.inner.on_any(run);
+                lock(&self.callbacks).any.push(callable);
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the core event and emits it.
+    fn emit_one(
+        &self,
+        name: &Bound<'_, PyAny>,
+        props: Option<&Bound<'_, PyAny>>,
+        timestamp: u64,
+        external: bool,
+    ) -> PyResult<u64> {
+        let name = args::str_arg(name, "the event name")?.to_str()?;
+        let event = evqueue::Event::new(name)
+            .timestamp(timestamp)
+            .external(external);
+        match props {
+            Some(p) if !p.is_none() => {
+                let props = Props::from_arg(Some(p))?;
+                let pairs = props.pairs()?;
+                self.inner.emit(&event.properties(&pairs)).map_err(py_err)
+            }
+            _ => self.inner.emit(&event).map_err(py_err),
+        }
+    }
+
+    /// Waits in slices of [`SIGNAL_CHECK`] with the GIL released, checking
+    /// for KeyboardInterrupt between slices; `wait(slice)` returns
+    /// `Some(result)` when done, `None` when the slice ran out.
+    fn wait_loop<T>(
+        py: Python<'_>,
+        timeout: Option<Duration>,
+        mut wait: impl FnMut(Duration) -> Option<T> + Send,
+    ) -> PyResult<Option<T>>
+    where
+        T: Send,
+    {
+        let deadline = Instant::now() + timeout.unwrap_or(FOREVER);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let slice = left.min(SIGNAL_CHECK);
+            if let Some(done) = py.detach(|| wait(slice)) {
+                return Ok(Some(done));
+            }
+            if left <= SIGNAL_CHECK {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+}
+
+/// The core handler for one Python callable: builds an `Event`, calls it,
+/// turns an exception into the handler's error. Runs on a worker thread
+/// that already holds the GIL for its batch, so `attach` costs a counter.
+fn handler_fn(
+    callable: Py<PyAny>,
+) -> impl Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static {
+    move |view| {
+        Python::attach(|py| {
+            let result = Bound::new(py, Event::from(view))
+                .and_then(|event| callable.bind(py).call1((event,)).map(drop));
+            result.map_err(|error| {
+                Box::new(Raised {
+                    error,
+                    handler: callable.clone_ref(py),
+                }) as evqueue::HandlerError
+            })
+        })
+    }
+}
+
+/// The core error hook: passes `(event, exception)` to the Python `on_error`
+/// callable, or reports through `sys.unraisablehook` when none is set.
+fn error_hook_fn(
+    slot: ErrorSlot,
+) -> impl Fn(&EventView<'_>, &Failure<'_>) + Send + Sync + 'static {
+    move |view, failure| {
+        Python::attach(|py| {
+            let (error, handler) = match failure {
+                Failure::Error(e) => match e.downcast_ref::<Raised>() {
+                    Some(r) => (r.error.clone_ref(py), Some(r.handler.clone_ref(py))),
+                    None => (EvqueueError::new_err(e.to_string()), None),
+                },
+                Failure::Panic(message) => (
+                    EvqueueError::new_err(format!("handler panicked: {message}")),
+                    None,
+                ),
+                _ => (EvqueueError::new_err("handler failed"), None),
+            };
+            let hook = lock(&slot).as_ref().map(|h| h.clone_ref(py));
+            match hook {
+                Some(hook) => {
+                    let called = Bound::new(py, Event::from(view))
+                        .and_then(|event| hook.bind(py).call1((event, error.value(py))));
+                    if let Err(e) = called {
+                        e.write_unraisable(py, Some(hook.bind(py)));
+                    }
+                }
+                None => error.write_unraisable(py, handler.as_ref().map(|h| h.bind(py))),
+            }
+        })
+    }
+}
+
+/// The same exception type with `prefix` before its message.
+fn context(py: Python<'_>, e: PyErr, prefix: &str) -> PyErr {
+    PyErr::from_type(e.get_type(py), format!("{prefix}{}", e.value(py)))
+}
+
+/// The same exception type with `suffix` after its message.
+fn context_after(py: Python<'_>, e: PyErr, suffix: &str) -> PyErr {
+    PyErr::from_type(e.get_type(py), format!("{}{suffix}", e.value(py)))
+}
+
+fn parse_overflow(overflow: &Bound<'_, PyAny>) -> PyResult<Overflow> {
+    match args::str_arg(overflow, "overflow")?.to_str()? {
+        "overwrite" => Ok(Overflow::Overwrite),
+        "reject" => Ok(Overflow::Reject),
+        other => Err(PyValueError::new_err(format!(
+            "overflow must be \"overwrite\" or \"reject\", not {other:?}"
+        ))),
+    }
+}
+
+fn count_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
+    let n = args::uint(obj, what)?;
+    usize::try_from(n).map_err(|_| PyValueError::new_err(format!("{what} {n} is too large")))
+}
+
+#[pymethods]
+impl EventQueue {
+    /// Allocates the queue; workers start with `start()`.
+    ///
+    /// `capacity`: slots, a power of two. `slot_size`: bytes per slot, the
+    /// largest encoded event (a multiple of 8). `workers`: worker threads.
+    /// `overflow`: `"overwrite"` (drop the oldest, never fail) or `"reject"`
+    /// (raise `QueueFull`). `batch`: events a worker claims and handles per
+    /// GIL acquisition (1 to 1024).
+    #[new]
+    #[pyo3(signature = (capacity = None, slot_size = None, workers = None, overflow = None, *, batch = None))]
+    fn new(
+        capacity: Option<&Bound<'_, PyAny>>,
+        slot_size: Option<&Bound<'_, PyAny>>,
+        workers: Option<&Bound<'_, PyAny>>,
+        overflow: Option<&Bound<'_, PyAny>>,
+        batch: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut builder = evqueue::EventQueue::builder()
+            .drop_deadline(DROP_DEADLINE)
+            .thread_name("evqueue-py")
+            .claim_batch(64)
+            .around_batch(|run| Python::attach(|_py| run()));
+        if let Some(c) = capacity {
+            builder = builder.capacity(count_arg(c, "capacity")?);
+        }
+        if let Some(s) = slot_size {
+            builder = builder.slot_bytes(count_arg(s, "slot_size")?);
+        }
+        if let Some(w) = workers {
+            builder = builder.workers(count_arg(w, "workers")?);
+        }
+        if let Some(o) = overflow {
+            builder = builder.overflow(parse_overflow(o)?);
+        }
+        if let Some(b) = batch {
+            builder = builder.claim_batch(count_arg(b, "batch")?);
+        }
+        let inner = Arc::new(builder.build_paused().map_err(py_err)?);
+        let error_hook = ErrorSlot::default();
+        inner.on_error(error_hook_fn(error_hook.clone()));
+        {
+            let mut live = lock(&LIVE);
+            live.retain(|w| w.strong_count() > 0);
+            live.push(Arc::downgrade(&inner));
+        }
+        Ok(EventQueue {
+            inner,
+            callbacks: Mutex::default(),
+            error_hook,
+        })
+    }
+
+    /// Starts the worker threads. Raises `EvqueueError` if they already run
+    /// and `QueueClosed` after `close()`.
+    fn start(&self) -> PyResult<()> {
+        self.inner.start().map_err(py_err)
+    }
+
+    /// Registers `handler(event)` for events named `name`; handlers of one
+    /// name run in registration order, before the `on_any` ones. Without
+    /// `handler`, returns a decorator: `@q.on("match_end")`. Returns the
+    /// handler. Raises `InvalidEvent` for an empty or too long name.
+    #[pyo3(signature = (name, handler = None))]
+    fn on<'py>(
+        slf: &Bound<'py, Self>,
+        name: &Bound<'py, PyAny>,
+        handler: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let name = args::str_arg(name, "the event name")?.to_str()?.to_owned();
+        evqueue::check_name(&name).map_err(py_err)?;
+        if let Some(handler) = handler {
+            slf.get().register(Some(&name), handler)?;
+            return Ok(handler.clone());
+        }
+        let queue = slf.clone().unbind();
+        let decorator = PyCFunction::new_closure(
+            slf.py(),
+            None,
+            Some(c"Registers the decorated function as a handler and returns it."),
+            move |a: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
+                let handler = a.get_item(0).map_err(|_| {
+                    PyTypeError::new_err("the decorator takes the handler function")
+                })?;
+                if a.len() != 1 {
+                    return Err(PyTypeError::new_err("the decorator takes one argument"));
+                }
+                queue.get().register(Some(&name), &handler)?;
+                Ok(handler.unbind())
+            },
+        )?;
+        Ok(decorator.into_any())
+    }
+
+    /// Registers `handler(event)` for every event, run after the handlers of
+    /// the event's name. Returns the handler (usable as a decorator).
+    fn on_any<'py>(&self, handler: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.register(None, handler)?;
+        Ok(handler.clone())
+    }
+
+    /// Registers `handler(event)` for `session_start` events. Returns the
+    /// handler (usable as a decorator).
+    fn on_session_start<'py>(&self, handler: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.register(Some(evqueue::SESSION_START), handler)?;
+        Ok(handler.clone())
+    }
+
+    /// Registers `handler(event)` for `session_end` events (the reason is
+    /// `event.properties["reason"]`). Returns the handler.
+    fn on_session_end<'py>(&self, handler: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.register(Some(evqueue::SESSION_END), handler)?;
+        Ok(handler.clone())
+    }
+
+    /// Sets `hook(event, exception)`, called on the worker thread for every
+    /// exception a handler raises (after it is counted in `stats().errors`);
+    /// replaces the previous hook. Without a hook, exceptions are reported
+    /// through `sys.unraisablehook`. An exception in the hook itself is
+    /// reported there too. Returns the hook.
+    fn on_error<'py>(&self, hook: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if !hook.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "on_error takes a callable, not {}",
+                args::type_name(hook)
+            )));
+        }
+        let old = lock(&self.error_hook).replace(hook.clone().unbind());
+        drop(old); // outside the lock: dropping may run Python code
+        Ok(hook.clone())
+    }
+
+    /// Removes every handler registered for `name` (not the `on_any` ones)
+    /// and returns how many there were.
+    fn off(&self, name: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let name = args::str_arg(name, "the event name")?.to_str()?;
+        let removed = self.inner.remove_handlers(name);
+        let gone: Vec<(String, Py<PyAny>)> = {
+            let mut callbacks = lock(&self.callbacks);
+            let (gone, kept) = std::mem::take(&mut callbacks.named)
+                .into_iter()
+                .partition(|(n, _)| n == name);
+            callbacks.named = kept;
+            gone
+        };
+        drop(gone);
+        Ok(removed)
+    }
+
+    /// Emits an event and returns its sequence number; never blocks.
+    ///
+    /// `props`: a dict of str to str, or None. `timestamp`: ns since the Unix
+    /// epoch, None (or 0) for now. `external`: True when a client sent it.
+    /// Raises `InvalidEvent`, `EventTooLarge`, `QueueFull` or `QueueClosed`
+    /// (nothing emitted), `TypeError` for wrong types.
+    #[pyo3(signature = (name, props = None, timestamp = None, external = None))]
+    fn emit(
+        &self,
+        name: &Bound<'_, PyAny>,
+        props: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<&Bound<'_, PyAny>>,
+        external: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let timestamp = match timestamp {
+            Some(t) if !t.is_none() => args::uint(t, "timestamp")?,
+            _ => 0,
+        };
+        let external = match external {
+            Some(e) => args::bool_arg(e, "external")?,
+            None => false,
+        };
+        self.emit_one(name, props, timestamp, external)
+    }
+
+    /// Emits a JSON event, `{"name": str, "properties": {str: str},
+    /// "timestamp": "<RFC 3339>"}` (properties and timestamp optional), given
+    /// as bytes or str. `external` defaults to True: JSON usually comes from
+    /// clients. Returns the sequence number; raises `InvalidEvent` for
+    /// malformed JSON, `EventTooLarge` when it does not fit.
+    #[pyo3(signature = (body, external = None))]
+    fn emit_json(
+        &self,
+        body: &Bound<'_, PyAny>,
+        external: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let external = match external {
+            Some(e) => args::bool_arg(e, "external")?,
+            None => true,
+        };
+        let bytes: &[u8] = if let Ok(b) = body.cast::<PyBytes>() {
+            b.as_bytes()
+        } else if let Ok(s) = body.cast::<PyString>() {
+            s.to_str()?.as_bytes()
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "emit_json takes bytes or str, not {}",
+                args::type_name(body)
+            )));
+        };
+        self.inner.emit_json(bytes, external).map_err(py_err)
+    }
+
+    /// Emits `(name, props)` pairs in order and returns how many. Every pair
+    /// is checked first: a bad one raises and emits nothing. `QueueFull` or
+    /// `QueueClosed` part way leaves the events before it emitted (the message
+    /// says how many).
+    fn emit_many(&self, events: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let py = events.py();
+        let iter = events.try_iter().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "emit_many takes an iterable of (name, props) pairs, not {}",
+                args::type_name(events)
+            ))
+        })?;
+        let mut items: Vec<(Bound<'_, PyString>, Props<'_>)> = Vec::new();
+        for (i, item) in iter.enumerate() {
+            let item = item?;
+            let pair = item
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2)
+                .ok_or_else(|| {
+                    PyTypeError::new_err(format!(
+                        "emit_many item {i} must be a (name, props) tuple, not {}",
+                        args::type_name(&item)
+                    ))
+                })?;
+            let name = pair.get_item(0)?;
+            let name = args::str_arg(&name, "the event name")
+                .map_err(|e| context(py, e, &format!("emit_many item {i}: ")))?
+                .clone();
+            let props = Props::from_arg(Some(&pair.get_item(1)?))
+                .map_err(|e| context(py, e, &format!("emit_many item {i}: ")))?;
+            items.push((name, props));
+        }
+        let mut events = Vec::with_capacity(items.len());
+        for (name, props) in &items {
+            events.push((name.to_str()?, props.pairs()?));
+        }
+        // Check every event before the first push: a bad one changes nothing.
+        let slot = self.inner.slot_bytes();
+        for (i, (name, pairs)) in events.iter().enumerate() {
+            let event = evqueue::Event::new(name).properties(pairs);
+            let size = evqueue::encoded_len(&event)
+                .map_err(|e| context(py, py_err(e), &format!("emit_many item {i}: ")))?;
+            if size > slot {
+                let e = py_err(evqueue::Error::TooLarge { size, max: slot });
+                return Err(context(py, e, &format!("emit_many item {i}: ")));
+            }
+        }
+        let total = events.len();
+        for (i, (name, pairs)) in events.iter().enumerate() {
+            if let Err(e) = self.inner.emit(&evqueue::Event::new(name).properties(pairs)) {
+                let suffix = format!(" ({i} of {total} events emitted)");
+                return Err(context_after(py, py_err(e), &suffix));
+            }
+        }
+        Ok(total)
+    }
+
+    /// Emits `session_start` with these properties; returns its sequence number.
+    #[pyo3(signature = (props = None))]
+    fn emit_session_start(&self, props: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+        let props = Props::from_arg(props)?;
+        let pairs = props.pairs()?;
+        self.inner.emit_session_start(&pairs).map_err(py_err)
+    }
+
+    /// Emits `session_end` with a `reason` property and these properties;
+    /// returns its sequence number.
+    #[pyo3(signature = (reason, props = None))]
+    fn emit_session_end(
+        &self,
+        reason: &Bound<'_, PyAny>,
+        props: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let reason = args::str_arg(reason, "reason")?.to_str()?;
+        let props = Props::from_arg(props)?;
+        let pairs = props.pairs()?;
+        self.inner.emit_session_end(reason, &pairs).map_err(py_err)
+    }
+
+    /// Waits until every event emitted before this call is handled or
+    /// counted lost, for at most `timeout` seconds (None: no limit). Returns
+    /// True when done, False on timeout. Releases the GIL while it waits.
+    /// Raises `QueueClosed` when the queue was closed with events left, and
+    /// `EvqueueError` from inside a handler (it would wait on itself).
+    #[pyo3(signature = (timeout = None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let timeout = args::timeout(timeout)?;
+        let inner = &self.inner;
+        let done = Self::wait_loop(py, timeout, |slice| match inner.flush(slice) {
+            Err(DispatchError::Timeout { .. }) => None,
+            other => Some(other),
+        })?;
+        match done {
+            None => Ok(false),
+            Some(Ok(())) => Ok(true),
+            Some(Err(e)) => Err(py_err(e)),
+        }
+    }
+
+    /// Closes the queue: emits raise `QueueClosed` from now on; the workers
+    /// drain what is left for at most `timeout` seconds (None: until empty),
+    /// then stop. Returns a `ShutdownReport` (the same one on later calls).
+    /// Releases the GIL while it waits.
+    #[pyo3(signature = (timeout = None))]
+    fn close(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<ShutdownReport> {
+        let timeout = args::timeout(timeout)?.unwrap_or(FOREVER);
+        let inner = &self.inner;
+        let report = py.detach(|| inner.shutdown(timeout)).map_err(py_err)?;
+        Ok(ShutdownReport(report))
+    }
+
+    /// A snapshot of the counters.
+    fn stats(&self) -> Stats {
+        Stats(self.inner.stats())
+    }
+
+    /// A subscriber that sees every event emitted from now on (with
+    /// `from_oldest=True`: every event the ring still holds), independently
+    /// of the handlers.
+    #[pyo3(signature = (from_oldest = None))]
+    fn subscribe(&self, from_oldest: Option<&Bound<'_, PyAny>>) -> PyResult<Subscriber> {
+        let oldest = match from_oldest {
+            Some(o) => args::bool_arg(o, "from_oldest")?,
+            None => false,
+        };
+        let start = if oldest {
+            Start::Oldest
+        } else {
+            Start::Now
+        };
+        Ok(Subscriber::new(self.inner.subscribe(start)))
+    }
+
+    /// Slots in the ring.
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// Bytes per slot: the largest encoded event.
+    #[getter]
+    fn slot_size(&self) -> usize {
+        self.inner.slot_bytes()
+    }
+
+    /// Worker threads.
+    #[getter]
+    fn workers(&self) -> usize {
+        self.inner.workers()
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_shut_down()
+    }
+
+    /// Starts the workers (if not started yet) and returns the queue.
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        match slf.get().inner.start() {
+            Ok(()) | Err(DispatchError::AlreadyStarted) => Ok(slf),
+            Err(e) => Err(py_err(e)),
+        }
+    }
+
+    /// Closes the queue, waiting until it is drained.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py, None)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "EventQueue(capacity={}, slot_size={}, workers={}, closed={})",
+            self.inner.capacity(),
+            self.inner.slot_bytes(),
+            self.inner.workers(),
+            if self.inner.is_shut_down() { "True" } else { "False" }
+        )
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // `try_lock`: the GC must never wait; a lock held elsewhere means the
+        // holder is in `on`/`off` right now, which keeps the queue reachable.
+        if let Ok(callbacks) = self.callbacks.try_lock() {
+            for (_, f) in &callbacks.named {
+                visit.call(f)?;
+            }
+            for f in &callbacks.any {
+                visit.call(f)?;
+            }
+        }
+        if let Ok(hook) = self.error_hook.try_lock() {
+            visit.call(&*hook)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let callbacks = std::mem::take(&mut *lock(&self.callbacks));
+        for (name, _) in &callbacks.named {
+            self.inner.remove_handlers(name);
+        }
+        self.inner.remove_catch_all();
+        let hook = lock(&self.error_hook).take();
+        drop((callbacks, hook));
+    }
+}
+
+impl Drop for EventQueue {
+    fn drop(&mut self) {
+        // Shut down with the GIL released: the workers need it to finish
+        // their batches. (From inside a handler the core refuses to wait on
+        // itself and stops the workers without joining them.)
+        let inner = &self.inner;
+        Python::attach(|py| {
+            py.detach(|| {
+                let _ = inner.shutdown(DROP_DEADLINE);
+            })
+        });
+    }
+}
+
+/// Closes every queue still open; `evqueue` registers it with `atexit`, so
+/// no worker thread wants the GIL while the interpreter finalizes.
+#[pyfunction]
+pub(crate) fn _close_all(py: Python<'_>) {
+    let live: Vec<Arc<evqueue::EventQueue>> = lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
+    py.detach(|| {
+        for queue in &live {
+            let _ = queue.shutdown(DROP_DEADLINE);
+        }
+    });
+    drop(live);
+}
