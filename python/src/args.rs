@@ -80,10 +80,12 @@ pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// A `str` argument (not bytes, not None).
-pub(crate) fn str_arg<'a, 'py>(obj: &'a Bound<'py, PyAny>, what: &str) -> PyResult<&'a Bound<'py, PyString>> {
-    obj.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!("{what} must be str, not {}", type_name(obj)))
-    })
+pub(crate) fn str_arg<'a, 'py>(
+    obj: &'a Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<&'a Bound<'py, PyString>> {
+    obj.cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be str, not {}", type_name(obj))))
 }
 
 /// A timeout in seconds: None (no deadline), an int or a float >= 0.
@@ -118,11 +120,12 @@ pub(crate) fn uint(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
             type_name(obj)
         )));
     }
-    let value: i128 = obj.extract().map_err(|_| {
-        PyValueError::new_err(format!("{what} is out of range"))
-    })?;
-    u64::try_from(value)
-        .map_err(|_| PyValueError::new_err(format!("{what} must be between 0 and 2**64-1, not {value}")))
+    let value: i128 = obj
+        .extract()
+        .map_err(|_| PyValueError::new_err(format!("{what} is out of range")))?;
+    u64::try_from(value).map_err(|_| {
+        PyValueError::new_err(format!("{what} must be between 0 and 2**64-1, not {value}"))
+    })
 }
 
 /// A bool argument (only True or False).

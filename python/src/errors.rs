@@ -81,9 +81,11 @@ impl From<Failure> for PyErr {
             Failure::Dispatch(DispatchError::Config(e @ Error::AllocationFailed { .. })) => {
                 PyMemoryError::new_err(e.to_string())
             }
-            Failure::Dispatch(e @ (DispatchError::Config(_) | DispatchError::InvalidWorkers { .. })) => {
-                PyValueError::new_err(e.to_string())
-            }
+            Failure::Dispatch(
+                e @ (DispatchError::Config(_)
+                | DispatchError::InvalidWorkers { .. }
+                | DispatchError::InvalidBatch { .. }),
+            ) => PyValueError::new_err(e.to_string()),
             Failure::Dispatch(e @ (DispatchError::Closed | DispatchError::ShutDown { .. })) => {
                 QueueClosed::new_err(e.to_string())
             }

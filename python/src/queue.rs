@@ -179,9 +179,7 @@ fn handler_fn(
 
 /// The core error hook: passes `(event, exception)` to the Python `on_error`
 /// callable, or reports through `sys.unraisablehook` when none is set.
-fn error_hook_fn(
-    slot: ErrorSlot,
-) -> impl Fn(&EventView<'_>, &Failure<'_>) + Send + Sync + 'static {
+fn error_hook_fn(slot: ErrorSlot) -> impl Fn(&EventView<'_>, &Failure<'_>) + Send + Sync + 'static {
     move |view, failure| {
         Python::attach(|py| {
             let (error, handler) = match failure {
@@ -487,7 +485,10 @@ impl EventQueue {
         }
         let total = events.len();
         for (i, (name, pairs)) in events.iter().enumerate() {
-            if let Err(e) = self.inner.emit(&evqueue::Event::new(name).properties(pairs)) {
+            if let Err(e) = self
+                .inner
+                .emit(&evqueue::Event::new(name).properties(pairs))
+            {
                 let suffix = format!(" ({i} of {total} events emitted)");
                 return Err(context_after(py, py_err(e), &suffix));
             }
@@ -542,10 +543,16 @@ impl EventQueue {
     /// then stop. Returns a `ShutdownReport` (the same one on later calls).
     /// Releases the GIL while it waits.
     #[pyo3(signature = (timeout = None))]
-    fn close(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<ShutdownReport> {
+    fn close(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<ShutdownReport> {
         let timeout = args::timeout(timeout)?.unwrap_or(FOREVER);
         let inner = &self.inner;
         let report = py.detach(|| inner.shutdown(timeout)).map_err(py_err)?;
+        // The core dropped its handlers; drop our references too.
+        self.__clear__();
         Ok(ShutdownReport(report))
     }
 
@@ -563,11 +570,7 @@ impl EventQueue {
             Some(o) => args::bool_arg(o, "from_oldest")?,
             None => false,
         };
-        let start = if oldest {
-            Start::Oldest
-        } else {
-            Start::Now
-        };
+        let start = if oldest { Start::Oldest } else { Start::Now };
         Ok(Subscriber::new(self.inner.subscribe(start)))
     }
 
@@ -616,7 +619,11 @@ impl EventQueue {
             self.inner.capacity(),
             self.inner.slot_bytes(),
             self.inner.workers(),
-            if self.inner.is_shut_down() { "True" } else { "False" }
+            if self.inner.is_shut_down() {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 
@@ -666,7 +673,8 @@ impl Drop for EventQueue {
 /// no worker thread wants the GIL while the interpreter finalizes.
 #[pyfunction]
 pub(crate) fn _close_all(py: Python<'_>) {
-    let live: Vec<Arc<evqueue::EventQueue>> = lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
+    let live: Vec<Arc<evqueue::EventQueue>> =
+        lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
     py.detach(|| {
         for queue in &live {
             let _ = queue.shutdown(DROP_DEADLINE);

@@ -110,7 +110,8 @@ impl Subscriber {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let slice = deadline.map_or(SIGNAL_CHECK, |d| {
-                d.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK)
+                d.saturating_duration_since(Instant::now())
+                    .min(SIGNAL_CHECK)
             });
             let got = py.detach(|| lock(&self.state).recv_timeout(slice, &self.lagged));
             match got {
@@ -204,6 +205,10 @@ impl Subscriber {
     }
 
     fn __repr__(&self) -> String {
-        format!("Subscriber(id={}, lagged={})", self.id, self.lagged.load(Relaxed))
+        format!(
+            "Subscriber(id={}, lagged={})",
+            self.id,
+            self.lagged.load(Relaxed)
+        )
     }
 }
