@@ -570,3 +570,34 @@ def test_dropping_a_running_queue_joins_its_workers() -> None:
         q.emit("x")
     del q  # drains with the GIL released, then stops the workers
     assert sorted(seen) == list(range(100))
+
+
+def test_interpreter_exit_with_open_queues() -> None:
+    """Queues left open (one in a reference cycle, one with a slow handler)
+    are closed at exit: the handlers run, the process exits cleanly."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import time, evqueue
+        q = evqueue.EventQueue(capacity=1024, workers=4)
+        q.on("x", lambda e: print("handled", e.seq, flush=True) if e.seq == 98 else None)
+        q.on("y", lambda e: q.stats())  # a cycle through the handler
+        slow = evqueue.EventQueue(capacity=64, workers=1)
+        slow.on("s", lambda e: time.sleep(0.01))
+        slow.start()
+        q.start()
+        for _ in range(99):
+            q.emit("x")
+        q.emit("y")
+        for _ in range(20):
+            slow.emit("s")
+        print("exiting", flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "exiting"
+    assert "handled 98" in done.stdout, done.stdout
+    assert done.stderr == ""
