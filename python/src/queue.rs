@@ -15,7 +15,11 @@ use evqueue::{DispatchError, EventView, Failure, HandlerResult, Overflow, Start}
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCFunction, PyDict, PyString, PyTuple};
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::{ffi, PyTraverseError, PyVisit};
+use std::sync::atomic::{
+    AtomicBool,
+    Ordering::{Acquire, Release},
+};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -218,6 +222,60 @@ fn context_after(py: Python<'_>, e: PyErr, suffix: &str) -> PyErr {
     PyErr::from_type(e.get_type(py), format!("{}{suffix}", e.value(py)))
 }
 
+/// Set by `_close_all` (at interpreter exit): from then on a worker thread
+/// that ends leaves its thread state to the interpreter's own cleanup.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// A worker thread's Python thread state, kept across batches so that
+/// taking the GIL for a batch does not create and destroy one; deleted when
+/// the thread ends.
+struct KeptThreadState;
+
+impl KeptThreadState {
+    fn new() -> Self {
+        // SAFETY: called on a worker thread that does not hold the GIL.
+        // PyGILState_Ensure creates the thread state and returns with the
+        // GIL held and the state's count at 1, where it stays until `drop`;
+        // PyEval_SaveThread releases the GIL, keeping the state. Each batch
+        // then takes the GIL with a balanced Ensure/Release pair of its own.
+        unsafe {
+            ffi::PyGILState_Ensure();
+            ffi::PyEval_SaveThread();
+        }
+        KeptThreadState
+    }
+}
+
+impl Drop for KeptThreadState {
+    fn drop(&mut self) {
+        if EXITING.load(Acquire) {
+            return;
+        }
+        // SAFETY: the thread does not hold the GIL (it runs this when it
+        // ends, outside any batch). Ensure takes the GIL (count 2); the
+        // release that pairs with it keeps the GIL (LOCKED); the release that
+        // pairs with `new`'s Ensure (which found no GIL: UNLOCKED) brings the
+        // count to 0, which deletes the thread state and releases the GIL.
+        unsafe {
+            ffi::PyGILState_Ensure();
+            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_LOCKED);
+            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+        }
+    }
+}
+
+thread_local! {
+    static KEPT: std::cell::OnceCell<KeptThreadState> = const { std::cell::OnceCell::new() };
+}
+
+/// Runs one batch of handlers with the GIL held.
+fn with_gil_for_batch(run: &mut dyn FnMut()) {
+    KEPT.with(|k| {
+        k.get_or_init(KeptThreadState::new);
+    });
+    Python::attach(|_py| run());
+}
+
 fn parse_overflow(overflow: &Bound<'_, PyAny>) -> PyResult<Overflow> {
     match args::str_arg(overflow, "overflow")?.to_str()? {
         "overwrite" => Ok(Overflow::Overwrite),
@@ -255,7 +313,7 @@ impl EventQueue {
             .drop_deadline(DROP_DEADLINE)
             .thread_name("evqueue-py")
             .claim_batch(64)
-            .around_batch(|run| Python::attach(|_py| run()));
+            .around_batch(with_gil_for_batch);
         if let Some(c) = capacity {
             builder = builder.capacity(count_arg(c, "capacity")?);
         }
@@ -673,6 +731,7 @@ impl Drop for EventQueue {
 /// no worker thread wants the GIL while the interpreter finalizes.
 #[pyfunction]
 pub(crate) fn _close_all(py: Python<'_>) {
+    EXITING.store(true, Release);
     let live: Vec<Arc<evqueue::EventQueue>> =
         lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
     py.detach(|| {

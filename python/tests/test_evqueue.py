@@ -601,3 +601,34 @@ def test_interpreter_exit_with_open_queues() -> None:
     assert done.stdout.splitlines()[0] == "exiting"
     assert "handled 98" in done.stdout, done.stdout
     assert done.stderr == ""
+
+
+def thread_states() -> int:
+    """Python thread states of this interpreter (CPython: walks the list)."""
+    import ctypes
+
+    api = ctypes.pythonapi
+    api.PyInterpreterState_Main.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
+    api.PyThreadState_Next.restype = ctypes.c_void_p
+    api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+    n, ts = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Main())
+    while ts:
+        n, ts = n + 1, api.PyThreadState_Next(ts)
+    return n
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="walks CPython thread states")
+def test_worker_thread_states_are_released() -> None:
+    before = thread_states()
+    for _ in range(10):
+        q = EventQueue(capacity=64, workers=4, batch=1)
+        q.on_any(lambda e: None)
+        q.start()
+        for _ in range(40):
+            q.emit("x")
+        assert q.flush(T)
+        assert thread_states() > before  # the workers keep theirs across batches
+        q.close(T)
+    assert thread_states() == before
