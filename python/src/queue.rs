@@ -21,7 +21,7 @@ use std::sync::atomic::{
     Ordering::{Acquire, Release},
 };
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one wait runs with the GIL released before Python gets a chance
 /// to raise KeyboardInterrupt.
@@ -132,31 +132,6 @@ impl EventQueue {
                 self.inner.emit(&event.properties(&pairs)).map_err(py_err)
             }
             _ => self.inner.emit(&event).map_err(py_err),
-        }
-    }
-
-    /// Waits in slices of [`SIGNAL_CHECK`] with the GIL released, checking
-    /// for KeyboardInterrupt between slices; `wait(slice)` returns
-    /// `Some(result)` when done, `None` when the slice ran out.
-    fn wait_loop<T>(
-        py: Python<'_>,
-        timeout: Option<Duration>,
-        mut wait: impl FnMut(Duration) -> Option<T> + Send,
-    ) -> PyResult<Option<T>>
-    where
-        T: Send,
-    {
-        let deadline = Instant::now() + timeout.unwrap_or(FOREVER);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let slice = left.min(SIGNAL_CHECK);
-            if let Some(done) = py.detach(|| wait(slice)) {
-                return Ok(Some(done));
-            }
-            if left <= SIGNAL_CHECK {
-                return Ok(None);
-            }
-            py.check_signals()?;
         }
     }
 }
@@ -578,21 +553,49 @@ impl EventQueue {
 
     /// Waits until every event emitted before this call is handled or
     /// counted lost, for at most `timeout` seconds (None: no limit). Returns
-    /// True when done, False on timeout. Releases the GIL while it waits.
-    /// Raises `QueueClosed` when the queue was closed with events left, and
-    /// `EvqueueError` from inside a handler (it would wait on itself).
+    /// True when done, False on timeout. Releases the GIL while it waits;
+    /// Ctrl-C interrupts it. Raises `QueueClosed` when the queue was closed
+    /// with events left, and `EvqueueError` from inside a handler (it would
+    /// wait on itself).
     #[pyo3(signature = (timeout = None))]
     fn flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
-        let timeout = args::timeout(timeout)?;
-        let inner = &self.inner;
-        let done = Self::wait_loop(py, timeout, |slice| match inner.flush(slice) {
-            Err(DispatchError::Timeout { .. }) => None,
-            other => Some(other),
-        })?;
-        match done {
-            None => Ok(false),
-            Some(Ok(())) => Ok(true),
-            Some(Err(e)) => Err(py_err(e)),
+        let total = args::timeout(timeout)?.unwrap_or(FOREVER);
+        // A first look in this thread: done already, refused from inside a
+        // handler (the core knows its workers by thread), or a short wait.
+        let first = total.min(SIGNAL_CHECK);
+        let result = match py.detach(|| self.inner.flush(first)) {
+            Err(DispatchError::Timeout { .. }) if total > first => {
+                // A long wait runs the core flush in a helper thread, so that
+                // this thread can take Ctrl-C every SIGNAL_CHECK while the
+                // flush keeps its target (the events emitted before it).
+                let inner = self.inner.clone();
+                let left = total - first;
+                let (tx, mut rx) = std::sync::mpsc::sync_channel(1);
+                std::thread::Builder::new()
+                    .name("evqueue-flush".into())
+                    .spawn(move || {
+                        let _ = tx.send(inner.flush(left));
+                    })
+                    .map_err(|e| {
+                        EvqueueError::new_err(format!("could not start a flush thread: {e}"))
+                    })?;
+                loop {
+                    let rx = &mut rx;
+                    match py.detach(move || rx.recv_timeout(SIGNAL_CHECK)) {
+                        Ok(result) => break result,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            return Err(EvqueueError::new_err("the flush thread ended early"));
+                        }
+                    }
+                }
+            }
+            other => other,
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(DispatchError::Timeout { .. }) => Ok(false),
+            Err(e) => Err(py_err(e)),
         }
     }
 
