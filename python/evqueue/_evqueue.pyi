@@ -159,12 +159,12 @@ class EventQueue:
 
     def __new__(
         cls,
-        capacity: int | None = None,
-        slot_size: int | None = None,
-        workers: int | None = None,
-        overflow: Literal["overwrite", "reject"] | None = None,
+        capacity: int = 65536,
+        slot_size: int = 256,
+        workers: int = 8,
+        overflow: Literal["overwrite", "reject"] = "overwrite",
         *,
-        batch: int | None = None,
+        batch: int = 64,
     ) -> EventQueue: ...
     def start(self) -> None:
         """Starts the worker threads."""
@@ -187,10 +187,10 @@ class EventQueue:
         name: str,
         props: _Props = None,
         timestamp: int | None = None,
-        external: bool | None = None,
+        external: bool = False,
     ) -> int:
         """Emits an event and returns its sequence number; never blocks."""
-    def emit_json(self, body: bytes | str, external: bool | None = None) -> int:
+    def emit_json(self, body: bytes | str, external: bool = True) -> int:
         """Emits a JSON event body; returns its sequence number."""
     def emit_many(self, events: Iterable[tuple[str, _Props]]) -> int:
         """Emits `(name, props)` pairs in order; returns how many."""
@@ -204,7 +204,7 @@ class EventQueue:
         """Closes the queue, drains it and reports."""
     def stats(self) -> Stats:
         """A snapshot of the counters."""
-    def subscribe(self, from_oldest: bool | None = None) -> Subscriber:
+    def subscribe(self, from_oldest: bool = False) -> Subscriber:
         """A broadcast subscriber."""
     @property
     def capacity(self) -> int: ...

@@ -276,7 +276,10 @@ impl EventQueue {
     /// (raise `QueueFull`). `batch`: events a worker claims and handles per
     /// GIL acquisition (1 to 1024).
     #[new]
-    #[pyo3(signature = (capacity = None, slot_size = None, workers = None, overflow = None, *, batch = None))]
+    #[pyo3(
+        signature = (capacity = None, slot_size = None, workers = None, overflow = None, *, batch = None),
+        text_signature = "(capacity=65536, slot_size=256, workers=8, overflow='overwrite', *, batch=64)"
+    )]
     fn new(
         capacity: Option<&Bound<'_, PyAny>>,
         slot_size: Option<&Bound<'_, PyAny>>,
@@ -421,7 +424,10 @@ impl EventQueue {
     /// epoch, None (or 0) for now. `external`: True when a client sent it.
     /// Raises `InvalidEvent`, `EventTooLarge`, `QueueFull` or `QueueClosed`
     /// (nothing emitted), `TypeError` for wrong types.
-    #[pyo3(signature = (name, props = None, timestamp = None, external = None))]
+    #[pyo3(
+        signature = (name, props = None, timestamp = None, external = None),
+        text_signature = "($self, name, props=None, timestamp=None, external=False)"
+    )]
     fn emit(
         &self,
         name: &Bound<'_, PyAny>,
@@ -445,7 +451,10 @@ impl EventQueue {
     /// as bytes or str. `external` defaults to True: JSON usually comes from
     /// clients. Returns the sequence number; raises `InvalidEvent` for
     /// malformed JSON, `EventTooLarge` when it does not fit.
-    #[pyo3(signature = (body, external = None))]
+    #[pyo3(
+        signature = (body, external = None),
+        text_signature = "($self, body, external=True)"
+    )]
     fn emit_json(
         &self,
         body: &Bound<'_, PyAny>,
@@ -625,7 +634,10 @@ impl EventQueue {
     /// A subscriber that sees every event emitted from now on (with
     /// `from_oldest=True`: every event the ring still holds), independently
     /// of the handlers.
-    #[pyo3(signature = (from_oldest = None))]
+    #[pyo3(
+        signature = (from_oldest = None),
+        text_signature = "($self, from_oldest=False)"
+    )]
     fn subscribe(&self, from_oldest: Option<&Bound<'_, PyAny>>) -> PyResult<Subscriber> {
         let oldest = match from_oldest {
             Some(o) => args::bool_arg(o, "from_oldest")?,
