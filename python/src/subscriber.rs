@@ -13,7 +13,7 @@ use evqueue::{EventSubscriber, OwnedEvent, RecvError, RecvTimeoutError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 struct State {
@@ -97,15 +97,6 @@ impl Subscriber {
         }
     }
 
-    /// Runs `f` on the state; waits for the lock (held by a `recv` in
-    /// another thread) with the GIL released.
-    fn with_state<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R + Send) -> R {
-        match self.state.try_lock() {
-            Ok(mut guard) => f(&mut guard),
-            Err(_) => py.detach(|| f(&mut lock(&self.state))),
-        }
-    }
-
     fn recv_inner(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Event>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
@@ -131,10 +122,16 @@ static ANEXT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 #[pymethods]
 impl Subscriber {
-    /// The next event if one is waiting, else None (never blocks). Raises
+    /// The next event if one is waiting, else None (never blocks: also None
+    /// while another thread is inside `recv` on this subscriber). Raises
     /// `QueueClosed` once the queue is closed and everything was read.
-    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Event>> {
-        match self.with_state(py, |s| s.try_recv(&self.lagged)) {
+    fn try_recv(&self) -> PyResult<Option<Event>> {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(None),
+        };
+        match state.try_recv(&self.lagged) {
             Got::Event(event) => Ok(Some(event.into())),
             Got::Nothing => Ok(None),
             Got::Closed => Err(closed()),

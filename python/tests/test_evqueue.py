@@ -653,3 +653,19 @@ def test_waits_can_be_interrupted() -> None:
     release.set()
     assert q.flush(T)
     q.close(T)
+
+
+def test_try_recv_never_blocks_on_a_busy_subscriber() -> None:
+    q = small()
+    sub = q.subscribe()
+    got: list[Event | None] = []
+    reader = threading.Thread(target=lambda: got.append(sub.recv(timeout=T)))
+    reader.start()
+    time.sleep(0.05)  # the reader is inside recv, holding the subscriber
+    t0 = time.monotonic()
+    assert sub.try_recv() is None
+    assert time.monotonic() - t0 < 0.05
+    q.emit("for_the_reader")
+    reader.join(T)
+    assert [e.name for e in got if e is not None] == ["for_the_reader"]
+    q.close(T)
