@@ -165,8 +165,7 @@ typedef enum evq_status {
    */
   EVQ_IN_HANDLER = 20,
   /**
-   * `evq_flush` on a queue that was shut down (or has no running
-   * workers) with events left unhandled.
+   * `evq_flush` on a queue that was shut down with events left unhandled.
    */
   EVQ_SHUT_DOWN = 21,
   /**
@@ -454,7 +453,7 @@ typedef struct evq_shutdown_report {
  * once). Once the queue is quiet:
  * `pushed = handled + popped + overwritten + rejected + depth`.
  */
-typedef struct evq_stats {
+typedef struct evq_queue_stats {
   /**
    * Pushes that reached the queue while it was open (accepted or rejected).
    */
@@ -515,7 +514,7 @@ typedef struct evq_stats {
    * Largest lag among the live subscribers (events pushed, not yet read).
    */
   uint64_t max_subscriber_lag;
-} evq_stats;
+} evq_queue_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -893,10 +892,11 @@ void evq_subscriber_free(struct evq_subscriber *sub);
 /**
  * Waits up to `timeout_ms` milliseconds (clamped to a year) until every
  * event pushed before this call has been handled or counted lost. Events
- * pushed meanwhile are not waited for. Returns `EVQ_OK`, `EVQ_TIMEOUT`,
- * `EVQ_SHUT_DOWN` (shut down, or never started, with events left: pull-mode
- * queues drain with `evq_try_pop` instead), or `EVQ_IN_HANDLER` (called
- * from a handler of this queue). Any thread but this queue's workers.
+ * pushed meanwhile are not waited for. On a queue never started (pull
+ * mode) it waits for `evq_try_pop` on other threads to take them. Returns
+ * `EVQ_OK`, `EVQ_TIMEOUT`, `EVQ_SHUT_DOWN` (shut down with events left
+ * unhandled), or `EVQ_IN_HANDLER` (called from a handler of this queue).
+ * Any thread but this queue's workers.
  *
  * # Safety
  * `q` is a live queue.
@@ -926,7 +926,7 @@ enum evq_status evq_shutdown(const struct evq_queue *q,
  * # Safety
  * `q` is a live queue; `out` is writable.
  */
-enum evq_status evq_stats(const struct evq_queue *q, struct evq_stats *out);
+enum evq_status evq_stats(const struct evq_queue *q, struct evq_queue_stats *out);
 
 /**
  * Renders the counters in the Prometheus text format into `buf`

@@ -1207,10 +1207,11 @@ pub unsafe extern "C" fn evq_subscriber_free(sub: *mut evq_subscriber) {
 
 /// Waits up to `timeout_ms` milliseconds (clamped to a year) until every
 /// event pushed before this call has been handled or counted lost. Events
-/// pushed meanwhile are not waited for. Returns `EVQ_OK`, `EVQ_TIMEOUT`,
-/// `EVQ_SHUT_DOWN` (shut down, or never started, with events left: pull-mode
-/// queues drain with `evq_try_pop` instead), or `EVQ_IN_HANDLER` (called
-/// from a handler of this queue). Any thread but this queue's workers.
+/// pushed meanwhile are not waited for. On a queue never started (pull
+/// mode) it waits for `evq_try_pop` on other threads to take them. Returns
+/// `EVQ_OK`, `EVQ_TIMEOUT`, `EVQ_SHUT_DOWN` (shut down with events left
+/// unhandled), or `EVQ_IN_HANDLER` (called from a handler of this queue).
+/// Any thread but this queue's workers.
 ///
 /// # Safety
 /// `q` is a live queue.
@@ -1279,11 +1280,11 @@ pub unsafe extern "C" fn evq_shutdown(
 /// # Safety
 /// `q` is a live queue; `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn evq_stats(q: *const evq_queue, out: *mut evq_stats) -> evq_status {
+pub unsafe extern "C" fn evq_stats(q: *const evq_queue, out: *mut evq_queue_stats) -> evq_status {
     ffi_boundary!(q, out; {
         // SAFETY: live queue.
         let s = unsafe { queue(q) }.stats();
-        let c = evq_stats {
+        let c = evq_queue_stats {
             pushed: s.ring.pushed,
             delivered: s.ring.delivered,
             handled: s.handled,

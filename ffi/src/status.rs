@@ -63,8 +63,7 @@ pub enum evq_status {
     /// `evq_flush` or `evq_shutdown` was called from inside a handler of the
     /// same queue (it would wait on itself).
     EVQ_IN_HANDLER = 20,
-    /// `evq_flush` on a queue that was shut down (or has no running
-    /// workers) with events left unhandled.
+    /// `evq_flush` on a queue that was shut down with events left unhandled.
     EVQ_SHUT_DOWN = 21,
     /// A JSON body is larger than the limit.
     EVQ_JSON_TOO_LARGE = 22,
@@ -194,7 +193,9 @@ impl ToStatus for DispatchError {
         use evq_status::*;
         match self {
             DispatchError::Config(e) => e.status(),
-            DispatchError::InvalidWorkers { .. } => EVQ_INVALID_CONFIG,
+            DispatchError::InvalidWorkers { .. } | DispatchError::InvalidBatch { .. } => {
+                EVQ_INVALID_CONFIG
+            }
             DispatchError::Spawn(_) => EVQ_SPAWN_FAILED,
             DispatchError::InHandler => EVQ_IN_HANDLER,
             DispatchError::Timeout { .. } => EVQ_TIMEOUT,

@@ -212,7 +212,7 @@ fn a_round_trip_through_the_c_entry_points() {
         assert_eq!(evq_push(q, &e, null_mut()), evq_status::EVQ_INVALID_UTF8);
         assert!(last_error_string().contains("offset 1"));
         assert_eq!(evq_flush(q, 5000), evq_status::EVQ_OK);
-        let mut stats = evq_stats::default();
+        let mut stats = evq_queue_stats::default();
         assert_eq!(evq_stats(q, &mut stats), evq_status::EVQ_OK);
         assert_eq!(
             (stats.pushed, stats.handled, stats.handler_errors),

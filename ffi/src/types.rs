@@ -208,7 +208,7 @@ pub struct evq_failure {
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct evq_stats {
+pub struct evq_queue_stats {
     /// Pushes that reached the queue while it was open (accepted or rejected).
     pub pushed: u64,
     /// Events claimed by the workers or popped.
