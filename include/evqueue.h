@@ -538,7 +538,8 @@ const char *evq_status_str(int status);
  * (NUL-terminated, e.g. "event of 300 bytes does not fit in a slot of 256
  * bytes"); "" if none failed yet. Owned by evqueue, valid until the next
  * failing call on this thread; do not free it. Successful calls leave it
- * unchanged, and `EVQ_EMPTY` / `EVQ_TIMEOUT` from receives set no message.
+ * unchanged, and so do `EVQ_FULL` (a producer may retry it in a tight
+ * loop) and `EVQ_EMPTY` / `EVQ_TIMEOUT` from pops and receives.
  * Any thread (each has its own).
  */
 const char *evq_last_error(void);

@@ -65,6 +65,21 @@ if [ -d benches ]; then
   stage "benches compile and run once" cargo test -p benches --benches
 fi
 
+# --- C ABI (issue 4): header check, C/C++ tests under ASan+UBSan, packaging
+# About 1-2 minutes on 2 cores once apt packages and cbindgen are installed
+# (first run: apt ~20 s, `cargo install cbindgen` ~1 min).
+install_c_deps() {
+  local need=()
+  for bin in gcc g++ make pkg-config cmake; do command -v "$bin" >/dev/null || need+=("$bin"); done
+  [ -f /usr/include/ck_ring.h ] || need+=(libck-dev)
+  [ ${#need[@]} -eq 0 ] && return 0
+  # gcc brings libasan and libubsan; the package names match the commands.
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+stage "ffi: install C toolchain, libck-dev, cmake" install_c_deps
+stage "ffi: include/evqueue.h matches a fresh cbindgen run" bash ffi/gen-header.sh --verify
+stage "ffi: C11 + C++17 tests (ASan+UBSan, dynamic and static), packaging" bash tests/c/run.sh
+
 printf '\n'
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed"

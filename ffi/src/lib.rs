@@ -356,7 +356,8 @@ pub extern "C" fn evq_status_str(status: c_int) -> *const c_char {
 /// (NUL-terminated, e.g. "event of 300 bytes does not fit in a slot of 256
 /// bytes"); "" if none failed yet. Owned by evqueue, valid until the next
 /// failing call on this thread; do not free it. Successful calls leave it
-/// unchanged, and `EVQ_EMPTY` / `EVQ_TIMEOUT` from receives set no message.
+/// unchanged, and so do `EVQ_FULL` (a producer may retry it in a tight
+/// loop) and `EVQ_EMPTY` / `EVQ_TIMEOUT` from pops and receives.
 /// Any thread (each has its own).
 #[no_mangle]
 pub extern "C" fn evq_last_error() -> *const c_char {

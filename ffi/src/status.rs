@@ -249,10 +249,15 @@ impl ToStatus for JsonError {
 
 /// Records the error's message as this thread's last error and returns its
 /// status.
+/// `EVQ_FULL` records no message: under the reject policy a producer may
+/// retry in a tight loop, and formatting a message each time would slow it.
 #[cold]
 pub(crate) fn fail(error: impl ToStatus) -> evq_status {
-    set_last_error(&error.to_string());
-    error.status()
+    let status = error.status();
+    if status != evq_status::EVQ_FULL {
+        set_last_error(&error.to_string());
+    }
+    status
 }
 
 /// Records `message` and returns `status`.
