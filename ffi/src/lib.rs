@@ -35,6 +35,7 @@ use evq_core::{
     EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
 };
 use std::ffi::{c_char, c_int, c_void, CString};
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 /// A queue: the ring, its workers and their handlers. Created by `evq_new`,
@@ -96,70 +97,74 @@ impl Text {
         }
     }
 
-    /// Checks the length bound before the bytes are read, so an absurd
-    /// length is refused without touching memory.
-    fn check_len(self, len: usize) -> Result<(), evq_status> {
-        let (max, error) = match self {
-            Text::Name => (
-                MAX_NAME_LEN,
-                evq_core::Error::NameTooLong {
-                    len,
-                    max: MAX_NAME_LEN,
-                },
-            ),
-            Text::Key => (
-                MAX_KEY_LEN,
-                evq_core::Error::KeyTooLong {
-                    len,
-                    max: MAX_KEY_LEN,
-                },
-            ),
-            Text::Value | Text::Reason => (
-                MAX_VALUE_LEN,
-                evq_core::Error::ValueTooLong {
-                    len,
-                    max: MAX_VALUE_LEN,
-                },
-            ),
-        };
-        if len > max {
-            Err(fail(error))
-        } else {
-            Ok(())
+    /// The bound on this text's length, in bytes.
+    fn max_len(self) -> usize {
+        match self {
+            Text::Name => MAX_NAME_LEN,
+            Text::Key => MAX_KEY_LEN,
+            Text::Value | Text::Reason => MAX_VALUE_LEN,
         }
+    }
+
+    /// The error for a length over the bound (the error path only).
+    #[cold]
+    fn too_long(self, len: usize) -> evq_status {
+        let max = self.max_len();
+        fail(match self {
+            Text::Name => evq_core::Error::NameTooLong { len, max },
+            Text::Key => evq_core::Error::KeyTooLong { len, max },
+            Text::Value | Text::Reason => evq_core::Error::ValueTooLong { len, max },
+        })
+    }
+
+    #[cold]
+    fn null(self, len: usize) -> evq_status {
+        fail_with(
+            evq_status::EVQ_NULL_POINTER,
+            &format!("{} pointer is NULL with a length of {len}", self.what()),
+        )
+    }
+
+    #[cold]
+    fn invalid_utf8(self, valid_up_to: usize) -> evq_status {
+        fail_with(
+            evq_status::EVQ_INVALID_UTF8,
+            &format!(
+                "{} is not valid UTF-8 (invalid byte at offset {valid_up_to})",
+                self.what()
+            ),
+        )
     }
 }
 
 /// Borrows `len` bytes at `ptr` as UTF-8 text. A NULL `ptr` is accepted only
-/// with a zero length.
+/// with a zero length. The length bound is checked before the bytes are
+/// read, so an absurd length is refused without touching memory.
 ///
 /// # Safety
 /// When `len > 0` and `ptr` is not NULL, `ptr` must point to `len` readable
 /// bytes that stay unchanged for `'a`.
+#[inline]
 unsafe fn text<'a>(ptr: *const c_char, len: usize, kind: Text) -> Result<&'a str, evq_status> {
-    kind.check_len(len)?;
+    if len > kind.max_len() {
+        return Err(kind.too_long(len));
+    }
     if len == 0 {
         return Ok("");
     }
     if ptr.is_null() {
-        return Err(fail_with(
-            evq_status::EVQ_NULL_POINTER,
-            &format!("{} pointer is NULL with a length of {len}", kind.what()),
-        ));
+        return Err(kind.null(len));
     }
     // SAFETY: the caller guarantees `len` readable bytes at `ptr`; `len` is
-    // bounded by `check_len` (at most 65535), far below isize::MAX.
+    // bounded above (at most 65535), far below isize::MAX.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
-    std::str::from_utf8(bytes).map_err(|e| {
-        fail_with(
-            evq_status::EVQ_INVALID_UTF8,
-            &format!(
-                "{} is not valid UTF-8 (invalid byte at offset {})",
-                kind.what(),
-                e.valid_up_to()
-            ),
-        )
-    })
+    // Game event names, keys and most values are ASCII: a word-at-a-time
+    // check, inlined, then the full validation only for the rest.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|e| kind.invalid_utf8(e.valid_up_to()))
 }
 
 /// Converts `count` C properties into `(key, value)` pairs and calls `f`
@@ -201,14 +206,21 @@ unsafe fn with_pairs(
         Ok((key, value))
     };
     if count <= INLINE_PROPERTIES {
-        let mut pairs = [("", ""); INLINE_PROPERTIES];
+        // Uninitialized: only the `count` pairs used are written (zeroing
+        // all 16 would cost more than converting two).
+        let mut pairs = [MaybeUninit::<(&str, &str)>::uninit(); INLINE_PROPERTIES];
         for (slot, p) in pairs.iter_mut().zip(props) {
             match pair(p) {
-                Ok(kv) => *slot = kv,
+                Ok(kv) => *slot = MaybeUninit::new(kv),
                 Err(status) => return status,
             }
         }
-        f(&pairs[..count])
+        // SAFETY: the loop wrote the first `count` elements (`props` has
+        // `count` items and `count <= INLINE_PROPERTIES`), and
+        // `MaybeUninit<T>` has the layout of `T`.
+        let pairs =
+            unsafe { std::slice::from_raw_parts(pairs.as_ptr().cast::<(&str, &str)>(), count) };
+        f(pairs)
     } else {
         match props.iter().map(pair).collect::<Result<Vec<_>, _>>() {
             Ok(pairs) => f(&pairs),
