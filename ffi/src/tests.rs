@@ -238,3 +238,51 @@ fn the_pop_buffer_holds_the_most_properties_a_slot_can() {
     assert_eq!(max_properties(256), (256 - 13) / 4);
     assert!(pop_buffer_size(256) >= 256 + 60 * std::mem::size_of::<evq_property>());
 }
+
+static PANIC_HOOK_CALLS: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "C" fn expect_panic(e: *const evq_event, f: *const evq_failure, _: *mut c_void) {
+    // SAFETY: valid during the call.
+    let (e, f) = unsafe { (&*e, &*f) };
+    // SAFETY: NUL-terminated, valid during the call.
+    let msg = unsafe { CStr::from_ptr(f.message) }.to_string_lossy();
+    // SAFETY: the name is valid for name_len bytes during the call.
+    let name = unsafe { std::slice::from_raw_parts(e.name.cast::<u8>(), e.name_len) };
+    if f.panicked && f.code == 0 && msg == "handler bug" && name == b"boom" {
+        PANIC_HOOK_CALLS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A panic inside a handler (a Rust one here: a C handler cannot unwind)
+/// is caught by the worker, counted, and reaches the C error hook as
+/// `panicked`; the worker survives and handles the next event.
+#[test]
+fn a_panicking_handler_reaches_the_c_hook_and_the_worker_survives() {
+    let mut config = evq_config_default();
+    config.capacity = 64;
+    config.workers = 1;
+    let mut q: *mut evq_queue = null_mut();
+    // SAFETY: every pointer is valid for the call; q is freed once.
+    unsafe {
+        assert_eq!(evq_new(&config, &mut q), evq_status::EVQ_OK);
+        (*q).queue
+            .on("boom", |_| panic!("handler bug"))
+            .expect("valid name");
+        assert_eq!(
+            evq_on_error(q, Some(expect_panic), null_mut()),
+            evq_status::EVQ_OK
+        );
+        assert_eq!(evq_start(q), evq_status::EVQ_OK);
+        assert_eq!(evq_push(q, &event("boom"), null_mut()), evq_status::EVQ_OK);
+        assert_eq!(evq_push(q, &event("after"), null_mut()), evq_status::EVQ_OK);
+        assert_eq!(evq_flush(q, 5000), evq_status::EVQ_OK);
+        let mut stats = evq_queue_stats::default();
+        assert_eq!(evq_stats(q, &mut stats), evq_status::EVQ_OK);
+        assert_eq!(
+            (stats.handled, stats.panics, stats.handler_errors),
+            (2, 1, 0)
+        );
+        assert_eq!(PANIC_HOOK_CALLS.load(Ordering::SeqCst), 1);
+        evq_free(q);
+    }
+}
