@@ -144,7 +144,7 @@ impl Text {
 /// # Safety
 /// When `len > 0` and `ptr` is not NULL, `ptr` must point to `len` readable
 /// bytes that stay unchanged for `'a`.
-#[inline]
+#[inline(always)]
 unsafe fn text<'a>(ptr: *const c_char, len: usize, kind: Text) -> Result<&'a str, evq_status> {
     if len > kind.max_len() {
         return Err(kind.too_long(len));
