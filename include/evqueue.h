@@ -1,8 +1,9 @@
 /*
  * evqueue: a lock-free event queue for game servers, C ABI.
  *
- * Link with -levqueue (libevqueue.so or libevqueue.a; the static library
- * also needs -lpthread -ldl -lm). Every symbol starts with evq_.
+ * Link with -levqueue (libevqueue.so), or with libevqueue.a plus
+ * -lpthread -ldl -lm -lrt -lutil -lgcc_s; pkg-config evqueue and the CMake
+ * package evqueue::evqueue say so. Every symbol starts with evq_.
  *
  * Threads: every function taking a `const evq_queue*` may be called from
  * any thread at once until evq_free. A subscriber is used by one thread at a

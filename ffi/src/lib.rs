@@ -54,8 +54,7 @@ pub struct evq_queue {
 pub struct evq_subscriber {
     sub: EventSubscriber,
     /// The property array of the last event received (what its view's
-    /// `properties` points into); its capacity covers the most properties a
-    /// slot can hold, so it never reallocates.
+    /// `properties` points into); reused, so it rarely reallocates.
     props: Vec<evq_property>,
 }
 
@@ -245,11 +244,17 @@ unsafe fn store<T>(out: *mut T, value: T) {
 fn with_c_event<R>(view: &EventView<'_>, f: impl FnOnce(&evq_event) -> R) -> R {
     let n = view.properties().len();
     if n <= INLINE_PROPERTIES {
-        let mut props = [evq_property::EMPTY; INLINE_PROPERTIES];
+        let mut props = [MaybeUninit::<evq_property>::uninit(); INLINE_PROPERTIES];
+        let mut written = 0;
         for (slot, pair) in props.iter_mut().zip(view.properties()) {
-            *slot = evq_property::from_pair(pair);
+            *slot = MaybeUninit::new(evq_property::from_pair(pair));
+            written += 1;
         }
-        f(&evq_event::from_view(view, &props[..n]))
+        // SAFETY: the first `written` elements were just initialized, and
+        // `MaybeUninit<T>` has the layout of `T`.
+        let props =
+            unsafe { std::slice::from_raw_parts(props.as_ptr().cast::<evq_property>(), written) };
+        f(&evq_event::from_view(view, props))
     } else {
         let props: Vec<evq_property> = view
             .properties()
@@ -1068,7 +1073,9 @@ pub unsafe extern "C" fn evq_subscribe(
         let queue = unsafe { queue(q) };
         let sub = evq_subscriber {
             sub: queue.subscribe(start),
-            props: Vec::with_capacity(max_properties(queue.slot_bytes())),
+            // Enough for most events without reallocating; an event with more
+            // properties grows it once (the capacity is kept).
+            props: Vec::with_capacity(max_properties(queue.slot_bytes()).min(64)),
         };
         // SAFETY: writable.
         unsafe { out.write(Box::into_raw(Box::new(sub))) };

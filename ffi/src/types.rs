@@ -63,13 +63,6 @@ pub struct evq_property {
 }
 
 impl evq_property {
-    pub(crate) const EMPTY: evq_property = evq_property {
-        key: std::ptr::null(),
-        key_len: 0,
-        value: std::ptr::null(),
-        value_len: 0,
-    };
-
     pub(crate) fn from_pair((key, value): (&str, &str)) -> evq_property {
         evq_property {
             key: key.as_ptr().cast(),

@@ -609,6 +609,67 @@ static void test_json(void) {
 }
 
 /* ------------------------------------------------------------------ */
+/* More properties than the 16 converted on the stack: the heap paths of
+ * evq_push, the handlers, evq_try_pop and subscribers. */
+
+#define MANY 40
+
+static int check_many(const evq_event *e, void *user) {
+  atomic_int *ok = user;
+  if (e->property_count != MANY) return 1;
+  for (int i = 0; i < MANY; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i);
+    if (!text_is(e->properties[i].key, e->properties[i].key_len, key)) return 2;
+    if (e->properties[i].value_len != 1 || e->properties[i].value[0] != (char)('a' + i % 26)) return 3;
+  }
+  atomic_fetch_add(ok, 1);
+  return 0;
+}
+
+static void test_many_properties(void) {
+  evq_config c = evq_config_default();
+  c.capacity = 64;
+  c.slot_bytes = 512;
+  c.workers = 1;
+  evq_queue *q = NULL;
+  CHECK_STATUS(evq_new(&c, &q), EVQ_OK);
+  char keys[MANY][8], values[MANY][2];
+  evq_property props[MANY];
+  for (int i = 0; i < MANY; i++) {
+    snprintf(keys[i], sizeof keys[i], "k%d", i);
+    values[i][0] = (char)('a' + i % 26);
+    values[i][1] = 0;
+    props[i] = (evq_property){keys[i], strlen(keys[i]), values[i], 1};
+  }
+  evq_event e = make_event("inventory", props, MANY);
+  evq_subscriber *sub = NULL;
+  CHECK_STATUS(evq_subscribe(q, EVQ_START_NOW, &sub), EVQ_OK);
+  CHECK_STATUS(evq_push(q, &e, NULL), EVQ_OK);
+
+  atomic_int ok = 0;
+  evq_payload p;
+  CHECK_STATUS(evq_subscriber_try_recv(sub, &p, NULL), EVQ_OK);
+  CHECK(check_many(&p.event, &ok) == 0);
+  size_t len = evq_pop_buffer_size(q);
+  uint8_t *buf = malloc(len);
+  CHECK_STATUS(evq_try_pop(q, buf, len, &p), EVQ_OK);
+  CHECK(check_many(&p.event, &ok) == 0);
+  free(buf);
+
+  CHECK_STATUS(evq_on(q, "inventory", 9, check_many, &ok), EVQ_OK);
+  CHECK_STATUS(evq_start(q), EVQ_OK);
+  CHECK_STATUS(evq_push(q, &e, NULL), EVQ_OK);
+  CHECK_STATUS(evq_flush(q, 10000), EVQ_OK);
+  CHECK(atomic_load(&ok) == 3);
+  evq_queue_stats s;
+  CHECK_STATUS(evq_stats(q, &s), EVQ_OK);
+  CHECK(s.handler_errors == 0 && s.handled == 1 && s.popped == 1);
+  evq_subscriber_free(sub);
+  evq_free(q);
+}
+
+/* ------------------------------------------------------------------ */
 /* Every bad input: a clear status, nothing changed. */
 
 static int noop(const evq_event *e, void *u) {
@@ -744,6 +805,7 @@ int main(void) {
   test_lagging_subscriber();
   test_flush_and_shutdown();
   test_json();
+  test_many_properties();
   test_bad_inputs();
   printf("C11 tests of evqueue %s: %d checks passed\n", evq_version(), checks);
   return 0;
