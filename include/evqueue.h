@@ -857,9 +857,9 @@ enum evq_status evq_subscriber_try_recv(struct evq_subscriber *sub,
 /**
  * As `evq_subscriber_try_recv`, but waits up to `timeout_ms` milliseconds
  * for something to arrive (longer than a year is clamped): `EVQ_TIMEOUT`
- * when nothing did (a heartbeat: time to send a keep-alive). Blocks the
- * calling thread only; never call it from a handler of the same queue if
- * that thread's events matter.
+ * when nothing did (a heartbeat: time to send a keep-alive). Blocks only
+ * the calling thread (called from a handler, it holds up that worker for
+ * as long). One thread at a time per subscriber.
  *
  * # Safety
  * As `evq_subscriber_try_recv`.
