@@ -129,7 +129,10 @@ mod tests {
         });
         let result = finished.recv_timeout(Duration::from_secs(10));
         drop(held);
-        assert!(result.is_ok(), "wake_one blocked on the lock with nobody parked");
+        assert!(
+            result.is_ok(),
+            "wake_one blocked on the lock with nobody parked"
+        );
     }
 
     #[test]
