@@ -66,8 +66,9 @@ if [ -d benches ]; then
 fi
 
 # --- C ABI (issue 4): header check, C/C++ tests under ASan+UBSan, packaging
-# About 1-2 minutes on 2 cores once apt packages and cbindgen are installed
-# (first run: apt ~20 s, `cargo install cbindgen` ~1 min).
+# About 1 minute on 2 cores once apt packages, cbindgen and the release build
+# are there; a first run adds apt (~20 s), `cargo install cbindgen` (~2 min)
+# and the release build of core + ffi (~1 min).
 install_c_deps() {
   local need=()
   for bin in gcc g++ make pkg-config cmake; do command -v "$bin" >/dev/null || need+=("$bin"); done
