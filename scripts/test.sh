@@ -65,6 +65,22 @@ if [ -d benches ]; then
   stage "benches compile and run once" cargo test -p benches --benches
 fi
 
+# --- C ABI (issue 4): header check, C/C++ tests under ASan+UBSan, packaging
+# About 1 minute on 2 cores once apt packages, cbindgen and the release build
+# are there; a first run adds apt (~20 s), `cargo install cbindgen` (~2 min)
+# and the release build of core + ffi (~1 min).
+install_c_deps() {
+  local need=()
+  for bin in gcc g++ make pkg-config cmake; do command -v "$bin" >/dev/null || need+=("$bin"); done
+  [ -f /usr/include/ck_ring.h ] || need+=(libck-dev)
+  [ ${#need[@]} -eq 0 ] && return 0
+  # gcc brings libasan and libubsan; the package names match the commands.
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+stage "ffi: install C toolchain, libck-dev, cmake" install_c_deps
+stage "ffi: include/evqueue.h matches a fresh cbindgen run" bash ffi/gen-header.sh --verify
+stage "ffi: C11 + C++17 tests (ASan+UBSan, dynamic and static), packaging" bash tests/c/run.sh
+
 # --- python bindings (issue 5)
 # A venv in target/pyvenv (maturin, pytest, mypy); `pip install ./python`
 # builds the extension in release mode with maturin and installs the package;
@@ -74,7 +90,7 @@ fi
 # the pip downloads), under a minute afterwards.
 python_setup() {
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
   fi &&
     { [ -x target/pyvenv/bin/python ] || python3 -m venv target/pyvenv; } &&
     target/pyvenv/bin/pip install -q maturin pytest mypy &&

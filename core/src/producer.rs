@@ -351,27 +351,27 @@ fn prepare_framed_raw<S: Storage>(
 /// Stores the length and the framing of a checked raw payload into a slot
 /// the caller is writing.
 fn write_framed_raw(slot: SlotRef<'_>, payload: &[u8], timestamp: u64) {
-    slot.len
-        .store((codec::EVENT_HEADER_BYTES + payload.len()) as u64, Relaxed);
-    let mut writer = SlotWriter {
-        cells: slot.data.iter(),
-        pending: 0,
-        filled: 0,
-    };
-    codec::encode_raw(payload, timestamp, &mut writer);
-    writer.flush();
+    let len = codec::EVENT_HEADER_BYTES + payload.len();
+    write_encoded(slot, len, |w| codec::encode_raw(payload, timestamp, w));
 }
 
 /// Stores the length and the encoding of a checked event (`len` bytes) into
 /// a slot the caller is writing.
 fn write_event(slot: SlotRef<'_>, event: &Event<'_>, len: usize, timestamp: u64) {
+    write_encoded(slot, len, |w| codec::encode(event, timestamp, w));
+}
+
+/// Stores `len` and streams what `encode` writes (exactly `len` bytes, checked
+/// to fit) into the slot's data words.
+#[inline(always)]
+fn write_encoded(slot: SlotRef<'_>, len: usize, encode: impl FnOnce(&mut SlotWriter<'_>)) {
     slot.len.store(len as u64, Relaxed);
     let mut writer = SlotWriter {
         cells: slot.data.iter(),
         pending: 0,
         filled: 0,
     };
-    codec::encode(event, timestamp, &mut writer);
+    encode(&mut writer);
     writer.flush();
 }
 

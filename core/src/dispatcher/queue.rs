@@ -2,6 +2,7 @@
 
 use super::builder::AroundBatch;
 use super::handlers::{self, Handler, Registry};
+use super::park::Sleepers;
 use super::stats::{NameFailures, QueueStats, SubscriberStats};
 use super::subscriber::OwnedEvent;
 use super::subscriber::{EventSubscriber, SubscriberState};
@@ -23,8 +24,8 @@ use std::time::{Duration, Instant};
 /// Where pushes announce themselves. Shared by the queue and every
 /// [`Emitter`] (which must not keep the workers' state alive).
 pub(crate) struct Wake {
-    /// Parked workers listen here; a push wakes one.
-    pub(crate) workers: Notifier,
+    /// Parked workers sleep here; a push wakes one.
+    pub(crate) workers: Sleepers,
     /// Blocked subscribers listen here; a push wakes them all.
     pub(crate) subscribers: Notifier,
 }
@@ -38,12 +39,12 @@ impl Wake {
         // listener and re-checking the ring: either we see its registration,
         // or it sees our push.
         fence(SeqCst);
-        self.workers.notify(1.relaxed());
+        self.workers.wake_one();
         self.subscribers.notify(usize::MAX.relaxed());
     }
 
     pub(crate) fn all(&self) {
-        self.workers.notify(usize::MAX);
+        self.workers.wake_all();
         self.subscribers.notify(usize::MAX);
     }
 }
@@ -286,7 +287,7 @@ impl EventQueue {
         )?);
         let producer = MpProducer::new(ring.clone())?;
         let wake = Arc::new(Wake {
-            workers: Notifier::new(),
+            workers: Sleepers::default(),
             subscribers: Notifier::new(),
         });
         let shared = Arc::new(Shared {

@@ -8,12 +8,13 @@
 //! `<= s`.
 
 use super::handlers::{self, Registry};
+use super::park::Sleeper;
 use super::queue::Shared;
 use crate::{Claim, Payload, RecvError};
-use event_listener::{IntoNotification, Listener};
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// `handling` of a worker that holds no event.
@@ -67,13 +68,14 @@ pub(crate) fn run(shared: &Shared, index: usize) {
     let slot_bytes = shared.ring.slot_bytes();
     let mut buf = vec![0u8; shared.claim_batch * slot_bytes];
     let mut claims = vec![Claim::default(); shared.claim_batch];
-    while let Some(n) = next_batch(shared, index, &mut buf, &mut claims) {
+    let me = Sleeper::current();
+    while let Some(n) = next_batch(shared, index, &me, &mut buf, &mut claims) {
         // More waiting behind this batch: wake a helper if one is parked (an
         // atomic load when nobody is). No fence needed: this only adds
         // parallelism; every push already notifies with a fence, and this
         // worker drains the ring itself before it parks.
         if shared.ring.next_seq() > claims[n - 1].seq + 1 {
-            shared.wake.workers.notify(1.relaxed());
+            shared.wake.workers.wake_one();
         }
         let registry = shared.registry.load();
         let mut done = false;
@@ -145,6 +147,7 @@ fn claim(
 fn next_batch(
     shared: &Shared,
     index: usize,
+    me: &Arc<Sleeper>,
     buf: &mut [u8],
     claims: &mut [Claim],
 ) -> Option<usize> {
@@ -172,17 +175,26 @@ fn next_batch(
             continue;
         }
         // Park: register, fence, re-try, then sleep. The fence pairs with
-        // the one in `Wake::pushed`: a push either sees this listener and
-        // notifies it, or is visible to the re-try.
-        let listener = shared.wake.workers.listen();
+        // the one in `Wake::pushed`: a push either sees this worker
+        // registered and wakes it, or is visible to the re-try.
+        let sleepers = &shared.wake.workers;
+        sleepers.register(me);
         fence(SeqCst);
-        if shared.stop.load(Acquire) {
-            return None;
-        }
-        match claim(shared, index, buf, claims) {
-            Ok(n) => return Some(n),
-            Err(RecvError::Empty) => listener.wait(),
-            Err(_) => return None,
+        let retry = if shared.stop.load(Acquire) {
+            None
+        } else {
+            Some(claim(shared, index, buf, claims))
+        };
+        match retry {
+            Some(Err(RecvError::Empty)) => sleepers.sleep(me),
+            Some(Ok(n)) => {
+                sleepers.cancel(me);
+                return Some(n);
+            }
+            _ => {
+                sleepers.cancel(me);
+                return None;
+            }
         }
         spins = 0;
         idle_since = None;
