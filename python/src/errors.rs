@@ -49,6 +49,7 @@ pub(crate) enum Failure {
     Event(evqueue::Error),
     Dispatch(evqueue::DispatchError),
     Json(evqueue::json::JsonError),
+    Recv(evqueue::RecvError),
 }
 
 impl From<evqueue::Error> for Failure {
@@ -66,6 +67,12 @@ impl From<evqueue::DispatchError> for Failure {
 impl From<evqueue::json::JsonError> for Failure {
     fn from(e: evqueue::json::JsonError) -> Self {
         Failure::Json(e)
+    }
+}
+
+impl From<evqueue::RecvError> for Failure {
+    fn from(e: evqueue::RecvError) -> Self {
+        Failure::Recv(e)
     }
 }
 
@@ -90,6 +97,10 @@ impl From<Failure> for PyErr {
                 QueueClosed::new_err(e.to_string())
             }
             Failure::Dispatch(e) => EvqueueError::new_err(e.to_string()),
+            Failure::Recv(evqueue::RecvError::Closed) => {
+                QueueClosed::new_err("queue is closed and this subscriber has read everything")
+            }
+            Failure::Recv(e) => EvqueueError::new_err(e.to_string()),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! holds the lock while it waits for the GIL, and nobody waits for the lock
 //! while holding the GIL.
 
-use crate::errors::QueueClosed;
+use crate::errors::{py_err, QueueClosed};
 use crate::event::Event;
 use crate::queue::{lock, SIGNAL_CHECK};
 use evqueue::{EventSubscriber, OwnedEvent, RecvError, RecvTimeoutError};
@@ -82,7 +82,7 @@ pub(crate) struct Subscriber {
 }
 
 fn closed() -> PyErr {
-    QueueClosed::new_err("queue is closed and this subscriber has read everything")
+    py_err(RecvError::Closed)
 }
 
 impl Subscriber {

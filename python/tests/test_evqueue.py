@@ -672,3 +672,10 @@ def test_try_recv_never_blocks_on_a_busy_subscriber() -> None:
     reader.join(T)
     assert [e.name for e in got if e is not None] == ["for_the_reader"]
     q.close(T)
+
+
+def test_package_docstring_example() -> None:
+    import doctest
+
+    result = doctest.testmod(evqueue)
+    assert result.attempted == 2 and result.failed == 0
