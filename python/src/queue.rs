@@ -61,11 +61,14 @@ impl std::fmt::Display for Raised {
 impl std::error::Error for Raised {}
 
 /// The Python callables a queue holds, mirrored for the garbage collector
-/// (`__traverse__`, `__clear__`); the core registry holds the same objects.
+/// (`__traverse__`, `__clear__`). The core registry holds clones of the same
+/// `Arc`s: one Python reference per callable, visited once. (A callable the
+/// mirror dropped while a worker still holds an old registry is briefly not
+/// visited: an under-count, which only delays collection.)
 #[derive(Default)]
 struct Callbacks {
-    named: Vec<(String, Py<PyAny>)>,
-    any: Vec<Py<PyAny>>,
+    named: Vec<(String, Arc<Py<PyAny>>)>,
+    any: Vec<Arc<Py<PyAny>>>,
 }
 
 /// The `on_error` callable, shared with the core's error hook.
@@ -96,8 +99,10 @@ impl EventQueue {
                 args::type_name(handler)
             )));
         }
-        let callable = handler.clone().unbind();
-        let run = handler_fn(callable.clone_ref(handler.py()));
+        // One Python reference, shared by the core's handler and the mirror,
+        // so that `__traverse__` reports exactly the references we hold.
+        let callable = Arc::new(handler.clone().unbind());
+        let run = handler_fn(callable.clone());
         match name {
             Some(name) => {
                 self.inner.on(name, run).map_err(py_err)?;
@@ -140,7 +145,7 @@ impl EventQueue {
 /// turns an exception into the handler's error. Runs on a worker thread
 /// that already holds the GIL for its batch, so `attach` costs a counter.
 fn handler_fn(
-    callable: Py<PyAny>,
+    callable: Arc<Py<PyAny>>,
 ) -> impl Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static {
     move |view| {
         Python::attach(|py| {
@@ -406,7 +411,7 @@ impl EventQueue {
     fn off(&self, name: &Bound<'_, PyAny>) -> PyResult<usize> {
         let name = args::str_arg(name, "the event name")?.to_str()?;
         let removed = self.inner.remove_handlers(name);
-        let gone: Vec<(String, Py<PyAny>)> = {
+        let gone: Vec<(String, Arc<Py<PyAny>>)> = {
             let mut callbacks = lock(&self.callbacks);
             let (gone, kept) = std::mem::take(&mut callbacks.named)
                 .into_iter()
@@ -705,10 +710,10 @@ impl EventQueue {
         // holder is in `on`/`off` right now, which keeps the queue reachable.
         if let Ok(callbacks) = self.callbacks.try_lock() {
             for (_, f) in &callbacks.named {
-                visit.call(f)?;
+                visit.call(&**f)?;
             }
             for f in &callbacks.any {
-                visit.call(f)?;
+                visit.call(&**f)?;
             }
         }
         if let Ok(hook) = self.error_hook.try_lock() {

@@ -546,22 +546,52 @@ def test_memory_flat_over_a_million_emits() -> None:
     assert report.pushed == 1_000_000
     assert report.handled + report.overwritten == 1_000_000
     assert handled[0] == 2 * report.handled
-    # close() drops the queue's two references to the handler (core registry, GC mirror)
-    assert sys.getrefcount(handler) == refs_before[1] - 2
+    # close() drops the queue's reference to the handler
+    assert sys.getrefcount(handler) == refs_before[1] - 1
     assert growth < 8 * 1024 * 1024, f"RSS grew by {growth} bytes over 800k emits"
 
 
-def test_queue_in_a_cycle_is_collected() -> None:
+def cycle(kind: str) -> weakref.ref[EventQueue]:
+    """A queue reachable only through its own handler or hook."""
     q = small()
-    q.on("x", lambda e: q.emit("y"))  # handler -> closure -> q -> handler
-    q.on_error(lambda e, x: print(q))
+    holder = [q]  # the handler reaches the queue through this list, not a local
+    if kind == "named":
+        q.on("x", lambda e: holder[0].emit("y"))
+    elif kind == "any":
+        q.on_any(lambda e: holder[0].stats())
+    else:
+        q.on_error(lambda e, x: holder[0].stats())
     q.start()
     q.emit("x")
     assert q.flush(T)
-    ref = weakref.ref(q)
-    del q
+    return weakref.ref(q)
+
+
+@pytest.mark.parametrize("kind", ["named", "any", "error_hook"])
+def test_queue_in_a_cycle_is_collected(kind: str) -> None:
+    ref = cycle(kind)
+    assert ref() is not None  # only the garbage collector can free it
     gc.collect()
     assert ref() is None
+
+
+def test_traverse_counts_no_reference_twice() -> None:
+    """The same function registered twice, and a queue kept alive from outside:
+    the collector must free nothing that is still in use."""
+    q = small()
+    f = lambda e: None  # noqa: E731
+    q.on("x", f)
+    q.on("x", f)
+    q.on_any(f)
+    q.on_error(lambda e, x: None)
+    q.start()
+    for _ in range(3):
+        gc.collect()
+    q.emit("x")
+    assert q.flush(T)
+    assert q.off("x") == 2
+    gc.collect()
+    assert q.close(T).handled == 1
 
 
 def test_dropping_a_running_queue_joins_its_workers() -> None:
