@@ -99,6 +99,17 @@ impl EventQueue {
                 args::type_name(handler)
             )));
         }
+        let py = handler.py();
+        let inspect = py.import("inspect")?;
+        if inspect
+            .call_method1("iscoroutinefunction", (handler,))?
+            .is_truthy()?
+        {
+            return Err(PyTypeError::new_err(
+                "handlers run on worker threads and must be plain functions, not async def \
+                 (use a subscriber with `async for` for asyncio code)",
+            ));
+        }
         // One Python reference, shared by the core's handler and the mirror,
         // so that `__traverse__` reports exactly the references we hold.
         let callable = Arc::new(handler.clone().unbind());

@@ -410,6 +410,10 @@ def test_flush_and_close_with_deadline() -> None:
 BIG = "x" * 1000
 
 
+async def async_handler(event: Event) -> None:
+    pass
+
+
 @pytest.mark.parametrize(
     ("call", "exc"),
     [
@@ -461,6 +465,8 @@ BIG = "x" * 1000
         (lambda q: q.on("a", "not callable"), TypeError),
         (lambda q: q.on("a")(42), TypeError),
         (lambda q: q.on_any(None), TypeError),
+        (lambda q: q.on_any(async_handler), TypeError),
+        (lambda q: q.on("a", async_handler), TypeError),
         (lambda q: q.on_error(3), TypeError),
         (lambda q: q.off(3), TypeError),
     ],
@@ -709,3 +715,23 @@ def test_package_docstring_example() -> None:
 
     result = doctest.testmod(evqueue)
     assert result.attempted == 2 and result.failed == 0
+
+
+def test_queue_dropped_inside_its_own_handler() -> None:
+    seen: list[int] = []
+    holder = [small()]
+    q = holder[0]
+
+    def last(event: Event) -> None:
+        seen.append(event.seq)
+        holder.clear()  # the last reference goes away on a worker thread
+
+    q.on("x", last)
+    q.start()
+    ref = weakref.ref(q)
+    del q
+    ref().emit("x")  # type: ignore[union-attr]
+    deadline = time.monotonic() + T
+    while ref() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ref() is None and seen == [0]
