@@ -160,8 +160,8 @@ fn handler_fn(
 ) -> impl Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static {
     move |view| {
         Python::attach(|py| {
-            let result = Bound::new(py, Event::from(view))
-                .and_then(|event| callable.bind(py).call1((event,)).map(drop));
+            let result =
+                Bound::new(py, Event::from(view)).and_then(|event| call_one(&callable, &event));
             result.map_err(|error| {
                 Box::new(Raised {
                     error,
@@ -169,6 +169,25 @@ fn handler_fn(
                 }) as evqueue::HandlerError
             })
         })
+    }
+}
+
+/// `f(arg)` without building an argument tuple: under the stable ABI of
+/// Python 3.10 pyo3's `call1` builds one, `PyObject_CallFunctionObjArgs`
+/// passes the arguments on the C stack (vectorcall inside CPython).
+fn call_one(f: &Py<PyAny>, arg: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = arg.py();
+    // SAFETY: we hold the GIL (`arg` is bound to it) and references to both
+    // objects; the variadic argument list ends with NULL as the function
+    // requires; it returns a new reference, or NULL with an exception set,
+    // which `from_owned_ptr_or_err` turns into the `PyErr`.
+    unsafe {
+        let result = ffi::PyObject_CallFunctionObjArgs(
+            f.as_ptr(),
+            arg.as_ptr(),
+            std::ptr::null_mut::<ffi::PyObject>(),
+        );
+        Bound::from_owned_ptr_or_err(py, result).map(drop)
     }
 }
 
