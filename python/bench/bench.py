@@ -1,6 +1,6 @@
 """evqueue vs the standard library, by hand (not in CI):
 
-    python python/bench/bench.py            # about 30 s
+    python python/bench/bench.py            # about 25 s
 
 1. Producer cost per event: ``q.emit("tick")`` against
    ``queue.Queue.put_nowait`` and ``collections.deque(maxlen=...).append``
