@@ -64,7 +64,7 @@ def producer_costs() -> dict[str, float]:
     return {k: min(v) for k, v in results.items()}
 
 
-def pipeline_evqueue(n: int, batch: int | None = None) -> float:
+def pipeline_evqueue(n: int, batch: int = 64) -> float:
     count = [0]
     q = evqueue.EventQueue(capacity=1 << 19, workers=WORKERS, overflow="reject", batch=batch)
 
