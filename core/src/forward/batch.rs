@@ -314,9 +314,7 @@ impl<S: Sink> Sink for Batch<S> {
 
     /// Writes what is buffered now, then flushes the inner sink.
     fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        let r = self
-            .shared
-            .send(lock(&self.shared.buffer), Trigger::Flush);
+        let r = self.shared.send(lock(&self.shared.buffer), Trigger::Flush);
         r?;
         self.shared.inner.flush(timeout)
     }
@@ -326,9 +324,7 @@ impl<S: Sink> Sink for Batch<S> {
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {
         let deadline = Instant::now() + timeout;
         self.stop_timer();
-        let r = self
-            .shared
-            .send(lock(&self.shared.buffer), Trigger::Flush);
+        let r = self.shared.send(lock(&self.shared.buffer), Trigger::Flush);
         let closed = self
             .shared
             .inner

@@ -56,6 +56,8 @@ mod buffered;
 mod clock;
 mod error;
 mod filter;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod retry;
 
 pub use batch::{Batch, BatchConfig, BatchStats};
