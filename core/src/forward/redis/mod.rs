@@ -87,21 +87,6 @@ pub fn encode_fields(event: &OwnedEvent) -> Vec<(Vec<u8>, Vec<u8>)> {
     fields
 }
 
-/// Appends the arguments of `event`'s entry (field, value, field, ...) to
-/// a command, without building the pairs first.
-pub(crate) fn push_args(cmd: &mut ::redis::Cmd, event: &OwnedEvent) {
-    cmd.arg("name").arg(event.name.as_str());
-    cmd.arg("ts").arg(event.timestamp);
-    cmd.arg("ext").arg(if event.external { "1" } else { "0" });
-    let mut key = Vec::new();
-    for (k, v) in &event.properties {
-        key.clear();
-        key.extend_from_slice(b"p:");
-        key.extend_from_slice(k.as_bytes());
-        cmd.arg(&key[..]).arg(v.as_str());
-    }
-}
-
 /// The event a stream entry holds (its `seq` is 0: sequence numbers belong
 /// to the queue an event is emitted into). See the layout above.
 pub fn decode_fields<F: AsRef<[u8]>, V: AsRef<[u8]>>(

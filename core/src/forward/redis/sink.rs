@@ -2,12 +2,13 @@
 //! its own) and [`RedisForwarder`] (the sink behind retry and a bounded
 //! buffer, attached to a queue).
 
-use super::{connect, push_args};
+use super::connect;
 use crate::forward::clock::lock;
 use crate::forward::{
     handler, Buffered, ForwardError, Retry, RetryPolicy, RetryStats, Sink, SinkError,
 };
 use crate::{EventQueue, OwnedEvent};
+use ::redis::ConnectionLike;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,16 +75,11 @@ impl Sink for RedisStreamSink {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut pipe = ::redis::pipe();
+        // One buffer of RESP commands for the whole pipeline: no per-command
+        // allocation, one write to the socket.
+        let mut packed = Vec::with_capacity(batch.len() * 96);
         for event in batch {
-            let mut cmd = ::redis::cmd("XADD");
-            cmd.arg(self.stream.as_str());
-            if let Some(n) = self.maxlen {
-                cmd.arg("MAXLEN").arg("~").arg(n);
-            }
-            cmd.arg("*");
-            push_args(&mut cmd, event);
-            pipe.add_command(cmd).ignore();
+            pack_xadd(&mut packed, &self.stream, self.maxlen, event);
         }
         let mut conn = lock(&self.conn);
         if conn.is_none() {
@@ -95,7 +91,18 @@ impl Sink for RedisStreamSink {
             self.connects.fetch_add(1, Relaxed);
         }
         let con = conn.as_mut().expect("connected above");
-        match pipe.query::<()>(con) {
+        let replies = con
+            .req_packed_commands(&packed, 0, batch.len())
+            .and_then(|replies| {
+                match replies
+                    .into_iter()
+                    .find(|v| matches!(v, ::redis::Value::ServerError(_)))
+                {
+                    Some(::redis::Value::ServerError(e)) => Err(e.into()),
+                    _ => Ok(()),
+                }
+            });
+        match replies {
             Ok(()) => {
                 self.batches.fetch_add(1, Relaxed);
                 Ok(())
@@ -106,6 +113,54 @@ impl Sink for RedisStreamSink {
                 Err(Box::new(e))
             }
         }
+    }
+}
+
+/// Appends `XADD stream [MAXLEN ~ n] * <fields>` in RESP to `out` (the
+/// layout of [`encode_fields`](super::encode_fields)).
+fn pack_xadd(out: &mut Vec<u8>, stream: &str, maxlen: Option<u64>, event: &OwnedEvent) {
+    fn header(out: &mut Vec<u8>, tag: u8, n: usize) {
+        out.push(tag);
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&digits[i..]);
+        out.extend_from_slice(b"\r\n");
+    }
+    fn bulk(out: &mut Vec<u8>, parts: &[&[u8]]) {
+        header(out, b'$', parts.iter().map(|p| p.len()).sum());
+        for p in parts {
+            out.extend_from_slice(p);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    let args = 3 + if maxlen.is_some() { 3 } else { 0 } + 6 + 2 * event.properties.len();
+    header(out, b'*', args);
+    bulk(out, &[b"XADD"]);
+    bulk(out, &[stream.as_bytes()]);
+    if let Some(n) = maxlen {
+        bulk(out, &[b"MAXLEN"]);
+        bulk(out, &[b"~"]);
+        bulk(out, &[n.to_string().as_bytes()]);
+    }
+    bulk(out, &[b"*"]);
+    bulk(out, &[b"name"]);
+    bulk(out, &[event.name.as_bytes()]);
+    bulk(out, &[b"ts"]);
+    bulk(out, &[event.timestamp.to_string().as_bytes()]);
+    bulk(out, &[b"ext"]);
+    bulk(out, &[if event.external { b"1" } else { b"0" }]);
+    for (k, v) in &event.properties {
+        bulk(out, &[b"p:", k.as_bytes()]);
+        bulk(out, &[v.as_bytes()]);
     }
 }
 

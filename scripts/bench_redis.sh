@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Events per second through the evqueue Redis forwarder into a local
+# redis-server, against redis-benchmark's own XADD figure on the same server
+# (the ceiling). Run by hand (about a minute once built):
+#
+#   scripts/bench_redis.sh [events] [batch]
+#
+# Starts its own throwaway server (scripts/redis-test-server.sh), so it needs
+# nothing running. The XADD entries redis-benchmark sends have the same shape
+# as the forwarder's (name, ts, ext, one property). Numbers on a shared or
+# busy machine are noisy: run it twice and compare.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+events=${1:-200000}
+batch=${2:-256}
+dir=$(mktemp -d)
+trap 'scripts/redis-test-server.sh stop "$dir"; rm -rf "$dir"' EXIT
+url=$(scripts/redis-test-server.sh start "$dir")
+port=$(cat "$dir/redis.port")
+echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') at $url"
+
+cargo build -q --release -p evqueue --features redis --example redis_bench
+
+xadd=(XADD bench-stream '*' name tick ts 1700000000000000000 ext 0 p:i 12345)
+ceiling() { # clients pipeline label
+  local rps
+  rps=$(redis-benchmark -p "$port" -c "$1" -P "$2" -n "$events" -q "${xadd[@]}" |
+    tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1)
+  redis-cli -p "$port" del bench-stream >/dev/null
+  printf '%-48s %10.0f events/s\n' "$3" "$rps" >&2
+  echo "$rps"
+}
+
+one=$(ceiling 1 "$batch" "redis-benchmark XADD, 1 connection, -P $batch")
+many=$(ceiling 50 "$batch" "redis-benchmark XADD, 50 connections, -P $batch")
+line=$(target/release/examples/redis_bench "$url" "$events" "$batch")
+ours=$(sed -n 's/.* = \([0-9]*\) events\/s.*/\1/p' <<<"$line")
+printf '%-48s %10.0f events/s\n' "evqueue forwarder, 1 connection, batch $batch" "$ours"
+echo "  ($line)"
+awk -v o="$ours" -v a="$one" -v b="$many" 'BEGIN {
+  printf "ratio: %.2f of the 1-connection ceiling, %.2f of the 50-connection ceiling\n", o / a, o / b }'
