@@ -63,6 +63,25 @@ if [ -d benches ]; then
   stage "benches compile and run once" cargo test -p benches --benches
 fi
 
+# --- forwarding and Redis Streams (issue 7)
+# About 2 minutes on 2 cores once crates are cached: builds the `redis`
+# feature, starts a throwaway redis-server (apt-get installs it when missing)
+# on a free loopback port with no persistence, runs the Redis tests against it
+# (one starts, kills and restarts a server of its own), the fan-in example as a
+# smoke test, and always stops the server.
+redis_tests() (
+  dir=$(mktemp -d)
+  trap 'scripts/redis-test-server.sh stop "$dir"; rm -rf "$dir"' EXIT
+  url=$(scripts/redis-test-server.sh start "$dir") || exit 1
+  export EVQUEUE_REDIS_URL=$url
+  echo "redis-server at $EVQUEUE_REDIS_URL"
+  cargo test -p evqueue --features redis --test redis -- --nocapture &&
+    cargo test -p evqueue --features redis --doc forward &&
+    cargo run -p evqueue --features redis --example redis_fanin -- "$url" 5000
+)
+stage "clippy (evqueue with redis)" cargo clippy -p evqueue --all-targets --features redis -- -D warnings
+stage "redis streams bridge (real redis-server)" redis_tests
+
 printf '\n'
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed"

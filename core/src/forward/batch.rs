@@ -177,7 +177,7 @@ impl<S: Sink> Shared<S> {
 /// for _ in 0..4 { sink.write(&[OwnedEvent::default()])?; }
 /// std::thread::sleep(Duration::from_millis(200)); // the interval sends the 4th
 /// assert_eq!(*sizes.lock().unwrap(), [3, 1]);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), evqueue::forward::SinkError>(())
 /// ```
 pub struct Batch<S: Sink> {
     shared: Arc<Shared<S>>,

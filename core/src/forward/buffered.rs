@@ -79,10 +79,10 @@ struct Shared<S> {
 /// use std::time::Duration;
 /// let slow = FnSink::new(|_: &[OwnedEvent]| { std::thread::sleep(Duration::from_millis(1)); Ok(()) });
 /// let sink = Buffered::new(slow, 1024, 64)?;
-/// sink.write(&[OwnedEvent::default(); 10])?; // returns at once
+/// sink.write(&vec![OwnedEvent::default(); 10])?; // returns at once
 /// sink.close(Duration::from_secs(5))?;        // waits for the writes
 /// assert_eq!(sink.stats().written, 10);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), evqueue::forward::SinkError>(())
 /// ```
 pub struct Buffered<S: Sink> {
     shared: Arc<Shared<S>>,
@@ -322,7 +322,7 @@ pub struct FanOutStats {
 /// fan.close(Duration::from_secs(5))?;
 /// let stats = fan.stats();
 /// assert_eq!((stats.sinks[0].1.written, stats.sinks[1].1.failed), (1, 1));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), evqueue::forward::SinkError>(())
 /// ```
 #[derive(Default)]
 pub struct FanOut {

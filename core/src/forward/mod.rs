@@ -48,7 +48,7 @@
 //! queue.shutdown(Duration::from_secs(5))?;
 //! sink.close(Duration::from_secs(5))?; // writes the last, partial batch
 //! assert_eq!(*seen.lock().unwrap(), [2, 1]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), evqueue::forward::SinkError>(())
 //! ```
 
 mod batch;

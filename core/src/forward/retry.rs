@@ -157,7 +157,7 @@ struct State {
 /// sink.write(&[OwnedEvent::default()])?;
 /// assert_eq!(calls.load(Ordering::Relaxed), 3);
 /// assert_eq!(clock.sleeps().len(), 2); // two backoffs, no real time spent
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), evqueue::forward::SinkError>(())
 /// ```
 pub struct Retry<S> {
     inner: S,

@@ -267,7 +267,7 @@ pub struct RedisForwarderStats {
 /// queue.shutdown(Duration::from_secs(5))?;  // handlers have run...
 /// fwd.close(Duration::from_secs(5))?;        // ...and the stream has them
 /// println!("{:?}", fwd.stats());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), evqueue::forward::SinkError>(())
 /// ```
 pub struct RedisForwarder {
     sink: Arc<Buffered<Retry<RedisStreamSink>>>,

@@ -150,7 +150,7 @@ struct Shared {
 /// let source = RedisSource::into_queue(config, &queue)?;
 /// // ...
 /// source.stop();
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), evqueue::forward::SinkError>(())
 /// ```
 pub struct RedisSource {
     shared: Arc<Shared>,
