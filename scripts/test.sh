@@ -43,9 +43,11 @@ if [ "$failed" -ne 0 ]; then
 fi
 
 stage "rustfmt" cargo fmt --all -- --check
-stage "clippy" cargo clippy --workspace --all-targets -- -D warnings
+stage "clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
 stage "clippy (no_std core)" cargo clippy -p evqueue --no-default-features -- -D warnings
 stage "unit, doc and model tests" cargo test --workspace
+stage "JSON ingestion (feature json): hostile corpus and doctests" \
+  cargo test -p evqueue --features json -- json
 stage "no_std build: thumbv7em-none-eabihf (32-bit, no 64-bit atomics)" \
   cargo build -p evqueue --no-default-features --target thumbv7em-none-eabihf
 stage "no_std build: x86_64-unknown-none" \
@@ -62,6 +64,22 @@ stage "stress (release, 10M events)" cargo test -p evqueue --release --test stre
 if [ -d benches ]; then
   stage "benches compile and run once" cargo test -p benches --benches
 fi
+
+# --- C ABI (issue 4): header check, C/C++ tests under ASan+UBSan, packaging
+# About 1 minute on 2 cores once apt packages, cbindgen and the release build
+# are there; a first run adds apt (~20 s), `cargo install cbindgen` (~2 min)
+# and the release build of core + ffi (~1 min).
+install_c_deps() {
+  local need=()
+  for bin in gcc g++ make pkg-config cmake; do command -v "$bin" >/dev/null || need+=("$bin"); done
+  [ -f /usr/include/ck_ring.h ] || need+=(libck-dev)
+  [ ${#need[@]} -eq 0 ] && return 0
+  # gcc brings libasan and libubsan; the package names match the commands.
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+stage "ffi: install C toolchain, libck-dev, cmake" install_c_deps
+stage "ffi: include/evqueue.h matches a fresh cbindgen run" bash ffi/gen-header.sh --verify
+stage "ffi: C11 + C++17 tests (ASan+UBSan, dynamic and static), packaging" bash tests/c/run.sh
 
 # --- forwarding and Redis Streams (issue 7)
 # About 2 minutes on 2 cores once crates are cached: builds the `redis`

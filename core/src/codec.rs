@@ -10,6 +10,10 @@
 //! 10..12 property count
 //! 12..   name, then per property: key length (u8), value length (u16), key, value
 //! ```
+//!
+//! A raw payload framed to share a ring with events ([`Payload::Raw`]) has
+//! the same header with flags = 2 (raw), name length 0 and property count 0,
+//! followed by the payload bytes.
 
 use crate::error::Error;
 
@@ -25,6 +29,7 @@ pub const MAX_PROPERTIES: usize = u16::MAX as usize;
 pub const EVENT_HEADER_BYTES: usize = 12;
 const PROPERTY_HEADER_BYTES: usize = 3;
 const EXTERNAL: u8 = 1;
+const RAW: u8 = 2;
 
 /// An event to push: what game logic emits (Nakama's `Event`).
 ///
@@ -137,7 +142,7 @@ pub fn encode_into(event: &Event<'_>, out: &mut [u8]) -> Result<usize, Error> {
             max: out.len(),
         });
     }
-    let mut sink = SliceSink { out, at: 0 };
+    let mut sink = SliceSink::new(out);
     encode(event, event.timestamp, &mut sink);
     Ok(len)
 }
@@ -154,9 +159,16 @@ impl ByteSink for crate::producer::SlotWriter<'_> {
     }
 }
 
-struct SliceSink<'o> {
+/// Writes into a byte slice that the caller sized to fit.
+pub(crate) struct SliceSink<'o> {
     out: &'o mut [u8],
     at: usize,
+}
+
+impl<'o> SliceSink<'o> {
+    pub(crate) fn new(out: &'o mut [u8]) -> Self {
+        SliceSink { out, at: 0 }
+    }
 }
 
 impl ByteSink for SliceSink<'_> {
@@ -183,6 +195,15 @@ pub(crate) fn encode(event: &Event<'_>, timestamp: u64, sink: &mut impl ByteSink
         sink.write(key.as_bytes());
         sink.write(value.as_bytes());
     }
+}
+
+/// Writes the header of a framed raw payload, then the payload.
+pub(crate) fn encode_raw(bytes: &[u8], timestamp: u64, sink: &mut impl ByteSink) {
+    let mut header = [0u8; EVENT_HEADER_BYTES];
+    header[..8].copy_from_slice(&timestamp.to_le_bytes());
+    header[8] = RAW;
+    sink.write(&header);
+    sink.write(bytes);
 }
 
 /// The timestamp to store: the given one, or with `std` the current time for 0.
@@ -257,9 +278,90 @@ impl<'a> EventView<'a> {
         })
     }
 
+    /// An event with no properties that stands for something else (a raw
+    /// payload, in the error hook).
+    #[cfg(feature = "std")]
+    pub(crate) fn stand_in(name: &'a str, seq: u64, timestamp: u64) -> Self {
+        EventView {
+            seq,
+            name,
+            timestamp,
+            external: false,
+            properties: Properties {
+                bytes: &[],
+                count: 0,
+            },
+        }
+    }
+
     /// The event's properties, in the order they were given.
     pub fn properties(&self) -> Properties<'a> {
         self.properties
+    }
+}
+
+/// A raw payload framed with the event header (see the module doc): a
+/// user's own fixed-size record sharing a queue with events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawView<'a> {
+    /// Sequence number the ring assigned.
+    pub seq: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub timestamp: u64,
+    /// The payload, as pushed.
+    pub bytes: &'a [u8],
+}
+
+/// What a slot of an event queue holds: an encoded event or a framed raw
+/// payload.
+///
+/// ```
+/// use evqueue::{Event, HeapRing, Overflow, Payload};
+/// let ring = HeapRing::with_capacity(16, 64, Overflow::Overwrite).unwrap();
+/// let producer = ring.mp_producer().unwrap();
+/// producer.push_event(&Event::new("tick")).unwrap();
+/// producer.push_framed_raw(&[1, 2, 3], 42).unwrap();
+/// let mut buf = [0u8; 64];
+/// let claim = ring.try_claim(&mut buf).unwrap();
+/// assert!(matches!(claim.payload(&buf), Ok(Payload::Event(e)) if e.name == "tick"));
+/// let claim = ring.try_claim(&mut buf).unwrap();
+/// let Ok(Payload::Raw(raw)) = claim.payload(&buf) else { panic!() };
+/// assert_eq!((raw.seq, raw.timestamp, raw.bytes), (1, 42, &[1u8, 2, 3][..]));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// An encoded event.
+    Event(EventView<'a>),
+    /// A framed raw payload.
+    Raw(RawView<'a>),
+}
+
+impl<'a> Payload<'a> {
+    /// Decodes and validates an encoded event or a framed raw payload.
+    pub fn decode(bytes: &'a [u8], seq: u64) -> Result<Self, Error> {
+        match bytes.get(..EVENT_HEADER_BYTES) {
+            Some(header) if header[8] == RAW => {
+                if header[9..12] != [0, 0, 0] {
+                    return Err(Error::Malformed);
+                }
+                let mut ts = [0u8; 8];
+                ts.copy_from_slice(&header[..8]);
+                Ok(Payload::Raw(RawView {
+                    seq,
+                    timestamp: u64::from_le_bytes(ts),
+                    bytes: &bytes[EVENT_HEADER_BYTES..],
+                }))
+            }
+            _ => EventView::decode(bytes, seq).map(Payload::Event),
+        }
+    }
+
+    /// The sequence number the ring assigned.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Payload::Event(e) => e.seq,
+            Payload::Raw(r) => r.seq,
+        }
     }
 }
 

@@ -51,6 +51,8 @@ mod dispatcher;
 mod error;
 #[cfg(feature = "std")]
 pub mod forward;
+#[cfg(feature = "json")]
+pub mod json;
 mod producer;
 mod ring;
 mod stamp;
@@ -59,8 +61,8 @@ mod subscriber;
 mod sync;
 
 pub use codec::{
-    check_name, encode_into, encoded_len, Event, EventView, Properties, PropertyIter,
-    EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
+    check_name, encode_into, encoded_len, Event, EventView, Payload, Properties, PropertyIter,
+    RawView, EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
 };
 #[cfg(feature = "std")]
 pub use dispatcher::{

@@ -79,6 +79,14 @@ impl<R: RingRef> Producer<R> {
         self.push_with(|slot| write_event(slot, event, len, timestamp))
     }
 
+    /// Pushes a raw payload framed with the event header, so it can share a
+    /// ring with events (see [`Payload`](crate::Payload)); timestamp 0 means
+    /// now (with `std`). At most `slot_bytes - EVENT_HEADER_BYTES` bytes.
+    pub fn push_framed_raw(&mut self, payload: &[u8], timestamp: u64) -> Result<u64, Error> {
+        let timestamp = prepare_framed_raw(self.ring.ring(), payload, timestamp)?;
+        self.push_with(|slot| write_framed_raw(slot, payload, timestamp))
+    }
+
     #[inline(always)]
     fn push_with(&mut self, write: impl FnOnce(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
@@ -183,6 +191,12 @@ impl<R: RingRef> MpProducer<R> {
     pub fn push_event(&self, event: &Event<'_>) -> Result<u64, Error> {
         let (len, timestamp) = prepare_event(self.ring.ring(), event)?;
         self.push_with(|slot| write_event(slot, event, len, timestamp))
+    }
+
+    /// Pushes a framed raw payload; see [`Producer::push_framed_raw`].
+    pub fn push_framed_raw(&self, payload: &[u8], timestamp: u64) -> Result<u64, Error> {
+        let timestamp = prepare_framed_raw(self.ring.ring(), payload, timestamp)?;
+        self.push_with(|slot| write_framed_raw(slot, payload, timestamp))
     }
 
     fn push_with(&self, write: impl Fn(SlotRef<'_>)) -> Result<u64, Error> {
@@ -318,16 +332,58 @@ fn prepare_event<S: Storage>(ring: &Ring<S>, event: &Event<'_>) -> Result<(usize
     Ok((len, codec::timestamp_or_now(event.timestamp)))
 }
 
+/// Checks that a framed raw payload fits a slot; returns the timestamp to store.
+fn prepare_framed_raw<S: Storage>(
+    ring: &Ring<S>,
+    payload: &[u8],
+    timestamp: u64,
+) -> Result<u64, Error> {
+    let max = ring.slot_bytes().saturating_sub(codec::EVENT_HEADER_BYTES);
+    if payload.len() > max {
+        return Err(Error::TooLarge {
+            size: payload.len(),
+            max,
+        });
+    }
+    Ok(codec::timestamp_or_now(timestamp))
+}
+
+/// Stores the length and the framing of a checked raw payload into a slot
+/// the caller is writing.
+fn write_framed_raw(slot: SlotRef<'_>, payload: &[u8], timestamp: u64) {
+    let len = codec::EVENT_HEADER_BYTES + payload.len();
+    write_encoded(slot, len, |w| codec::encode_raw(payload, timestamp, w));
+}
+
+/// Events up to this size are encoded on the stack, then stored word by
+/// word: an event is many short, unaligned pieces, and streaming them into
+/// atomic words byte by byte cost more than the copy.
+const STAGED_EVENT_BYTES: usize = 256;
+
 /// Stores the length and the encoding of a checked event (`len` bytes) into
 /// a slot the caller is writing.
 fn write_event(slot: SlotRef<'_>, event: &Event<'_>, len: usize, timestamp: u64) {
+    if len <= STAGED_EVENT_BYTES {
+        let mut stage = [0u8; STAGED_EVENT_BYTES];
+        let stage = &mut stage[..len];
+        codec::encode(event, timestamp, &mut codec::SliceSink::new(stage));
+        write_payload(slot, stage);
+    } else {
+        write_encoded(slot, len, |w| codec::encode(event, timestamp, w));
+    }
+}
+
+/// Stores `len` and streams what `encode` writes (exactly `len` bytes, checked
+/// to fit) into the slot's data words.
+#[inline(always)]
+fn write_encoded(slot: SlotRef<'_>, len: usize, encode: impl FnOnce(&mut SlotWriter<'_>)) {
     slot.len.store(len as u64, Relaxed);
     let mut writer = SlotWriter {
         cells: slot.data.iter(),
         pending: 0,
         filled: 0,
     };
-    codec::encode(event, timestamp, &mut writer);
+    encode(&mut writer);
     writer.flush();
 }
 

@@ -112,6 +112,13 @@ impl Claim {
         let bytes = buf.get(..self.len).ok_or(Error::Malformed)?;
         crate::EventView::decode(bytes, self.seq)
     }
+
+    /// Decodes the received bytes as an event or a framed raw payload (see
+    /// [`Payload`](crate::Payload)).
+    pub fn payload<'b>(&self, buf: &'b [u8]) -> Result<crate::Payload<'b>, Error> {
+        let bytes = buf.get(..self.len).ok_or(Error::Malformed)?;
+        crate::Payload::decode(bytes, self.seq)
+    }
 }
 
 /// A snapshot of a ring's counters. At quiescence, after the worker group

@@ -6,8 +6,8 @@
 //! speed; the idle test bounds CPU time used, not time taken.
 
 use evqueue::{
-    DispatchError, Error, Event, EventQueue, Failure, Overflow, RecvError, RecvTimeoutError,
-    ShutdownReport, Start,
+    DispatchError, Error, Event, EventQueue, Failure, Overflow, Payload, RecvError,
+    RecvTimeoutError, ShutdownReport, Start,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
@@ -33,7 +33,7 @@ fn counter() -> Arc<AtomicU64> {
 }
 
 fn balanced(r: &ShutdownReport) -> bool {
-    r.pushed == r.handled + r.overwritten + r.rejected + r.left
+    r.pushed == r.handled + r.popped + r.overwritten + r.rejected + r.left
 }
 
 #[test]
@@ -782,4 +782,214 @@ fn dropping_the_last_handle_inside_a_handler_does_not_hang() {
     wait_for("the queue to close", || {
         emitter.emit(&Event::new("after")) == Err(Error::Closed)
     });
+}
+
+#[test]
+fn pull_mode_pops_then_start_hands_the_rest_to_workers() {
+    let queue = small(2).build_paused().unwrap();
+    assert!(!queue.is_started());
+    let handled = counter();
+    let h = handled.clone();
+    queue.on_any(move |_| {
+        h.fetch_add(1, Relaxed);
+        Ok(())
+    });
+    for i in 0..10u32 {
+        queue
+            .emit(&Event::new("tick").properties(&[("i", &i.to_string())]))
+            .unwrap();
+    }
+    // Nothing is handled before start: the game loop drains it itself.
+    let first = queue.try_pop().unwrap();
+    assert_eq!(
+        (first.name.as_str(), first.property("i")),
+        ("tick", Some("0"))
+    );
+    let mut buf = vec![0u8; queue.slot_bytes()];
+    let claim = queue.try_pop_into(&mut buf).unwrap();
+    assert!(
+        matches!(claim.payload(&buf), Ok(Payload::Event(e)) if e.properties().get("i") == Some("1"))
+    );
+    assert_eq!(
+        queue.try_pop_into(&mut [0u8; 8]).err(),
+        Some(RecvError::BufferTooSmall {
+            needed: queue.slot_bytes(),
+            got: 8
+        })
+    );
+    assert_eq!(handled.load(Relaxed), 0);
+    // A flush before start only waits for pops: it times out here.
+    assert!(matches!(
+        queue.flush(Duration::from_millis(20)),
+        Err(DispatchError::Timeout { left: 8 })
+    ));
+    queue.start().unwrap();
+    assert_eq!(queue.start(), Err(DispatchError::AlreadyStarted));
+    queue.flush(PATIENCE).unwrap();
+    assert_eq!(handled.load(Relaxed), 8);
+    assert_eq!(queue.try_pop().err(), Some(RecvError::Empty));
+    let report = queue.shutdown(PATIENCE).unwrap();
+    assert_eq!((report.pushed, report.handled, report.popped), (10, 8, 2));
+    assert!(balanced(&report), "{report:?}");
+    assert_eq!(queue.start(), Err(DispatchError::Closed));
+    assert_eq!(queue.try_pop().err(), Some(RecvError::Closed));
+}
+
+#[test]
+fn a_never_started_queue_shuts_down_with_its_events_left() {
+    let queue = small(1).build_paused().unwrap();
+    for _ in 0..5 {
+        queue.emit(&Event::new("tick")).unwrap();
+    }
+    queue.try_pop().unwrap();
+    let report = queue.shutdown(Duration::from_millis(10)).unwrap();
+    assert_eq!((report.handled, report.popped, report.left), (0, 1, 4));
+    assert!(balanced(&report), "{report:?}");
+    // What is left can still be drained by hand.
+    assert_eq!(queue.try_pop().unwrap().name, "tick");
+}
+
+#[test]
+fn batch_claims_wrap_each_batch_and_keep_the_books() {
+    let batches = counter();
+    let handled = counter();
+    let b = batches.clone();
+    let queue = small(2)
+        .claim_batch(64)
+        .around_batch(move |run| {
+            b.fetch_add(1, Relaxed);
+            run();
+            run(); // a second call does nothing
+        })
+        .build_paused()
+        .unwrap();
+    let h = handled.clone();
+    queue
+        .on("tick", move |_| {
+            h.fetch_add(1, Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    for _ in 0..1000 {
+        queue.emit(&Event::new("tick")).unwrap();
+    }
+    queue.start().unwrap();
+    queue.flush(PATIENCE).unwrap();
+    assert_eq!(handled.load(Relaxed), 1000);
+    let n = batches.load(Relaxed);
+    assert!(
+        (16..1000).contains(&n),
+        "1000 events in {n} batches of at most 64"
+    );
+    let report = queue.shutdown(PATIENCE).unwrap();
+    assert!(balanced(&report) && report.handled == 1000, "{report:?}");
+}
+
+#[test]
+fn a_batch_wrapper_that_skips_or_panics_still_gets_its_batch_handled() {
+    let calls = counter();
+    let handled = counter();
+    let c = calls.clone();
+    let queue = small(1)
+        .claim_batch(8)
+        .around_batch(move |run| {
+            match c.fetch_add(1, Relaxed) % 3 {
+                0 => run(),
+                1 => {}                          // forgets to run
+                _ => panic!("wrapper panicked"), // before running
+            }
+        })
+        .build()
+        .unwrap();
+    let h = handled.clone();
+    queue.on_any(move |_| {
+        h.fetch_add(1, Relaxed);
+        Ok(())
+    });
+    for _ in 0..50 {
+        queue.emit(&Event::new("tick")).unwrap();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    queue.flush(PATIENCE).unwrap();
+    assert_eq!(handled.load(Relaxed), 50);
+    assert!(
+        calls.load(Relaxed) >= 3,
+        "every path of the wrapper was taken"
+    );
+}
+
+#[test]
+fn raw_payloads_go_to_raw_handlers_and_subscribers_that_ask_for_them() {
+    let queue = small(1).slot_bytes(64).build().unwrap();
+    let mut stream = queue.subscribe(Start::Now);
+    let sum = counter();
+    let s = sum.clone();
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let f = failures.clone();
+    queue.on_error(move |event, _| f.lock().unwrap().push((event.name.to_owned(), event.seq)));
+    queue.on_raw(move |raw| {
+        let v = u64::from_le_bytes(raw.bytes.try_into()?);
+        s.fetch_add(v, Relaxed);
+        Ok(())
+    });
+    let named = counter();
+    let n = named.clone();
+    queue.on_any(move |_| {
+        n.fetch_add(1, Relaxed);
+        Ok(())
+    });
+    queue.emit_raw(&7u64.to_le_bytes(), 99).unwrap();
+    queue.emit(&Event::new("tick")).unwrap();
+    let bad = queue.emit_raw(&[1, 2, 3], 0).unwrap(); // not 8 bytes: the handler fails
+    assert_eq!(
+        queue.emit_raw(&[0u8; 53], 0),
+        Err(Error::TooLarge { size: 53, max: 52 })
+    );
+    queue.flush(PATIENCE).unwrap();
+    assert_eq!((sum.load(Relaxed), named.load(Relaxed)), (7, 1));
+    assert_eq!(*failures.lock().unwrap(), [("<raw>".to_owned(), bad)]);
+    assert_eq!(queue.stats().failures_by_name["<raw>"].errors, 1);
+
+    // Subscribers: the payload API sees raw payloads, the event API skips them.
+    match stream.try_recv_payload().unwrap() {
+        Payload::Raw(raw) => assert_eq!((raw.timestamp, raw.bytes), (99, &7u64.to_le_bytes()[..])),
+        other => panic!("expected a raw payload, got {other:?}"),
+    }
+    assert_eq!(stream.try_recv().unwrap().name, "tick");
+    assert_eq!(
+        stream.try_recv().err(),
+        Some(RecvError::Empty),
+        "the last raw payload is skipped"
+    );
+    queue.emit_raw(&[9], 0).unwrap();
+    assert!(matches!(
+        stream.recv_payload_timeout(PATIENCE),
+        Ok(Payload::Raw(raw)) if raw.bytes == [9]
+    ));
+    assert_eq!(
+        stream.recv_payload_timeout(Duration::from_millis(5)).err(),
+        Some(RecvTimeoutError::Timeout)
+    );
+    assert_eq!(queue.remove_raw_handlers(), 1);
+}
+
+#[test]
+fn claim_batch_out_of_range_is_refused() {
+    for batch in [0, evqueue::EventQueueBuilder::MAX_CLAIM_BATCH + 1] {
+        assert_eq!(
+            small(1).claim_batch(batch).build().err(),
+            Some(DispatchError::InvalidBatch { batch })
+        );
+    }
+}
+
+#[test]
+fn unbounded_timeouts_wait_instead_of_overflowing() {
+    let queue = small(1).build().unwrap();
+    let mut stream = queue.subscribe(Start::Now);
+    queue.emit(&Event::new("tick")).unwrap();
+    queue.flush(Duration::MAX).unwrap();
+    assert_eq!(stream.recv_timeout(Duration::MAX).unwrap().name, "tick");
+    let report = queue.shutdown(Duration::MAX).unwrap();
+    assert_eq!((report.handled, report.timed_out), (1, false));
 }

@@ -16,8 +16,18 @@ pub enum DispatchError {
         /// The count asked for.
         workers: usize,
     },
+    /// The claim batch must be between 1 and [`EventQueueBuilder::MAX_CLAIM_BATCH`](super::EventQueueBuilder::MAX_CLAIM_BATCH).
+    InvalidBatch {
+        /// The batch size asked for.
+        batch: usize,
+    },
     /// The operating system refused to start a worker thread.
     Spawn(String),
+    /// [`EventQueue::start`](super::EventQueue::start) was called on a queue
+    /// whose workers were already started.
+    AlreadyStarted,
+    /// [`EventQueue::start`](super::EventQueue::start) was called after shutdown.
+    Closed,
     /// `flush` or `shutdown` was called from inside a handler (or the error
     /// hook) of this queue: it would wait on its own worker.
     InHandler,
@@ -42,7 +52,14 @@ impl fmt::Display for DispatchError {
                 "worker count {workers} is invalid: it must be between 1 and {}",
                 super::EventQueueBuilder::MAX_WORKERS
             ),
+            DispatchError::InvalidBatch { batch } => write!(
+                f,
+                "claim batch {batch} is invalid: it must be between 1 and {}",
+                super::EventQueueBuilder::MAX_CLAIM_BATCH
+            ),
             DispatchError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            DispatchError::AlreadyStarted => f.write_str("the queue's workers are already started"),
+            DispatchError::Closed => f.write_str("the queue is shut down"),
             DispatchError::InHandler => f.write_str(
                 "flush or shutdown called from inside a handler of the same queue: it would wait on itself",
             ),

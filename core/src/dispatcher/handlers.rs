@@ -8,7 +8,7 @@
 //! builds a new map and swaps the pointer. A `RwLock` would make every read
 //! write the lock's shared counter, and a writer would stall all workers.
 
-use crate::EventView;
+use crate::{EventView, RawView};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,6 +37,7 @@ pub enum Failure<'a> {
 }
 
 pub(crate) type Handler = Arc<dyn Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static>;
+pub(crate) type RawHandler = Arc<dyn Fn(&RawView<'_>) -> HandlerResult + Send + Sync + 'static>;
 pub(crate) type ErrorHook = Arc<dyn Fn(&EventView<'_>, &Failure<'_>) + Send + Sync + 'static>;
 
 /// One immutable version of the registry.
@@ -44,6 +45,7 @@ pub(crate) type ErrorHook = Arc<dyn Fn(&EventView<'_>, &Failure<'_>) + Send + Sy
 pub(crate) struct Registry {
     by_name: HashMap<Box<str>, Vec<Handler>>,
     catch_all: Vec<Handler>,
+    raw: Vec<RawHandler>,
     error_hook: Option<ErrorHook>,
 }
 
@@ -69,6 +71,18 @@ impl Registry {
     pub(crate) fn without_catch_all(&self) -> (Registry, usize) {
         let mut next = self.clone();
         let removed = std::mem::take(&mut next.catch_all).len();
+        (next, removed)
+    }
+
+    pub(crate) fn with_raw(&self, handler: RawHandler) -> Registry {
+        let mut next = self.clone();
+        next.raw.push(handler);
+        next
+    }
+
+    pub(crate) fn without_raw(&self) -> (Registry, usize) {
+        let mut next = self.clone();
+        let removed = std::mem::take(&mut next.raw).len();
         (next, removed)
     }
 
@@ -109,20 +123,45 @@ pub(crate) struct Outcome {
 /// registration order), then the catch-alls. Errors and panics go to the
 /// error hook; a panicking hook is caught and ignored.
 pub(crate) fn dispatch(registry: &Registry, event: &EventView<'_>) -> Outcome {
-    let mut outcome = Outcome {
-        errors: 0,
-        panics: 0,
-    };
     let named = registry
         .by_name
         .get(event.name)
         .map_or(&[][..], Vec::as_slice);
-    for handler in named.iter().chain(&registry.catch_all) {
-        match catch_unwind(AssertUnwindSafe(|| handler(event))) {
+    run_all(
+        registry,
+        named.iter().chain(&registry.catch_all),
+        event,
+        |h| h(event),
+    )
+}
+
+/// Name under which raw payload failures are counted and reported.
+pub(crate) const RAW_NAME: &str = "<raw>";
+
+/// Runs every raw handler for `raw`. Failures go to the error hook with an
+/// event named [`RAW_NAME`] carrying the raw payload's seq and timestamp.
+pub(crate) fn dispatch_raw(registry: &Registry, raw: &RawView<'_>) -> Outcome {
+    let stand_in = EventView::stand_in(RAW_NAME, raw.seq, raw.timestamp);
+    run_all(registry, registry.raw.iter(), &stand_in, |h| h(raw))
+}
+
+/// Calls each handler, catching panics; counts and reports failures.
+fn run_all<'h, H: 'h>(
+    registry: &Registry,
+    handlers: impl Iterator<Item = &'h H>,
+    reported_as: &EventView<'_>,
+    call: impl Fn(&H) -> HandlerResult,
+) -> Outcome {
+    let mut outcome = Outcome {
+        errors: 0,
+        panics: 0,
+    };
+    for handler in handlers {
+        match catch_unwind(AssertUnwindSafe(|| call(handler))) {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 outcome.errors += 1;
-                report(registry, event, &Failure::Error(&*error));
+                report(registry, reported_as, &Failure::Error(&*error));
             }
             Err(payload) => {
                 outcome.panics += 1;
@@ -131,7 +170,7 @@ pub(crate) fn dispatch(registry: &Registry, event: &EventView<'_>) -> Outcome {
                     .copied()
                     .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
                     .unwrap_or("<non-string panic>");
-                report(registry, event, &Failure::Panic(message));
+                report(registry, reported_as, &Failure::Panic(message));
             }
         }
     }

@@ -27,6 +27,7 @@
 mod builder;
 mod error;
 mod handlers;
+mod park;
 mod queue;
 mod stats;
 mod subscriber;

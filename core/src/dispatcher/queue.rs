@@ -1,14 +1,19 @@
 //! [`EventQueue`], its [`Emitter`] handles, flush and shutdown.
 
+use super::builder::AroundBatch;
 use super::handlers::{self, Handler, Registry};
+use super::park::{Sleeper, Sleepers};
 use super::stats::{NameFailures, QueueStats, SubscriberStats};
+use super::subscriber::OwnedEvent;
 use super::subscriber::{EventSubscriber, SubscriberState};
 use super::worker::{self, WorkerSlot, IDLE};
 use super::{DispatchError, EventQueueBuilder, Failure, HandlerResult, SESSION_END, SESSION_START};
-use crate::{check_name, Error, Event, EventView, HeapRing, MpProducer, Start};
+use crate::{
+    check_name, Claim, Error, Event, EventView, HeapRing, MpProducer, Payload, RawView, RecvError,
+    Start,
+};
 use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
-use event_listener::{Event as Notifier, IntoNotification, Listener};
 use std::collections::BTreeMap;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -18,10 +23,10 @@ use std::time::{Duration, Instant};
 /// Where pushes announce themselves. Shared by the queue and every
 /// [`Emitter`] (which must not keep the workers' state alive).
 pub(crate) struct Wake {
-    /// Parked workers listen here; a push wakes one.
-    pub(crate) workers: Notifier,
-    /// Blocked subscribers listen here; a push wakes them all.
-    pub(crate) subscribers: Notifier,
+    /// Parked workers sleep here; a push wakes one.
+    pub(crate) workers: Sleepers,
+    /// Blocked subscribers sleep here; a push wakes them all.
+    pub(crate) subscribers: Sleepers,
 }
 
 impl Wake {
@@ -33,13 +38,13 @@ impl Wake {
         // listener and re-checking the ring: either we see its registration,
         // or it sees our push.
         fence(SeqCst);
-        self.workers.notify(1.relaxed());
-        self.subscribers.notify(usize::MAX.relaxed());
+        self.workers.wake_one();
+        self.subscribers.wake_all();
     }
 
     pub(crate) fn all(&self) {
-        self.workers.notify(usize::MAX);
-        self.subscribers.notify(usize::MAX);
+        self.workers.wake_all();
+        self.subscribers.wake_all();
     }
 }
 
@@ -51,6 +56,12 @@ pub(crate) struct Shared {
     pub(crate) registry: ArcSwap<Registry>,
     pub(crate) slots: Box<[CachePadded<WorkerSlot>]>,
     pub(crate) spin: Duration,
+    pub(crate) claim_batch: usize,
+    pub(crate) around_batch: Option<AroundBatch>,
+    /// Set once by `start`.
+    pub(crate) started: AtomicBool,
+    /// Events taken by `try_pop` (pull mode).
+    pub(crate) popped: AtomicU64,
     /// Set when the shutdown deadline passed: workers stop at the next event.
     pub(crate) stop: AtomicBool,
     pub(crate) errors: AtomicU64,
@@ -59,7 +70,7 @@ pub(crate) struct Shared {
     pub(crate) failures: Mutex<BTreeMap<String, NameFailures>>,
     pub(crate) live_workers: AtomicUsize,
     /// Notified when a worker exits.
-    pub(crate) exited: Notifier,
+    pub(crate) exited: Sleepers,
     pub(crate) subscribers: Mutex<Vec<Weak<SubscriberState>>>,
     pub(crate) next_subscriber: AtomicU64,
 }
@@ -124,6 +135,35 @@ impl Emitter {
         Ok(seq)
     }
 
+    /// Pushes a raw payload (a user's own record, at most `slot_bytes -`
+    /// [`EVENT_HEADER_BYTES`](crate::EVENT_HEADER_BYTES) bytes) framed so it
+    /// shares the queue with events: workers pass it to the
+    /// [`on_raw`](EventQueue::on_raw) handlers. Timestamp 0 means now. Errors
+    /// as [`emit`](Self::emit).
+    pub fn emit_raw(&self, payload: &[u8], timestamp: u64) -> Result<u64, Error> {
+        let seq = self.producer.push_framed_raw(payload, timestamp)?;
+        self.wake.pushed();
+        Ok(seq)
+    }
+
+    /// Parses a client's JSON event body (see [`crate::json`]) and emits
+    /// it, marked `external` as asked. Nothing is pushed on any error.
+    ///
+    /// ```
+    /// use evqueue::{EventQueue, Start};
+    /// let queue = EventQueue::builder().capacity(64).workers(1).build_paused()?;
+    /// queue.emit_json(br#"{"name": "level_up", "properties": {"level": "7"}}"#, true)?;
+    /// let event = queue.try_pop()?;
+    /// assert_eq!((event.name.as_str(), event.property("level"), event.external), ("level_up", Some("7"), true));
+    /// assert!(queue.emit_json(b"{\"name\": 7}", true).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn emit_json(&self, body: &[u8], external: bool) -> Result<u64, crate::json::JsonError> {
+        let event = crate::json::parse_event(body)?;
+        Ok(event.with_event(external, |e| self.emit(e))?)
+    }
+
     /// Emits `session_start` with these properties.
     pub fn emit_session_start(&self, properties: &[(&str, &str)]) -> Result<u64, Error> {
         self.emit(&Event::new(SESSION_START).properties(properties))
@@ -144,7 +184,7 @@ impl Emitter {
 }
 
 /// What [`EventQueue::shutdown`] reports. Once the workers are joined,
-/// `pushed = handled + overwritten + rejected + left` (see [`QueueStats`]).
+/// `pushed = handled + popped + overwritten + rejected + left` (see [`QueueStats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Events pushed while the queue was open (accepted or rejected).
@@ -152,6 +192,8 @@ pub struct ShutdownReport {
     /// Events the workers dispatched to their handlers (including those whose
     /// handlers failed).
     pub handled: u64,
+    /// Events taken by [`EventQueue::try_pop`] (pull mode).
+    pub popped: u64,
     /// Events lost because they were overwritten before a worker claimed them.
     pub overwritten: u64,
     /// Pushes refused under [`Overflow::Reject`](crate::Overflow::Reject).
@@ -169,6 +211,7 @@ pub struct ShutdownReport {
 struct Lifecycle {
     handles: Vec<JoinHandle<()>>,
     report: Option<ShutdownReport>,
+    thread_name: String,
 }
 
 /// The event queue: a ring, a pool of worker threads and the handlers they
@@ -224,10 +267,16 @@ impl EventQueue {
         EventQueueBuilder::default()
     }
 
-    pub(crate) fn start(config: EventQueueBuilder) -> Result<EventQueue, DispatchError> {
+    /// Builds the queue without starting the workers.
+    pub(crate) fn new_paused(config: EventQueueBuilder) -> Result<EventQueue, DispatchError> {
         if config.workers == 0 || config.workers > EventQueueBuilder::MAX_WORKERS {
             return Err(DispatchError::InvalidWorkers {
                 workers: config.workers,
+            });
+        }
+        if config.claim_batch == 0 || config.claim_batch > EventQueueBuilder::MAX_CLAIM_BATCH {
+            return Err(DispatchError::InvalidBatch {
+                batch: config.claim_batch,
             });
         }
         let ring = Arc::new(HeapRing::with_capacity(
@@ -237,8 +286,8 @@ impl EventQueue {
         )?);
         let producer = MpProducer::new(ring.clone())?;
         let wake = Arc::new(Wake {
-            workers: Notifier::new(),
-            subscribers: Notifier::new(),
+            workers: Sleepers::default(),
+            subscribers: Sleepers::default(),
         });
         let shared = Arc::new(Shared {
             id: NEXT_QUEUE_ID.fetch_add(1, Relaxed),
@@ -249,41 +298,66 @@ impl EventQueue {
                 .map(|_| CachePadded::new(WorkerSlot::default()))
                 .collect(),
             spin: config.spin,
+            claim_batch: config.claim_batch,
+            around_batch: config.around_batch,
+            started: AtomicBool::new(false),
+            popped: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             failures: Mutex::new(BTreeMap::new()),
-            live_workers: AtomicUsize::new(config.workers),
-            exited: Notifier::new(),
+            live_workers: AtomicUsize::new(0),
+            exited: Sleepers::default(),
             subscribers: Mutex::new(Vec::new()),
             next_subscriber: AtomicU64::new(0),
         });
-        let queue = EventQueue {
-            shared: shared.clone(),
+        Ok(EventQueue {
+            shared,
             emitter: Emitter { producer, wake },
             lifecycle: Mutex::new(Lifecycle {
                 handles: Vec::with_capacity(config.workers),
                 report: None,
+                thread_name: config.thread_name,
             }),
             drop_deadline: config.drop_deadline,
-        };
-        for index in 0..config.workers {
-            let shared = shared.clone();
+        })
+    }
+
+    /// Starts the workers of a queue built with
+    /// [`build_paused`](EventQueueBuilder::build_paused) (`build` calls it).
+    ///
+    /// Fails with [`DispatchError::AlreadyStarted`] the second time,
+    /// [`DispatchError::Closed`] after shutdown, and
+    /// [`DispatchError::Spawn`] if a thread cannot start (then the queue is
+    /// shut down: the workers already started are stopped and joined).
+    pub fn start(&self) -> Result<(), DispatchError> {
+        let mut life = lock(&self.lifecycle);
+        if life.report.is_some() || self.shared.ring.is_closed() {
+            return Err(DispatchError::Closed);
+        }
+        if self.shared.started.swap(true, AcqRel) {
+            return Err(DispatchError::AlreadyStarted);
+        }
+        let workers = self.shared.slots.len();
+        // Counted live before they run, so flush and shutdown wait for them.
+        self.shared.live_workers.store(workers, Release);
+        for index in 0..workers {
+            let shared = self.shared.clone();
             let spawned = std::thread::Builder::new()
-                .name(format!("{}-{index}", config.thread_name))
+                .name(format!("{}-{index}", life.thread_name))
                 .spawn(move || worker::run(&shared, index));
             match spawned {
-                Ok(handle) => lock(&queue.lifecycle).handles.push(handle),
+                Ok(handle) => life.handles.push(handle),
                 Err(e) => {
                     // Workers never started still count as live: account for them.
-                    let missing = config.workers - index;
-                    queue.shared.live_workers.fetch_sub(missing, AcqRel);
-                    drop(queue); // closes the ring, joins the started workers
+                    self.shared.live_workers.fetch_sub(workers - index, AcqRel);
+                    drop(life);
+                    let _ = self.shutdown(self.drop_deadline);
                     return Err(DispatchError::Spawn(e.to_string()));
                 }
             }
         }
-        Ok(queue)
+        Ok(())
     }
 
     /// A cloneable handle to emit from any thread, including from handlers.
@@ -295,6 +369,17 @@ impl EventQueue {
     #[inline]
     pub fn emit(&self, event: &Event<'_>) -> Result<u64, Error> {
         self.emitter.emit(event)
+    }
+
+    /// Emits a client's JSON event body; see [`Emitter::emit_json`].
+    #[cfg(feature = "json")]
+    pub fn emit_json(&self, body: &[u8], external: bool) -> Result<u64, crate::json::JsonError> {
+        self.emitter.emit_json(body, external)
+    }
+
+    /// Emits a framed raw payload; see [`Emitter::emit_raw`].
+    pub fn emit_raw(&self, payload: &[u8], timestamp: u64) -> Result<u64, Error> {
+        self.emitter.emit_raw(payload, timestamp)
     }
 
     /// Emits `session_start`; see [`Emitter::emit_session_start`].
@@ -377,6 +462,69 @@ impl EventQueue {
             .expect("session_end is a valid name");
     }
 
+    /// Registers a handler for raw payloads ([`emit_raw`](Self::emit_raw));
+    /// several run in registration order. Their failures are counted and
+    /// reported to the error hook under the name `<raw>`.
+    ///
+    /// ```
+    /// use evqueue::EventQueue;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let queue = EventQueue::builder().capacity(64).workers(1).build()?;
+    /// let total = Arc::new(AtomicU64::new(0));
+    /// let t = total.clone();
+    /// queue.on_raw(move |raw| {
+    ///     let damage = u32::from_le_bytes(raw.bytes.try_into()?);
+    ///     t.fetch_add(damage.into(), Ordering::Relaxed);
+    ///     Ok(())
+    /// });
+    /// queue.emit_raw(&250u32.to_le_bytes(), 0)?;
+    /// queue.flush(Duration::from_secs(5))?;
+    /// assert_eq!(total.load(Ordering::Relaxed), 250);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_raw<F>(&self, handler: F)
+    where
+        F: Fn(&RawView<'_>) -> HandlerResult + Send + Sync + 'static,
+    {
+        let handler: handlers::RawHandler = Arc::new(handler);
+        handlers::update(&self.shared.registry, |r| (r.with_raw(handler.clone()), ()));
+    }
+
+    /// Removes every raw payload handler and returns how many there were.
+    pub fn remove_raw_handlers(&self) -> usize {
+        handlers::update(&self.shared.registry, |r| r.without_raw())
+    }
+
+    /// Pull mode: takes the next event from the worker group without
+    /// waiting, into `buf` (at least [`slot_bytes`](Self::slot_bytes)
+    /// long); decode it with [`Claim::payload`]. Shares the workers' cursor:
+    /// each event goes to exactly one worker or one pop. Works whether or
+    /// not the workers run, and after shutdown until the ring is drained.
+    /// Counted in [`QueueStats::popped`].
+    ///
+    /// Errors: [`RecvError::Empty`], [`RecvError::Closed`] (shut down and
+    /// drained), [`RecvError::BufferTooSmall`].
+    pub fn try_pop_into(&self, buf: &mut [u8]) -> Result<Claim, RecvError> {
+        let claim = self.shared.ring.try_claim(buf)?;
+        self.shared.popped.fetch_add(1, Relaxed);
+        Ok(claim)
+    }
+
+    /// Pull mode: takes the next event, owned; see
+    /// [`try_pop_into`](Self::try_pop_into). Raw payloads are taken and
+    /// skipped (counted as popped): pop them with `try_pop_into`.
+    pub fn try_pop(&self) -> Result<OwnedEvent, RecvError> {
+        let mut buf = vec![0u8; self.slot_bytes()];
+        loop {
+            let claim = self.try_pop_into(&mut buf)?;
+            if let Ok(Payload::Event(event)) = claim.payload(&buf) {
+                return Ok(OwnedEvent::from(&event));
+            }
+        }
+    }
+
     /// Removes every handler registered for `name` and returns how many there
     /// were. A worker already running one of them finishes that call.
     pub fn remove_handlers(&self, name: &str) -> usize {
@@ -450,6 +598,11 @@ impl EventQueue {
         self.shared.ring.slot_bytes()
     }
 
+    /// Whether the workers were started.
+    pub fn is_started(&self) -> bool {
+        self.shared.started.load(Acquire)
+    }
+
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
         self.shared.slots.len()
@@ -469,7 +622,8 @@ impl EventQueue {
     /// handlers returned) or counted lost, for at most `timeout`.
     ///
     /// Events pushed during the flush (also by handlers) are not waited for.
-    /// Fails with [`DispatchError::Timeout`] when the time runs out,
+    /// Before [`start`](Self::start), only pops ([`try_pop`](Self::try_pop)
+    /// from other threads) make progress. Fails with [`DispatchError::Timeout`] when the time runs out,
     /// [`DispatchError::ShutDown`] when the queue was shut down with those
     /// events left, and [`DispatchError::InHandler`] when called from inside
     /// a handler of this queue (it would wait on itself).
@@ -479,21 +633,27 @@ impl EventQueue {
         }
         let ring = &self.shared.ring;
         let target = ring.next_seq();
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut round = 0u32;
         loop {
             if self.flushed(target) {
                 return Ok(());
             }
             let left = target.saturating_sub(ring.worker_position()).max(1);
-            if self.shared.live_workers.load(Acquire) == 0 {
+            let stopped = self.shared.live_workers.load(Acquire) == 0
+                && (self.is_started() || self.is_shut_down());
+            if stopped {
                 return Err(DispatchError::ShutDown { left });
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(DispatchError::Timeout { left });
-            }
-            backoff(&mut round, deadline - now);
+            let remaining = match deadline {
+                Some(deadline) if now >= deadline => {
+                    return Err(DispatchError::Timeout { left });
+                }
+                Some(deadline) => deadline - now,
+                None => Duration::MAX,
+            };
+            backoff(&mut round, remaining);
         }
     }
 
@@ -542,16 +702,27 @@ impl EventQueue {
             let shared = &self.shared;
             shared.ring.close();
             shared.wake.all();
-            let end = Instant::now() + deadline;
+            // `None`: a deadline too far to represent, so none.
+            let end = Instant::now().checked_add(deadline);
             let mut timed_out = false;
+            let me = Sleeper::current();
             while shared.live_workers.load(Acquire) > 0 {
-                let listener = shared.exited.listen();
+                // Register, fence, re-check (pairs with the fence in the
+                // worker's exit guard), then sleep.
+                shared.exited.register(&me);
+                fence(SeqCst);
                 if shared.live_workers.load(Acquire) == 0 {
+                    shared.exited.cancel(&me);
                     break;
                 }
-                if listener.wait_deadline(end).is_none() && Instant::now() >= end {
-                    timed_out = shared.live_workers.load(Acquire) > 0;
-                    break;
+                match end {
+                    None => shared.exited.sleep(&me),
+                    Some(end) => {
+                        if !shared.exited.sleep_until(&me, end) {
+                            timed_out = shared.live_workers.load(Acquire) > 0;
+                            break;
+                        }
+                    }
                 }
             }
             shared.stop.store(true, SeqCst);
@@ -565,6 +736,7 @@ impl EventQueue {
             let report = ShutdownReport {
                 pushed: stats.pushed,
                 handled: shared.handled(),
+                popped: shared.popped.load(Acquire),
                 overwritten: stats.overwritten,
                 rejected: stats.rejected,
                 errors: shared.errors.load(Acquire),
@@ -616,6 +788,7 @@ impl EventQueue {
         QueueStats {
             ring,
             handled: shared.handled(),
+            popped: shared.popped.load(Acquire),
             handler_errors: shared.errors.load(Acquire),
             panics: shared.panics.load(Acquire),
             failures_by_name: lock(&shared.failures).clone(),

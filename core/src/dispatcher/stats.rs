@@ -26,9 +26,9 @@ pub struct SubscriberStats {
 
 /// A snapshot of a queue's counters (each read atomically, not all at once).
 ///
-/// Accounting: `ring.pushed = handled + ring.overwritten + ring.rejected +
-/// ring.depth + (events claimed and still being handled)`, exact once the
-/// queue is quiet.
+/// Accounting: `ring.pushed = handled + popped + ring.overwritten +
+/// ring.rejected + ring.depth + (events claimed and still being handled)`,
+/// exact once the queue is quiet.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueStats {
     /// The ring's counters: pushed, delivered, overwritten, rejected, depth,
@@ -36,6 +36,8 @@ pub struct QueueStats {
     pub ring: Stats,
     /// Events whose handlers have all returned (including failed ones).
     pub handled: u64,
+    /// Events taken in pull mode ([`EventQueue::try_pop`](super::EventQueue::try_pop)).
+    pub popped: u64,
     /// Handler errors, all names together.
     pub handler_errors: u64,
     /// Handler panics caught, all names together.
@@ -64,7 +66,7 @@ impl QueueStats {
     pub fn to_prometheus(&self) -> String {
         let mut out = String::with_capacity(2048);
         let r = &self.ring;
-        let counters: [(&str, &str, u64); 5] = [
+        let counters: [(&str, &str, u64); 6] = [
             (
                 "events_pushed_total",
                 "Events pushed while the queue was open, accepted or rejected.",
@@ -79,6 +81,11 @@ impl QueueStats {
                 "events_handled_total",
                 "Events whose handlers have all returned.",
                 self.handled,
+            ),
+            (
+                "events_popped_total",
+                "Events taken in pull mode.",
+                self.popped,
             ),
             (
                 "events_overwritten_total",

@@ -1,9 +1,9 @@
 //! Std subscribers: owned events, short-poll and long-poll receives.
 
+use super::park::Sleeper;
 use super::queue::Wake;
 use super::RecvTimeoutError;
-use crate::{EventView, HeapRing, RecvError, Start, Subscriber};
-use event_listener::Listener;
+use crate::{Claim, EventView, HeapRing, Payload, RecvError, Start, Subscriber};
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +47,14 @@ impl From<&EventView<'_>> for OwnedEvent {
             timestamp: view.timestamp,
             external: view.external,
         }
+    }
+}
+
+fn timeout_error(e: RecvError) -> RecvTimeoutError {
+    match e {
+        RecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
+        RecvError::Empty => RecvTimeoutError::Timeout,
+        _ => RecvTimeoutError::Closed,
     }
 }
 
@@ -108,25 +116,87 @@ impl EventSubscriber {
         )
     }
 
+    /// Receives the next payload into the buffer, skipping raw ones when
+    /// `skip_raw`; malformed slots (raw pushes through
+    /// [`EventQueue::ring`](super::EventQueue::ring)) are always skipped.
+    fn poll(&mut self, skip_raw: bool) -> Result<Claim, RecvError> {
+        loop {
+            let result = self.inner.try_recv(&mut self.buf);
+            self.state.cursor.store(self.inner.next_seq(), Relaxed);
+            self.state.missed.store(self.inner.missed(), Relaxed);
+            let claim = result?;
+            match claim.payload(&self.buf) {
+                Ok(Payload::Event(_)) => return Ok(claim),
+                Ok(Payload::Raw(_)) if !skip_raw => return Ok(claim),
+                _ => continue,
+            }
+        }
+    }
+
+    /// [`poll`](Self::poll), waiting until `deadline` (forever for `None`)
+    /// while nothing is there; `Empty` means the deadline passed.
+    fn wait(&mut self, skip_raw: bool, deadline: Option<Instant>) -> Result<Claim, RecvError> {
+        let sleepers = &self.wake.clone().subscribers;
+        // Made per wait: a subscriber may move between threads.
+        let mut me = None;
+        loop {
+            match self.poll(skip_raw) {
+                Err(RecvError::Empty) => {}
+                other => return other,
+            }
+            let me = me.get_or_insert_with(Sleeper::current);
+            sleepers.register(me);
+            // Pairs with the fence in `Wake::pushed` (see park.rs): a push
+            // either sees this sleeper or is visible to the re-poll.
+            fence(SeqCst);
+            match self.poll(skip_raw) {
+                Err(RecvError::Empty) => {}
+                other => {
+                    sleepers.cancel(me);
+                    return other;
+                }
+            }
+            match deadline {
+                None => sleepers.sleep(me),
+                Some(deadline) => {
+                    if !sleepers.sleep_until(me, deadline) {
+                        // Timed out. One last look: an event may have raced it.
+                        return self.poll(skip_raw);
+                    }
+                }
+            }
+        }
+    }
+
     /// Receives the next event without waiting (short-poll), as a zero-copy
-    /// view into this subscriber's buffer.
+    /// view into this subscriber's buffer, valid until the next receive.
+    /// Raw payloads are skipped (see [`try_recv_payload`](Self::try_recv_payload)).
     ///
     /// Errors: [`RecvError::Empty`] (nothing yet), [`RecvError::Lagged`]`(n)`
     /// (once per lap; the next call continues from the oldest retained
     /// event), [`RecvError::Closed`] (shut down and everything read).
     pub fn try_recv_view(&mut self) -> Result<EventView<'_>, RecvError> {
-        let claim = loop {
-            let result = self.inner.try_recv(&mut self.buf);
-            self.state.cursor.store(self.inner.next_seq(), Relaxed);
-            self.state.missed.store(self.inner.missed(), Relaxed);
-            match result {
-                // Only the queue's emitters push, always encoded events; skip
-                // anything else (a raw push through `EventQueue::ring`).
-                Ok(claim) if claim.event(&self.buf).is_err() => continue,
-                other => break other?,
-            }
-        };
-        Ok(claim.event(&self.buf).expect("validated above"))
+        let claim = self.poll(true)?;
+        Ok(claim.event(&self.buf).expect("validated by poll"))
+    }
+
+    /// Receives the next event or raw payload without waiting, as a
+    /// zero-copy view valid until the next receive. Errors as
+    /// [`try_recv_view`](Self::try_recv_view).
+    pub fn try_recv_payload(&mut self) -> Result<Payload<'_>, RecvError> {
+        let claim = self.poll(false)?;
+        Ok(claim.payload(&self.buf).expect("validated by poll"))
+    }
+
+    /// Waits at most `timeout` for the next event or raw payload; errors as
+    /// [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_payload_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Payload<'_>, RecvTimeoutError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let claim = self.wait(false, deadline).map_err(timeout_error)?;
+        Ok(claim.payload(&self.buf).expect("validated by poll"))
     }
 
     /// Receives the next event without waiting (short-poll). Errors as
@@ -138,53 +208,21 @@ impl EventSubscriber {
     /// Waits for the next event (long-poll). Errors: [`RecvError::Lagged`]
     /// and [`RecvError::Closed`] as [`try_recv`](Self::try_recv).
     pub fn recv(&mut self) -> Result<OwnedEvent, RecvError> {
-        loop {
-            match self.try_recv() {
-                Err(RecvError::Empty) => {}
-                other => return other,
-            }
-            let listener = self.wake.subscribers.listen();
-            // Pairs with the fence in `Wake::pushed` (see the worker's park).
-            fence(SeqCst);
-            match self.try_recv() {
-                Err(RecvError::Empty) => listener.wait(),
-                other => return other,
-            }
-        }
+        let claim = self.wait(true, None)?;
+        Ok(OwnedEvent::from(
+            &claim.event(&self.buf).expect("validated by poll"),
+        ))
     }
 
     /// Waits at most `timeout` for the next event (long-poll with a
     /// heartbeat): [`RecvTimeoutError::Timeout`] when nothing arrived, so a
     /// server can send a keep-alive and call again.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<OwnedEvent, RecvTimeoutError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let result = match self.try_recv() {
-                Err(RecvError::Empty) => {
-                    let listener = self.wake.subscribers.listen();
-                    fence(SeqCst);
-                    match self.try_recv() {
-                        Err(RecvError::Empty) => {
-                            if listener.wait_deadline(deadline).is_none()
-                                && Instant::now() >= deadline
-                            {
-                                // One last look: an event may have raced the deadline.
-                                self.try_recv()
-                            } else {
-                                continue;
-                            }
-                        }
-                        other => other,
-                    }
-                }
-                other => other,
-            };
-            return result.map_err(|e| match e {
-                RecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
-                RecvError::Empty => RecvTimeoutError::Timeout,
-                _ => RecvTimeoutError::Closed,
-            });
-        }
+        let deadline = Instant::now().checked_add(timeout);
+        let claim = self.wait(true, deadline).map_err(timeout_error)?;
+        Ok(OwnedEvent::from(
+            &claim.event(&self.buf).expect("validated by poll"),
+        ))
     }
 
     /// Events pushed and not yet read by this subscriber.

@@ -1,17 +1,20 @@
-//! The worker loop: claim one event, dispatch it, repeat; when the ring is
-//! empty spin for a while, then park.
+//! The worker loop: claim a batch (one event by default), dispatch it,
+//! repeat; when the ring is empty spin for a while, then park.
 //!
 //! Flush protocol: before each claim a worker stores the worker cursor it
 //! read (a lower bound of the seq it may claim) into its `handling` slot,
-//! then the claimed seq, and [`IDLE`] when the claim finds nothing. So while
-//! a worker may still be handling event `s`, its slot holds a value `<= s`.
+//! then the first claimed seq, and [`IDLE`] when the claim finds nothing. So
+//! while a worker may still be handling event `s`, its slot holds a value
+//! `<= s`.
 
-use super::handlers;
+use super::handlers::{self, Registry};
+use super::park::Sleeper;
 use super::queue::Shared;
-use crate::{Claim, RecvError};
-use event_listener::{IntoNotification, Listener};
+use crate::{Claim, Payload, RecvError};
 use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// `handling` of a worker that holds no event.
@@ -54,7 +57,9 @@ impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
         self.0.slots[self.1].handling.store(IDLE, SeqCst);
         self.0.live_workers.fetch_sub(1, AcqRel);
-        self.0.exited.notify(usize::MAX);
+        // Pairs with the fence of a shutdown waiting for the count to drop.
+        fence(SeqCst);
+        self.0.exited.wake_all();
     }
 }
 
@@ -62,38 +67,75 @@ pub(crate) fn run(shared: &Shared, index: usize) {
     WORKER_OF.with(|w| w.set(shared.id));
     let _exit = ExitGuard(shared, index);
     let slot = &shared.slots[index];
-    let mut buf = vec![0u8; shared.ring.slot_bytes()];
-    while let Some(claim) = next_event(shared, index, &mut buf) {
-        // More waiting behind this one: wake a helper if one is parked (an
+    let slot_bytes = shared.ring.slot_bytes();
+    let mut buf = vec![0u8; shared.claim_batch * slot_bytes];
+    let mut claims = vec![Claim::default(); shared.claim_batch];
+    let me = Sleeper::current();
+    while let Some(n) = next_batch(shared, index, &me, &mut buf, &mut claims) {
+        // More waiting behind this batch: wake a helper if one is parked (an
         // atomic load when nobody is). No fence needed: this only adds
         // parallelism; every push already notifies with a fence, and this
         // worker drains the ring itself before it parks.
-        if shared.ring.next_seq() > claim.seq + 1 {
-            shared.wake.workers.notify(1.relaxed());
+        if shared.ring.next_seq() > claims[n - 1].seq + 1 {
+            shared.wake.workers.wake_one();
         }
-        match claim.event(&buf) {
-            Ok(event) => {
-                let outcome = handlers::dispatch(&shared.registry.load(), &event);
-                if outcome.errors + outcome.panics > 0 {
-                    shared.record_failures(event.name, outcome.errors, outcome.panics);
-                }
+        let registry = shared.registry.load();
+        let mut done = false;
+        let mut run = || {
+            if std::mem::replace(&mut done, true) {
+                return;
             }
-            // Only this queue's emitters push, and they push encoded events,
-            // so this is a raw push through `ring()`: count it as an error.
-            Err(_) => shared.record_failures("<malformed>", 1, 0),
+            for (i, claim) in claims[..n].iter().enumerate() {
+                handle(shared, &registry, claim, &buf[i * slot_bytes..]);
+                slot.handled.store(slot.handled.load(Relaxed) + 1, Release);
+            }
+        };
+        if let Some(around) = &shared.around_batch {
+            // The wrapper is user code: survive its panic, and run the batch
+            // ourselves if it did not, so no claimed event goes unhandled.
+            let _ = catch_unwind(AssertUnwindSafe(|| (around.0)(&mut run)));
         }
-        slot.handled.store(slot.handled.load(Relaxed) + 1, Release);
+        run();
     }
 }
 
-/// One claim attempt, publishing the flush lower bound first.
-fn claim(shared: &Shared, index: usize, buf: &mut [u8]) -> Result<Claim, RecvError> {
+/// Dispatches one claimed payload to its handlers and counts failures.
+fn handle(shared: &Shared, registry: &Registry, claim: &Claim, buf: &[u8]) {
+    let outcome = match claim.payload(buf) {
+        Ok(Payload::Event(event)) => {
+            let outcome = handlers::dispatch(registry, &event);
+            (outcome, event.name)
+        }
+        Ok(Payload::Raw(raw)) => (handlers::dispatch_raw(registry, &raw), handlers::RAW_NAME),
+        // Only this queue's emitters push, and they push encoded events,
+        // so this is a raw push through `ring()`: count it as an error.
+        Err(_) => (
+            handlers::Outcome {
+                errors: 1,
+                panics: 0,
+            },
+            "<malformed>",
+        ),
+    };
+    let (outcome, name) = outcome;
+    if outcome.errors + outcome.panics > 0 {
+        shared.record_failures(name, outcome.errors, outcome.panics);
+    }
+}
+
+/// One batch claim attempt, publishing the flush lower bound first.
+fn claim(
+    shared: &Shared,
+    index: usize,
+    buf: &mut [u8],
+    claims: &mut [Claim],
+) -> Result<usize, RecvError> {
     let slot = &shared.slots[index];
     slot.handling.store(shared.ring.worker_position(), SeqCst);
-    match shared.ring.try_claim(buf) {
-        Ok(claim) => {
-            slot.handling.store(claim.seq, Release);
-            Ok(claim)
+    match shared.ring.try_claim_batch(buf, claims) {
+        Ok(n) => {
+            slot.handling.store(claims[0].seq, Release);
+            Ok(n)
         }
         Err(e) => {
             slot.handling.store(IDLE, Release);
@@ -102,17 +144,23 @@ fn claim(shared: &Shared, index: usize, buf: &mut [u8]) -> Result<Claim, RecvErr
     }
 }
 
-/// The next event to handle, waiting (spin, then park) while the ring is
-/// empty; `None` when the worker should exit.
-fn next_event(shared: &Shared, index: usize, buf: &mut [u8]) -> Option<Claim> {
+/// The next batch to handle (how many events were claimed), waiting (spin,
+/// then park) while the ring is empty; `None` when the worker should exit.
+fn next_batch(
+    shared: &Shared,
+    index: usize,
+    me: &Arc<Sleeper>,
+    buf: &mut [u8],
+    claims: &mut [Claim],
+) -> Option<usize> {
     let mut spins = 0u32;
     let mut idle_since: Option<Instant> = None;
     loop {
         if shared.stop.load(Acquire) {
             return None;
         }
-        match claim(shared, index, buf) {
-            Ok(claim) => return Some(claim),
+        match claim(shared, index, buf, claims) {
+            Ok(n) => return Some(n),
             Err(RecvError::Empty) => {}
             Err(_) => return None, // Closed and drained
         }
@@ -129,17 +177,26 @@ fn next_event(shared: &Shared, index: usize, buf: &mut [u8]) -> Option<Claim> {
             continue;
         }
         // Park: register, fence, re-try, then sleep. The fence pairs with
-        // the one in `Wake::pushed`: a push either sees this listener and
-        // notifies it, or is visible to the re-try.
-        let listener = shared.wake.workers.listen();
+        // the one in `Wake::pushed`: a push either sees this worker
+        // registered and wakes it, or is visible to the re-try.
+        let sleepers = &shared.wake.workers;
+        sleepers.register(me);
         fence(SeqCst);
-        if shared.stop.load(Acquire) {
-            return None;
-        }
-        match claim(shared, index, buf) {
-            Ok(claim) => return Some(claim),
-            Err(RecvError::Empty) => listener.wait(),
-            Err(_) => return None,
+        let retry = if shared.stop.load(Acquire) {
+            None
+        } else {
+            Some(claim(shared, index, buf, claims))
+        };
+        match retry {
+            Some(Err(RecvError::Empty)) => sleepers.sleep(me),
+            Some(Ok(n)) => {
+                sleepers.cancel(me);
+                return Some(n);
+            }
+            _ => {
+                sleepers.cancel(me);
+                return None;
+            }
         }
         spins = 0;
         idle_since = None;
