@@ -5,7 +5,9 @@
 //! ```text
 //! cargo run --release -p evqueue --features redis --example redis_bench -- redis://127.0.0.1:6379/ 200000 256
 //! ```
-//! Arguments: URL, events (default 200000), batch (default 256).
+//! Arguments: URL, events (default 200000), batch (default 256). With
+//! `EVQUEUE_BENCH_DIRECT=1` the events are built first and written to the
+//! forwarder in chunks of 256, without a queue (the sink alone).
 
 use evqueue::forward::redis::{RedisConfig, RedisForwarder};
 use evqueue::{Event, EventQueue};
@@ -28,8 +30,24 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     )?;
     // Same entry shape as the redis-benchmark command in bench_redis.sh:
     // name, ts, ext and one property.
+    let direct = std::env::var("EVQUEUE_BENCH_DIRECT").is_ok();
+    let prebuilt: Vec<evqueue::OwnedEvent> = if direct {
+        (0..n)
+            .map(|i| evqueue::OwnedEvent {
+                name: "tick".into(),
+                properties: vec![("i".into(), (i % 100_000).to_string())],
+                timestamp: 1_700_000_000_000_000_000,
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let start = Instant::now();
-    for i in 0..n {
+    for chunk in prebuilt.chunks(256) {
+        evqueue::forward::Sink::write(&fwd, chunk)?;
+    }
+    for i in 0..if direct { 0 } else { n } {
         let i = (i % 100_000).to_string();
         queue.emit(
             &Event::new("tick")

@@ -241,6 +241,46 @@ impl<S: Sink> Batch<S> {
     }
 }
 
+impl<S: Sink> Batch<S> {
+    fn push(&self, events: impl Iterator<Item = OwnedEvent>) -> Result<(), SinkError> {
+        let shared = &*self.shared;
+        let mut result: Result<(), SinkError> = Ok(());
+        let mut buf = lock(&shared.buffer);
+        for event in events {
+            // Checked per event: a batch written on the way releases the
+            // lock, and `close` may have run meanwhile.
+            if buf.closed {
+                return result.and(Err(Box::new(ForwardError::Closed)));
+            }
+            let size = event_bytes(&event);
+            if !buf.events.is_empty() && buf.bytes + size > shared.config.max_bytes {
+                let r = shared.send(buf, Trigger::Bytes);
+                result = result.and(r);
+                buf = lock(&shared.buffer);
+            }
+            if buf.events.is_empty() {
+                buf.first_at = Some(Instant::now());
+                shared.wake.notify_all();
+            }
+            buf.events.push(event);
+            buf.bytes += size;
+            let trigger = if buf.events.len() >= shared.config.max_events {
+                Some(Trigger::Count)
+            } else if buf.bytes >= shared.config.max_bytes {
+                Some(Trigger::Bytes)
+            } else {
+                None
+            };
+            if let Some(trigger) = trigger {
+                let r = shared.send(buf, trigger);
+                result = result.and(r);
+                buf = lock(&shared.buffer);
+            }
+        }
+        result
+    }
+}
+
 fn interval_loop<S: Sink>(shared: &Shared<S>) {
     let mut buf = lock(&shared.buffer);
     loop {
@@ -277,39 +317,12 @@ impl<S: Sink> Sink for Batch<S> {
     /// Buffers the events; writes a batch when a limit is reached (and
     /// returns the inner sink's error for that batch).
     fn write(&self, batch: &[OwnedEvent]) -> Result<(), SinkError> {
-        let shared = &*self.shared;
-        let mut result: Result<(), SinkError> = Ok(());
-        let mut buf = lock(&shared.buffer);
-        if buf.closed {
-            return Err(Box::new(ForwardError::Closed));
-        }
-        for event in batch {
-            let size = event_bytes(event);
-            if !buf.events.is_empty() && buf.bytes + size > shared.config.max_bytes {
-                let r = shared.send(buf, Trigger::Bytes);
-                result = result.and(r);
-                buf = lock(&shared.buffer);
-            }
-            if buf.events.is_empty() {
-                buf.first_at = Some(Instant::now());
-                shared.wake.notify_all();
-            }
-            buf.events.push(event.clone());
-            buf.bytes += size;
-            let trigger = if buf.events.len() >= shared.config.max_events {
-                Some(Trigger::Count)
-            } else if buf.bytes >= shared.config.max_bytes {
-                Some(Trigger::Bytes)
-            } else {
-                None
-            };
-            if let Some(trigger) = trigger {
-                let r = shared.send(buf, trigger);
-                result = result.and(r);
-                buf = lock(&shared.buffer);
-            }
-        }
-        result
+        self.push(batch.iter().cloned())
+    }
+
+    /// [`write`](Self::write) without copying the events.
+    fn write_owned(&self, batch: Vec<OwnedEvent>) -> Result<(), SinkError> {
+        self.push(batch.into_iter())
     }
 
     /// Writes what is buffered now, then flushes the inner sink.

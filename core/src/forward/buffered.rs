@@ -52,6 +52,8 @@ struct Queue {
     /// The thread exits now, counting what is left as abandoned.
     abandon: bool,
     high_water: usize,
+    /// The thread waits on `work` (a writer must notify).
+    idle: bool,
 }
 
 struct Shared<S> {
@@ -119,6 +121,7 @@ impl<S: Sink> Buffered<S> {
                 closed: false,
                 abandon: false,
                 high_water: 0,
+                idle: false,
             }),
             work: Condvar::new(),
             progress: Condvar::new(),
@@ -179,6 +182,44 @@ impl<S: Sink> Buffered<S> {
     }
 }
 
+impl<S: Sink> Buffered<S> {
+    /// Takes as many of `len` events as there is room for (`fill` moves the
+    /// first `take` of them into the queue) and counts the rest as dropped.
+    fn push(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut VecDeque<OwnedEvent>, usize),
+    ) -> Result<(), SinkError> {
+        let s = &*self.shared;
+        let mut q = lock(&s.queue);
+        if q.closed {
+            return Err(Box::new(ForwardError::Closed));
+        }
+        let room = s.capacity.saturating_sub(q.events.len() + q.in_flight);
+        let take = len.min(room);
+        fill(&mut q.events, take);
+        q.high_water = q.high_water.max(q.events.len() + q.in_flight);
+        // Notifying costs a syscall: only when the thread sleeps.
+        let wake = take > 0 && q.idle;
+        drop(q);
+        if take > 0 {
+            s.accepted.fetch_add(take as u64, Relaxed);
+        }
+        if wake {
+            s.work.notify_one();
+        }
+        let dropped = len - take;
+        if dropped > 0 {
+            s.dropped.fetch_add(dropped as u64, Relaxed);
+            return Err(Box::new(ForwardError::Overflow {
+                dropped,
+                capacity: s.capacity,
+            }));
+        }
+        Ok(())
+    }
+}
+
 fn drain<S: Sink>(s: &Shared<S>) {
     let mut batch = Vec::with_capacity(s.max_batch);
     loop {
@@ -198,7 +239,9 @@ fn drain<S: Sink>(s: &Shared<S>) {
                 if q.closed {
                     return;
                 }
+                q.idle = true;
                 q = s.work.wait(q).unwrap_or_else(PoisonError::into_inner);
+                q.idle = false;
             }
             let n = q.events.len().min(s.max_batch);
             batch.extend(q.events.drain(..n));
@@ -220,29 +263,17 @@ impl<S: Sink> Sink for Buffered<S> {
     /// refused: [`ForwardError::Overflow`] says how many, the rest were
     /// taken.
     fn write(&self, batch: &[OwnedEvent]) -> Result<(), SinkError> {
-        let s = &*self.shared;
-        let mut q = lock(&s.queue);
-        if q.closed {
-            return Err(Box::new(ForwardError::Closed));
-        }
-        let room = s.capacity.saturating_sub(q.events.len() + q.in_flight);
-        let take = batch.len().min(room);
-        q.events.extend(batch[..take].iter().cloned());
-        q.high_water = q.high_water.max(q.events.len() + q.in_flight);
-        drop(q);
-        if take > 0 {
-            s.accepted.fetch_add(take as u64, Relaxed);
-            s.work.notify_one();
-        }
-        let dropped = batch.len() - take;
-        if dropped > 0 {
-            s.dropped.fetch_add(dropped as u64, Relaxed);
-            return Err(Box::new(ForwardError::Overflow {
-                dropped,
-                capacity: s.capacity,
-            }));
-        }
-        Ok(())
+        self.push(batch.len(), |q, take| {
+            q.extend(batch[..take].iter().cloned());
+        })
+    }
+
+    /// [`write`](Self::write) without copying the events.
+    fn write_owned(&self, mut batch: Vec<OwnedEvent>) -> Result<(), SinkError> {
+        self.push(batch.len(), |q, take| {
+            batch.truncate(take);
+            q.extend(batch);
+        })
     }
 
     /// Waits until every queued event was written (or refused by the inner

@@ -86,6 +86,13 @@ pub trait Sink: Send + Sync + 'static {
     /// Writes a batch of events.
     fn write(&self, batch: &[OwnedEvent]) -> Result<(), SinkError>;
 
+    /// Writes a batch the caller gives away; sinks that keep events
+    /// ([`Buffered`], [`Batch`]) take them without copying. Same contract
+    /// as `write`.
+    fn write_owned(&self, batch: Vec<OwnedEvent>) -> Result<(), SinkError> {
+        self.write(&batch)
+    }
+
     /// Writes out anything buffered, waiting at most `timeout`.
     fn flush(&self, _timeout: Duration) -> Result<(), SinkError> {
         Ok(())
@@ -103,6 +110,9 @@ impl<S: Sink + ?Sized> Sink for Arc<S> {
     fn write(&self, batch: &[OwnedEvent]) -> Result<(), SinkError> {
         (**self).write(batch)
     }
+    fn write_owned(&self, batch: Vec<OwnedEvent>) -> Result<(), SinkError> {
+        (**self).write_owned(batch)
+    }
     fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
         (**self).flush(timeout)
     }
@@ -114,6 +124,9 @@ impl<S: Sink + ?Sized> Sink for Arc<S> {
 impl<S: Sink + ?Sized> Sink for Box<S> {
     fn write(&self, batch: &[OwnedEvent]) -> Result<(), SinkError> {
         (**self).write(batch)
+    }
+    fn write_owned(&self, batch: Vec<OwnedEvent>) -> Result<(), SinkError> {
+        (**self).write_owned(batch)
     }
     fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
         (**self).flush(timeout)
@@ -167,10 +180,7 @@ where
 pub fn handler<S: Sink + ?Sized>(
     sink: Arc<S>,
 ) -> impl Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static {
-    move |view: &EventView<'_>| {
-        let event = OwnedEvent::from(view);
-        sink.write(std::slice::from_ref(&event))
-    }
+    move |view: &EventView<'_>| sink.write_owned(vec![OwnedEvent::from(view)])
 }
 
 /// The size of `event` in the core codec's encoding (what it takes in a
