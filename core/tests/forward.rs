@@ -540,3 +540,18 @@ fn handler_errors_reach_the_queue() {
     queue.shutdown(Duration::from_secs(5)).unwrap();
     sink.close(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn dropping_batch_and_buffered_writes_what_they_hold() {
+    let rec = Recorder::default();
+    let sink = Batch::new(rec.clone(), BatchConfig::default()).unwrap();
+    sink.write(&[ev("a", 0), ev("a", 1)]).unwrap();
+    drop(sink);
+    assert_eq!(rec.sizes(), [2]);
+    let rec = Recorder::default();
+    let sink = Buffered::new(rec.clone(), 16, 16).unwrap();
+    sink.write_owned(vec![ev("a", 0), ev("a", 1), ev("a", 2)])
+        .unwrap();
+    drop(sink);
+    assert_eq!(rec.events().len(), 3);
+}

@@ -161,7 +161,20 @@ impl<S: Sink> Shared<S> {
     }
 }
 
-/// Batches writes to a sink; see the [module docs](self).
+/// Batches writes to a sink.
+///
+/// Batching by count, encoded bytes and interval, whichever comes first.
+///
+/// Events collect in a buffer. A write that brings it to `max_events`
+/// events or `max_bytes` bytes ([`event_bytes`]) writes the batch on the
+/// caller's thread (an event that would push the buffer over `max_bytes`
+/// first sends what is buffered, so a batch exceeds `max_bytes` only when a
+/// single event does). A background thread writes a batch whose oldest
+/// event has waited `interval`, with no new events needed. Batches reach the
+/// inner sink one at a time, in the order they were formed.
+///
+/// A batch the inner sink refuses is counted as failed: put a [`Retry`](super::Retry)
+/// inside the batcher (`Batch::new(Retry::new(..))`) to retry whole batches.
 ///
 /// ```
 /// use evqueue::forward::{Batch, BatchConfig, FnSink, Sink};
@@ -346,8 +359,14 @@ impl<S: Sink> Sink for Batch<S> {
     }
 }
 
+/// Dropping a batcher that was not closed closes it, waiting up to this
+/// long, so the last partial batch is written.
+const DROP_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl<S: Sink> Drop for Batch<S> {
     fn drop(&mut self) {
-        self.stop_timer();
+        if lock(&self.timer).is_some() {
+            let _ = self.close(DROP_TIMEOUT);
+        }
     }
 }

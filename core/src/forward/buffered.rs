@@ -72,8 +72,14 @@ struct Shared<S> {
     abandoned: AtomicU64,
 }
 
-/// A sink behind a bounded queue and its own thread; see the
-/// [module docs](self).
+/// A sink behind a bounded queue and its own thread.
+///
+/// [`Buffered::write`] only copies events into the queue, so the caller (a
+/// dispatcher worker) never waits for the sink. The thread takes up to
+/// `max_batch` queued events at a time and writes them; an event stays
+/// counted as pending until that write returns. Events beyond the bound are
+/// refused with [`ForwardError::Overflow`] and counted as dropped: the queue
+/// never discards what it already took.
 ///
 /// ```
 /// use evqueue::forward::{Buffered, FnSink, Sink};

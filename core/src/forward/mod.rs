@@ -1,6 +1,6 @@
 //! Forwarding (`std`): sinks that handlers are made of, and combinators to
 //! retry, batch, fan out and filter them; with the `redis` feature, a bridge
-//! to Redis Streams ([`redis`](self::redis)).
+//! to Redis Streams (the `redis` module).
 //!
 //! A [`Sink`] takes owned events ([`OwnedEvent`]) in batches. The
 //! combinators are sinks that wrap sinks, so they stack:

@@ -139,7 +139,18 @@ struct State {
     rng: u64,
 }
 
-/// Retries a sink's writes; see the [module docs](self).
+/// Retries a sink's writes.
+///
+/// Retry with exponential backoff, full jitter, an attempt limit with a
+/// dead-letter hook, and a circuit breaker.
+///
+/// Attempt `n` that fails is followed by a sleep drawn uniformly from
+/// `[0, min(max_delay, base_delay * 2^(n-1))]` ("full jitter": retries of
+/// many clients spread out instead of arriving in waves). The breaker counts
+/// consecutive failures across all writes: once they reach the threshold,
+/// every further attempt waits until `cooldown` has passed since the last
+/// failure (a success closes it again). So a dead service costs one attempt
+/// per cool-down, not a storm of them.
 ///
 /// ```
 /// use evqueue::forward::{FakeClock, FnSink, Retry, RetryPolicy, Sink};
