@@ -60,8 +60,10 @@ impl<R: RingRef> Subscriber<R> {
     /// lapped and `n` sequence numbers were lost; the next call continues
     /// from the oldest retained event. `n` counts sequence numbers: with
     /// multi-producers it can include the rare abandoned ticket (a hole,
-    /// which was never an event), so it is an upper bound on lost events. [`RecvError::Closed`] once the ring is closed
+    /// which was never an event), so it is an upper bound on lost events.
+    /// [`RecvError::Closed`] once the ring is closed
     /// and this subscriber has read everything.
+    #[inline]
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Claim, RecvError> {
         let r = self.ring.ring();
         r.check_buffer(buf.len())?;
