@@ -588,6 +588,12 @@ fn bad_configuration_is_refused() {
     refused(RedisForwarder::new(RedisConfig::new(url, "s").batch(0)));
     refused(RedisForwarder::new(RedisConfig::new(url, "s").buffer(0)));
     refused(RedisForwarder::new(RedisConfig::new(url, "s").maxlen(0)));
+    let e = RedisSource::spawn(
+        SourceConfig::new(url, "s", "g", "c").max_deliveries(0),
+        |_| Ok(()),
+    )
+    .err();
+    assert!(matches!(e, Some(ForwardError::Config(_))));
     let e = RedisSource::spawn(SourceConfig::new(url, "s", "", "c"), |_| Ok(())).err();
     assert!(matches!(e, Some(ForwardError::Config(_))));
     let e = RedisSource::spawn(SourceConfig::new(url, "s", "g", "c").start_id("5"), |_| {
@@ -636,4 +642,69 @@ fn a_server_that_is_down_is_retried_until_close_gives_up() {
         (1, 0, 1)
     );
     assert!(stats.retry.failures >= 1);
+}
+
+#[test]
+fn poison_entries_go_to_the_dead_letter_hook_after_max_deliveries() {
+    let Some(url) = redis_url("poison_entries_go_to_the_dead_letter_hook_after_max_deliveries")
+    else {
+        return;
+    };
+    const N: u64 = 20;
+    let stream = unique("poison");
+    let fwd = RedisForwarder::new(RedisConfig::new(&url, &stream)).unwrap();
+    let events: Vec<OwnedEvent> = (0..N)
+        .map(|i| OwnedEvent {
+            name: "job".into(),
+            properties: vec![("i".into(), i.to_string())],
+            ..Default::default()
+        })
+        .collect();
+    evqueue::forward::Sink::write(&fwd, &events).unwrap();
+    fwd.close(Duration::from_secs(10)).unwrap();
+    let runs = Arc::new(Mutex::new(0));
+    let dead = Arc::new(Mutex::new(Vec::new()));
+    let (r, d) = (runs.clone(), dead.clone());
+    let config = SourceConfig::new(&url, &stream, "g", "c")
+        .claim_idle(Duration::from_millis(50))
+        .max_deliveries(3)
+        .dead_letter(move |_id, e| d.lock().unwrap().push(e.clone()));
+    let source = RedisSource::spawn(config, move |e| {
+        if e.property("i") == Some("7") {
+            *r.lock().unwrap() += 1;
+            return Err("poison".into());
+        }
+        Ok(())
+    })
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while source.stats().dead_lettered == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    source.stop();
+    let stats = source.stats();
+    assert_eq!(
+        (stats.handled, stats.dead_lettered),
+        (N - 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        *runs.lock().unwrap(),
+        3,
+        "the handler ran max_deliveries times"
+    );
+    assert_eq!(stats.handler_errors, 3);
+    let dead = dead.lock().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].property("i"), Some("7"));
+    let pending: Value = redis::cmd("XPENDING")
+        .arg(&stream)
+        .arg("g")
+        .query(&mut con(&url))
+        .unwrap();
+    let Value::Array(summary) = pending else {
+        panic!("{pending:?}")
+    };
+    assert_eq!(summary[0], Value::Int(0));
+    del(&url, &stream);
 }

@@ -40,7 +40,7 @@ mod sink;
 mod source;
 
 pub use sink::{RedisConfig, RedisForwarder, RedisForwarderStats, RedisStreamSink};
-pub use source::{RedisSource, RedisSourceStats, SourceConfig};
+pub use source::{RedisSource, RedisSourceStats, SourceConfig, SourceDeadLetter};
 
 use crate::{check_name, OwnedEvent};
 use std::fmt;

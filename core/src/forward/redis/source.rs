@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How a [`RedisSource`] reads.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SourceConfig {
     url: String,
     stream: String,
@@ -24,6 +24,29 @@ pub struct SourceConfig {
     connect_timeout: Duration,
     io_timeout: Duration,
     retry_delay: Duration,
+    max_deliveries: Option<u64>,
+    dead_letter: Option<SourceDeadLetter>,
+}
+
+/// Called with an entry's ID and event when it was delivered more than
+/// `max_deliveries` times (see [`SourceConfig::max_deliveries`]).
+pub type SourceDeadLetter = Arc<dyn Fn(&str, &OwnedEvent) + Send + Sync + 'static>;
+
+impl std::fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("url", &self.url)
+            .field("stream", &self.stream)
+            .field("group", &self.group)
+            .field("consumer", &self.consumer)
+            .field("count", &self.count)
+            .field("block", &self.block)
+            .field("claim_idle", &self.claim_idle)
+            .field("start_id", &self.start_id)
+            .field("max_deliveries", &self.max_deliveries)
+            .field("dead_letter", &self.dead_letter.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SourceConfig {
@@ -44,7 +67,27 @@ impl SourceConfig {
             connect_timeout: Duration::from_secs(2),
             io_timeout: Duration::from_secs(5),
             retry_delay: Duration::from_millis(200),
+            max_deliveries: None,
+            dead_letter: None,
         }
+    }
+    /// Poison entries: the handler runs at most `n` times (`>= 1`) for an
+    /// entry. Redis counts deliveries (every read and every claim); an entry
+    /// claimed with a count above `n` goes to the
+    /// [`dead_letter`](Self::dead_letter) hook instead, is acknowledged and
+    /// counted as dead-lettered. By default entries are retried forever.
+    pub fn max_deliveries(mut self, n: u64) -> Self {
+        self.max_deliveries = Some(n);
+        self
+    }
+    /// The hook for entries that passed `max_deliveries` (called on the
+    /// source's thread with the entry ID and the event).
+    pub fn dead_letter<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&str, &OwnedEvent) + Send + Sync + 'static,
+    {
+        self.dead_letter = Some(Arc::new(hook));
+        self
     }
     /// Entries per read (`1..=10000`).
     pub fn count(mut self, n: usize) -> Self {
@@ -90,6 +133,9 @@ impl SourceConfig {
         if self.claim_idle < Duration::from_millis(1) {
             return bad("claim_idle must be at least 1 ms");
         }
+        if self.max_deliveries == Some(0) {
+            return bad("max_deliveries must be at least 1");
+        }
         if self.start_id != "0" && self.start_id != "$" {
             return bad("start_id must be \"0\" or \"$\"");
         }
@@ -113,6 +159,9 @@ pub struct RedisSourceStats {
     /// Entries that are not events (acknowledged and skipped: they can never
     /// be handled).
     pub malformed: u64,
+    /// Entries delivered more than `max_deliveries` times (passed to the
+    /// dead-letter hook and acknowledged).
+    pub dead_lettered: u64,
     /// Connections made (the first and every reconnect).
     pub connects: u64,
     /// Redis errors (each followed by a reconnect).
@@ -126,6 +175,7 @@ struct Counters {
     claimed: AtomicU64,
     handler_errors: AtomicU64,
     malformed: AtomicU64,
+    dead_lettered: AtomicU64,
     connects: AtomicU64,
     redis_errors: AtomicU64,
 }
@@ -220,6 +270,7 @@ impl RedisSource {
             claimed: c.claimed.load(Relaxed),
             handler_errors: c.handler_errors.load(Relaxed),
             malformed: c.malformed.load(Relaxed),
+            dead_lettered: c.dead_lettered.load(Relaxed),
             connects: c.connects.load(Relaxed),
             redis_errors: c.redis_errors.load(Relaxed),
         }
@@ -257,6 +308,9 @@ struct Reader<F> {
 /// One entry: its ID, and its fields (`None` when the entry was deleted
 /// while pending).
 type Entry = (Vec<u8>, Option<Vec<(Vec<u8>, Vec<u8>)>>);
+
+/// Delivery counts of claimed entries, by ID (only with `max_deliveries`).
+type Deliveries = std::collections::HashMap<Vec<u8>, u64>;
 
 impl<F: FnMut(&OwnedEvent) -> HandlerResult> Reader<F> {
     fn run(mut self) {
@@ -299,14 +353,15 @@ impl<F: FnMut(&OwnedEvent) -> HandlerResult> Reader<F> {
                 break;
             };
             cursor = last.clone();
-            self.handle(&mut con, entries, false)?;
+            self.handle(&mut con, entries, None)?;
         }
         let mut claim_cursor = b"0-0".to_vec();
         let mut next_claim = Instant::now();
         while !self.shared.stop.is_cancelled() {
             if Instant::now() >= next_claim {
                 let (next, entries) = self.autoclaim(&mut con, &claim_cursor)?;
-                self.handle(&mut con, entries, true)?;
+                let deliveries = self.deliveries(&mut con, &entries)?;
+                self.handle(&mut con, entries, Some(&deliveries))?;
                 if next == b"0-0" {
                     // A full pass: wait a fraction of the idle time.
                     next_claim =
@@ -315,7 +370,7 @@ impl<F: FnMut(&OwnedEvent) -> HandlerResult> Reader<F> {
                 claim_cursor = next;
             }
             let entries = self.read_group(&mut con, b">", true)?;
-            self.handle(&mut con, entries, false)?;
+            self.handle(&mut con, entries, None)?;
         }
         Ok(())
     }
@@ -382,13 +437,51 @@ impl<F: FnMut(&OwnedEvent) -> HandlerResult> Reader<F> {
         Ok((next, all))
     }
 
+    /// How often each claimed entry was delivered (XPENDING over the claimed
+    /// range, this consumer), when `max_deliveries` is set.
+    fn deliveries(&self, con: &mut Connection, entries: &[Entry]) -> RedisResult<Deliveries> {
+        let mut out = Deliveries::new();
+        let live: Vec<&Vec<u8>> = entries
+            .iter()
+            .filter(|(_, f)| f.is_some())
+            .map(|(id, _)| id)
+            .collect();
+        let (Some(_), Some(first), Some(last)) =
+            (self.config.max_deliveries, live.first(), live.last())
+        else {
+            return Ok(out);
+        };
+        let reply: Value = ::redis::cmd("XPENDING")
+            .arg(&self.config.stream)
+            .arg(&self.config.group)
+            .arg(&first[..])
+            .arg(&last[..])
+            .arg(live.len())
+            .arg(&self.config.consumer)
+            .query(con)?;
+        // [[id, consumer, idle ms, deliveries], ...]
+        let Value::Array(rows) = reply else {
+            return Err(unexpected("XPENDING", &reply));
+        };
+        for row in rows {
+            if let Value::Array(row) = row {
+                if let (Some(Value::BulkString(id)), Some(Value::Int(n))) =
+                    (row.first(), row.get(3))
+                {
+                    out.insert(id.clone(), *n as u64);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs the handler for each entry and acknowledges the ones it handled
     /// (and the malformed and deleted ones, which can never be handled).
     fn handle(
         &mut self,
         con: &mut Connection,
         entries: Vec<Entry>,
-        claimed: bool,
+        claimed: Option<&Deliveries>,
     ) -> RedisResult<()> {
         if entries.is_empty() {
             return Ok(());
@@ -401,14 +494,30 @@ impl<F: FnMut(&OwnedEvent) -> HandlerResult> Reader<F> {
                 continue;
             };
             c.received.fetch_add(1, Relaxed);
-            if claimed {
-                c.claimed.fetch_add(1, Relaxed);
-            }
+            let delivered = match claimed {
+                Some(d) => {
+                    c.claimed.fetch_add(1, Relaxed);
+                    d.get(&id).copied().unwrap_or(0)
+                }
+                None => 0,
+            };
             match decode_fields(&fields) {
                 Err(e) => {
                     c.malformed.fetch_add(1, Relaxed);
                     *lock(&self.shared.last_error) =
                         Some(format!("entry {}: {e}", String::from_utf8_lossy(&id)));
+                    ack.push(id);
+                }
+                Ok(event)
+                    if self
+                        .config
+                        .max_deliveries
+                        .is_some_and(|max| delivered > max) =>
+                {
+                    c.dead_lettered.fetch_add(1, Relaxed);
+                    if let Some(hook) = &self.config.dead_letter {
+                        hook(&String::from_utf8_lossy(&id), &event);
+                    }
                     ack.push(id);
                 }
                 Ok(event) => match (self.handler)(&event) {
