@@ -81,6 +81,25 @@ stage "ffi: install C toolchain, libck-dev, cmake" install_c_deps
 stage "ffi: include/evqueue.h matches a fresh cbindgen run" bash ffi/gen-header.sh --verify
 stage "ffi: C11 + C++17 tests (ASan+UBSan, dynamic and static), packaging" bash tests/c/run.sh
 
+# --- forwarding and Redis Streams (issue 7)
+# About 2 minutes on 2 cores once crates are cached: builds the `redis`
+# feature, starts a throwaway redis-server (apt-get installs it when missing)
+# on a free loopback port with no persistence, runs the Redis tests against it
+# (one starts, kills and restarts a server of its own), the fan-in example as a
+# smoke test, and always stops the server.
+redis_tests() (
+  dir=$(mktemp -d)
+  trap 'scripts/redis-test-server.sh stop "$dir"; rm -rf "$dir"' EXIT
+  url=$(scripts/redis-test-server.sh start "$dir") || exit 1
+  export EVQUEUE_REDIS_URL=$url
+  echo "redis-server at $EVQUEUE_REDIS_URL"
+  cargo test -p evqueue --features redis --test redis -- --nocapture &&
+    cargo test -p evqueue --features redis --doc forward &&
+    cargo run -p evqueue --features redis --example redis_fanin -- "$url" 5000
+)
+# (clippy with the redis feature: the workspace clippy stage runs --all-features)
+stage "redis streams bridge (real redis-server)" redis_tests
+
 # --- python bindings (issue 5)
 # A venv in target/pyvenv (maturin, pytest, mypy); `pip install ./python`
 # builds the extension in release mode with maturin and installs the package;
