@@ -118,7 +118,7 @@ python_setup() {
 }
 python_typing() {
   local mypy=(target/pyvenv/bin/mypy --strict --cache-dir target/mypy-cache) out
-  "${mypy[@]}" python/tests/typing/typed_example.py python/tests/test_evqueue.py || return 1
+  "${mypy[@]}" python/tests/typing/typed_example.py python/tests/test_evqueue.py python/tests/test_redis.py || return 1
   target/pyvenv/bin/python python/tests/typing/typed_example.py || return 1
   out=$("${mypy[@]}" python/tests/typing/typed_wrong.py 2>&1)
   if ! grep -q '^Found 7 errors in 1 file' <<<"$out"; then
@@ -130,6 +130,15 @@ python_typing() {
 stage "python: pip install ./python (maturin build)" python_setup
 stage "python: pytest" target/pyvenv/bin/pytest -q -p no:cacheprovider python/tests
 stage "python: mypy --strict and stubtest" python_typing
+# The Python side of the Redis bridge against a throwaway server (~5 s).
+python_redis() (
+  dir=$(mktemp -d)
+  trap 'scripts/redis-test-server.sh stop "$dir"; rm -rf "$dir"' EXIT
+  EVQUEUE_REDIS_URL=$(scripts/redis-test-server.sh start "$dir") || exit 1
+  export EVQUEUE_REDIS_URL
+  target/pyvenv/bin/pytest -q -p no:cacheprovider -rs python/tests/test_redis.py
+)
+stage "python: forward_to_redis (real redis-server)" python_redis
 
 printf '\n'
 for f in "${failures[@]}"; do echo "FAILED: $f"; done

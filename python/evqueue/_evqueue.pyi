@@ -15,6 +15,7 @@ __all__ = [
     "InvalidEvent",
     "QueueClosed",
     "QueueFull",
+    "RedisForwarder",
     "ShutdownReport",
     "Stats",
     "Subscriber",
@@ -154,6 +155,17 @@ class Subscriber:
     def __anext__(self) -> Awaitable[Event]: ...
 
 @final
+class RedisForwarder:
+    """Forwards a queue's events to a Redis stream; see `EventQueue.forward_to_redis`."""
+
+    def stats(self) -> dict[str, int]:
+        """accepted, dropped, written, failed, abandoned, pending, high_water, batches, connects."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until everything taken is in the stream; False on timeout."""
+    def close(self, timeout: float | None = None) -> None:
+        """Writes what is buffered, then stops."""
+
+@final
 class EventQueue:
     """An event queue with a pool of worker threads running Python handlers."""
 
@@ -202,6 +214,10 @@ class EventQueue:
         """Waits until everything emitted before is handled; False on timeout."""
     def close(self, timeout: float | None = None) -> ShutdownReport:
         """Closes the queue, drains it and reports."""
+    def forward_to_redis(
+        self, url: str, stream: str, *, batch: int = 256, maxlen: int | None = None
+    ) -> RedisForwarder:
+        """Forwards every event to a Redis stream (XADD in pipelined batches)."""
     def stats(self) -> Stats:
         """A snapshot of the counters."""
     def subscribe(self, from_oldest: bool = False) -> Subscriber:

@@ -4,6 +4,7 @@
 mod args;
 mod errors;
 mod event;
+mod forward;
 mod queue;
 mod stats;
 mod subscriber;
@@ -18,6 +19,7 @@ fn _evqueue(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<subscriber::Subscriber>()?;
     m.add_class::<stats::Stats>()?;
     m.add_class::<stats::ShutdownReport>()?;
+    m.add_class::<forward::RedisForwarder>()?;
     m.add("EvqueueError", py.get_type::<errors::EvqueueError>())?;
     m.add("InvalidEvent", py.get_type::<errors::InvalidEvent>())?;
     m.add("EventTooLarge", py.get_type::<errors::EventTooLarge>())?;

@@ -661,6 +661,35 @@ impl EventQueue {
         Ok(ShutdownReport(report))
     }
 
+    /// Forwards every event of this queue to the Redis stream `stream` at
+    /// `url` (e.g. ``"redis://127.0.0.1:6379/"``) with `XADD` in pipelined
+    /// batches of up to `batch` events, trimming the stream to about `maxlen`
+    /// entries (``MAXLEN ~``) when given. Returns the `RedisForwarder`
+    /// (stats, flush, close). Does not connect yet: a server that is down is
+    /// retried. Raises ValueError for a bad url, an empty stream name,
+    /// `batch` outside 1..=65536 or `maxlen` below 1.
+    #[pyo3(
+        signature = (url, stream, *, batch = None, maxlen = None),
+        text_signature = "($self, url, stream, *, batch=256, maxlen=None)"
+    )]
+    fn forward_to_redis(
+        &self,
+        url: &str,
+        stream: &str,
+        batch: Option<&Bound<'_, PyAny>>,
+        maxlen: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<crate::forward::RedisForwarder> {
+        let batch = match batch {
+            Some(b) => usize::try_from(args::uint(b, "batch")?).unwrap_or(usize::MAX),
+            None => 256,
+        };
+        let maxlen = match maxlen.filter(|m| !m.is_none()) {
+            Some(m) => Some(args::uint(m, "maxlen")?),
+            None => None,
+        };
+        crate::forward::attach(&self.inner, url, stream, batch, maxlen)
+    }
+
     /// A snapshot of the counters.
     fn stats(&self) -> Stats {
         Stats(self.inner.stats())
