@@ -142,7 +142,7 @@ pub fn encode_into(event: &Event<'_>, out: &mut [u8]) -> Result<usize, Error> {
             max: out.len(),
         });
     }
-    let mut sink = SliceSink { out, at: 0 };
+    let mut sink = SliceSink::new(out);
     encode(event, event.timestamp, &mut sink);
     Ok(len)
 }
@@ -159,9 +159,16 @@ impl ByteSink for crate::producer::SlotWriter<'_> {
     }
 }
 
-struct SliceSink<'o> {
+/// Writes into a byte slice that the caller sized to fit.
+pub(crate) struct SliceSink<'o> {
     out: &'o mut [u8],
     at: usize,
+}
+
+impl<'o> SliceSink<'o> {
+    pub(crate) fn new(out: &'o mut [u8]) -> Self {
+        SliceSink { out, at: 0 }
+    }
 }
 
 impl ByteSink for SliceSink<'_> {

@@ -49,6 +49,8 @@ mod codec;
 #[cfg(feature = "std")]
 mod dispatcher;
 mod error;
+#[cfg(feature = "std")]
+pub mod forward;
 #[cfg(feature = "json")]
 pub mod json;
 mod producer;

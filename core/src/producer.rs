@@ -355,10 +355,22 @@ fn write_framed_raw(slot: SlotRef<'_>, payload: &[u8], timestamp: u64) {
     write_encoded(slot, len, |w| codec::encode_raw(payload, timestamp, w));
 }
 
+/// Events up to this size are encoded on the stack, then stored word by
+/// word: an event is many short, unaligned pieces, and streaming them into
+/// atomic words byte by byte cost more than the copy.
+const STAGED_EVENT_BYTES: usize = 256;
+
 /// Stores the length and the encoding of a checked event (`len` bytes) into
 /// a slot the caller is writing.
 fn write_event(slot: SlotRef<'_>, event: &Event<'_>, len: usize, timestamp: u64) {
-    write_encoded(slot, len, |w| codec::encode(event, timestamp, w));
+    if len <= STAGED_EVENT_BYTES {
+        let mut stage = [0u8; STAGED_EVENT_BYTES];
+        let stage = &mut stage[..len];
+        codec::encode(event, timestamp, &mut codec::SliceSink::new(stage));
+        write_payload(slot, stage);
+    } else {
+        write_encoded(slot, len, |w| codec::encode(event, timestamp, w));
+    }
 }
 
 /// Stores `len` and streams what `encode` writes (exactly `len` bytes, checked

@@ -292,6 +292,7 @@ impl<S: Storage> Ring<S> {
     /// assert_eq!((claim.seq, &buf[..claim.len]), (0, &b"hello"[..]));
     /// assert_eq!(ring.try_claim(&mut buf), Err(RecvError::Empty));
     /// ```
+    #[inline]
     pub fn try_claim(&self, buf: &mut [u8]) -> Result<Claim, RecvError> {
         self.check_buffer(buf.len())?;
         let mut cursor = self.worker.load(Acquire);
@@ -472,6 +473,7 @@ impl<S: Storage> Ring<S> {
     /// Copies event `seq` into `buf` (at least a slot long) if its slot holds
     /// it, proves the copy whole with the seqlock re-check, and returns its
     /// length.
+    #[inline]
     pub(crate) fn copy_event(&self, seq: u64, buf: &mut [u8]) -> Result<usize, Blocked> {
         let slot = self.slots.slot(seq as usize);
         let before = slot.stamp.load(Acquire);

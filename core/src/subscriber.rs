@@ -60,8 +60,10 @@ impl<R: RingRef> Subscriber<R> {
     /// lapped and `n` sequence numbers were lost; the next call continues
     /// from the oldest retained event. `n` counts sequence numbers: with
     /// multi-producers it can include the rare abandoned ticket (a hole,
-    /// which was never an event), so it is an upper bound on lost events. [`RecvError::Closed`] once the ring is closed
+    /// which was never an event), so it is an upper bound on lost events.
+    /// [`RecvError::Closed`] once the ring is closed
     /// and this subscriber has read everything.
+    #[inline]
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Claim, RecvError> {
         let r = self.ring.ring();
         r.check_buffer(buf.len())?;
@@ -84,6 +86,64 @@ impl<R: RingRef> Subscriber<R> {
                 Err(Blocked::Torn) => spin_loop(),
             }
         }
+    }
+
+    /// Receives up to `claims.len()` consecutive events at once: event `i`
+    /// is copied to `buf[i * slot_bytes..]` and described by `claims[i]`.
+    /// Returns how many (at least one) or, when none was ready, the error
+    /// [`try_recv`](Self::try_recv) would give. A lap found after the first
+    /// event ends the batch and is reported by the next call.
+    ///
+    /// ```
+    /// use evqueue::{Claim, HeapRing, Overflow, Start};
+    /// let ring = HeapRing::with_capacity(8, 16, Overflow::Overwrite).unwrap();
+    /// let mut sub = ring.subscribe(Start::Now);
+    /// let p = ring.mp_producer().unwrap();
+    /// for word in [&b"a"[..], b"bb", b"ccc"] { p.push(word).unwrap(); }
+    /// let (mut buf, mut claims) = ([0u8; 4 * 16], [Claim::default(); 4]);
+    /// assert_eq!(sub.try_recv_batch(&mut buf, &mut claims), Ok(3));
+    /// assert_eq!(&buf[32..32 + claims[2].len], b"ccc");
+    /// ```
+    pub fn try_recv_batch(
+        &mut self,
+        buf: &mut [u8],
+        claims: &mut [Claim],
+    ) -> Result<usize, RecvError> {
+        let r = self.ring.ring();
+        let slot_bytes = r.slot_bytes();
+        let max = claims.len().min(buf.len() / slot_bytes);
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        if max == 0 {
+            return Err(RecvError::BufferTooSmall {
+                needed: slot_bytes,
+                got: buf.len(),
+            });
+        }
+        let mut n = 0;
+        while n < max {
+            let out = &mut buf[n * slot_bytes..(n + 1) * slot_bytes];
+            match r.copy_event(self.cursor, out) {
+                Ok(len) => {
+                    claims[n] = Claim {
+                        seq: self.cursor,
+                        len,
+                    };
+                    self.cursor += 1;
+                    n += 1;
+                }
+                Err(Blocked::Hole) => self.cursor += 1,
+                Err(_) if n > 0 => break,
+                Err(_) => {
+                    return self.try_recv(out).map(|claim| {
+                        claims[0] = claim;
+                        1
+                    })
+                }
+            }
+        }
+        Ok(n)
     }
 
     /// Sequence numbers this subscriber lost to lapping so far.

@@ -249,6 +249,48 @@ fn subscribers_see_everything_and_report_lag() {
 }
 
 #[test]
+fn subscriber_batches_match_single_reads_and_report_laps() {
+    let r = ring(4, 16, Overflow::Overwrite);
+    let p = r.mp_producer().unwrap();
+    let mut sub = r.subscribe(Start::Now);
+    let (mut buf, mut claims) = ([0u8; 3 * 16], [Claim::default(); 3]);
+    assert_eq!(
+        sub.try_recv_batch(&mut buf, &mut claims),
+        Err(RecvError::Empty)
+    );
+    assert_eq!(
+        sub.try_recv_batch(&mut [0u8; 8], &mut claims),
+        Err(RecvError::BufferTooSmall { needed: 16, got: 8 })
+    );
+    assert_eq!(sub.try_recv_batch(&mut buf, &mut []), Ok(0));
+    for i in 0..2u8 {
+        p.push(&[i]).unwrap();
+    }
+    assert_eq!(sub.try_recv_batch(&mut buf, &mut claims), Ok(2));
+    assert_eq!((claims[1].seq, buf[16]), (1, 1));
+    for i in 2..9u8 {
+        p.push(&[i]).unwrap(); // laps the subscriber (cursor 2, oldest 5)
+    }
+    assert_eq!(
+        sub.try_recv_batch(&mut buf, &mut claims),
+        Err(RecvError::Lagged(3))
+    );
+    assert_eq!(
+        sub.try_recv_batch(&mut buf, &mut claims),
+        Ok(3),
+        "at most 3 a batch"
+    );
+    assert_eq!((claims[0].seq, claims[2].seq, buf[32]), (5, 7, 7));
+    assert_eq!(sub.try_recv_batch(&mut buf, &mut claims), Ok(1));
+    assert_eq!(sub.missed(), 3);
+    r.close();
+    assert_eq!(
+        sub.try_recv_batch(&mut buf, &mut claims),
+        Err(RecvError::Closed)
+    );
+}
+
+#[test]
 fn batch_claims_are_consecutive_and_exclusive() {
     let r = ring(8, 16, Overflow::Overwrite);
     let p = r.mp_producer().unwrap();

@@ -982,3 +982,14 @@ fn claim_batch_out_of_range_is_refused() {
         );
     }
 }
+
+#[test]
+fn unbounded_timeouts_wait_instead_of_overflowing() {
+    let queue = small(1).build().unwrap();
+    let mut stream = queue.subscribe(Start::Now);
+    queue.emit(&Event::new("tick")).unwrap();
+    queue.flush(Duration::MAX).unwrap();
+    assert_eq!(stream.recv_timeout(Duration::MAX).unwrap().name, "tick");
+    let report = queue.shutdown(Duration::MAX).unwrap();
+    assert_eq!((report.handled, report.timed_out), (1, false));
+}

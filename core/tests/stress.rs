@@ -500,6 +500,47 @@ struct SubscriberReport {
     failures: Failures,
 }
 
+/// Batched or single subscriber reads behind one `next`.
+struct SubscriberBatch {
+    batched: bool,
+    buf: Vec<u8>,
+    claims: [Claim; 16],
+    have: usize,
+    next: usize,
+}
+
+impl SubscriberBatch {
+    fn new(batched: bool) -> Self {
+        SubscriberBatch {
+            batched,
+            buf: vec![0u8; 16 * SLOT_BYTES],
+            claims: [Claim::default(); 16],
+            have: 0,
+            next: 0,
+        }
+    }
+
+    /// The next event, copied into `out` as `try_recv` would.
+    fn next(
+        &mut self,
+        sub: &mut Subscriber<&HeapRing>,
+        out: &mut [u8; SLOT_BYTES],
+    ) -> Result<Claim, RecvError> {
+        if !self.batched {
+            return sub.try_recv(out);
+        }
+        if self.next == self.have {
+            self.have = sub.try_recv_batch(&mut self.buf, &mut self.claims)?;
+            self.next = 0;
+        }
+        let claim = self.claims[self.next];
+        let at = self.next * SLOT_BYTES;
+        out.copy_from_slice(&self.buf[at..at + SLOT_BYTES]);
+        self.next += 1;
+        Ok(claim)
+    }
+}
+
 /// Receives until `Closed`; `slow` yields now and then to fall behind.
 fn run_subscriber(
     mut sub: Subscriber<&HeapRing>,
@@ -525,8 +566,11 @@ fn run_subscriber(
     let mut expected = start;
     let mut last_counter: Vec<Option<u64>> = vec![None; shape.producers];
     let mut backoff = 0;
+    // The fast subscriber reads in batches of up to 16 (`try_recv_batch`),
+    // handed out one at a time below; the slow one reads one by one.
+    let mut batch = SubscriberBatch::new(!slow);
     loop {
-        match sub.try_recv(&mut buf) {
+        match batch.next(&mut sub, &mut buf) {
             Ok(claim) => {
                 backoff = 0;
                 report.received += 1;

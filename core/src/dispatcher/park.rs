@@ -1,22 +1,26 @@
-//! Where idle workers sleep: a list of parked threads and a count that a
-//! push reads with one load when nobody sleeps.
+//! Where idle workers, blocked subscribers and a waiting shutdown sleep: a
+//! list of parked threads and a count that a push reads with one load when
+//! nobody sleeps.
 //!
 //! Sleeping is `std::thread::park`, a bare futex on Linux. (event-listener's
 //! parker is a mutex and a condition variable: measured here, its wake took
-//! about twice as long as a bare park/unpark.)
+//! about twice as long as a bare park/unpark, and its notify cost more than a
+//! load on every push.)
 //!
-//! No lost wake-up: a worker registers (the count goes up), issues a `SeqCst`
-//! fence, then re-checks the ring before it parks; a push writes the ring,
-//! issues a `SeqCst` fence (in `Wake::pushed`), then reads the count. Either
-//! the push sees the worker registered and wakes it, or the worker's re-check
-//! sees the push.
+//! No lost wake-up: a sleeper registers (the count goes up), issues a
+//! `SeqCst` fence, then re-checks its condition before it parks; a waker
+//! makes the condition true, issues a `SeqCst` fence (for a push, in
+//! `Wake::pushed`), then reads the count. Either the waker sees the sleeper
+//! registered and wakes it, or the sleeper's re-check sees the change.
 
 use super::queue::lock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
+use std::time::Instant;
 
-/// One worker's parking spot, made once per worker thread.
+/// One thread's parking spot (a worker makes one for its life; a blocking
+/// receive makes one per wait, since a subscriber may move between threads).
 pub(crate) struct Sleeper {
     thread: Thread,
     /// Set (under the list's lock) by whoever takes this sleeper off the
@@ -70,6 +74,21 @@ impl Sleepers {
         }
     }
 
+    /// Parks until another thread wakes `me` (true) or `deadline` passes
+    /// (false; `me` is then taken off the list).
+    pub(crate) fn sleep_until(&self, me: &Arc<Sleeper>, deadline: Instant) -> bool {
+        while !me.woken.load(Acquire) {
+            let now = Instant::now();
+            if now >= deadline {
+                self.cancel(me);
+                // A wake may have taken it off the list just before.
+                return me.woken.load(Acquire);
+            }
+            std::thread::park_timeout(deadline - now);
+        }
+        true
+    }
+
     /// Wakes one parked worker, if any. Costs one load when none sleeps.
     /// The caller has made its push visible and issued a `SeqCst` fence
     /// (or only wants more parallelism, see the worker loop).
@@ -92,8 +111,11 @@ impl Sleepers {
         }
     }
 
-    /// Wakes every parked worker (shutdown).
+    /// Wakes every sleeper, if any. Costs one load when none sleeps.
     pub(crate) fn wake_all(&self) {
+        if self.waiting.load(Relaxed) == 0 {
+            return;
+        }
         let all = {
             let mut parked = lock(&self.parked);
             self.waiting.store(0, Relaxed);

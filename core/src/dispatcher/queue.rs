@@ -2,7 +2,7 @@
 
 use super::builder::AroundBatch;
 use super::handlers::{self, Handler, Registry};
-use super::park::Sleepers;
+use super::park::{Sleeper, Sleepers};
 use super::stats::{NameFailures, QueueStats, SubscriberStats};
 use super::subscriber::OwnedEvent;
 use super::subscriber::{EventSubscriber, SubscriberState};
@@ -14,7 +14,6 @@ use crate::{
 };
 use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
-use event_listener::{Event as Notifier, IntoNotification, Listener};
 use std::collections::BTreeMap;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -26,8 +25,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Wake {
     /// Parked workers sleep here; a push wakes one.
     pub(crate) workers: Sleepers,
-    /// Blocked subscribers listen here; a push wakes them all.
-    pub(crate) subscribers: Notifier,
+    /// Blocked subscribers sleep here; a push wakes them all.
+    pub(crate) subscribers: Sleepers,
 }
 
 impl Wake {
@@ -40,12 +39,12 @@ impl Wake {
         // or it sees our push.
         fence(SeqCst);
         self.workers.wake_one();
-        self.subscribers.notify(usize::MAX.relaxed());
+        self.subscribers.wake_all();
     }
 
     pub(crate) fn all(&self) {
         self.workers.wake_all();
-        self.subscribers.notify(usize::MAX);
+        self.subscribers.wake_all();
     }
 }
 
@@ -71,7 +70,7 @@ pub(crate) struct Shared {
     pub(crate) failures: Mutex<BTreeMap<String, NameFailures>>,
     pub(crate) live_workers: AtomicUsize,
     /// Notified when a worker exits.
-    pub(crate) exited: Notifier,
+    pub(crate) exited: Sleepers,
     pub(crate) subscribers: Mutex<Vec<Weak<SubscriberState>>>,
     pub(crate) next_subscriber: AtomicU64,
 }
@@ -288,7 +287,7 @@ impl EventQueue {
         let producer = MpProducer::new(ring.clone())?;
         let wake = Arc::new(Wake {
             workers: Sleepers::default(),
-            subscribers: Notifier::new(),
+            subscribers: Sleepers::default(),
         });
         let shared = Arc::new(Shared {
             id: NEXT_QUEUE_ID.fetch_add(1, Relaxed),
@@ -308,7 +307,7 @@ impl EventQueue {
             panics: AtomicU64::new(0),
             failures: Mutex::new(BTreeMap::new()),
             live_workers: AtomicUsize::new(0),
-            exited: Notifier::new(),
+            exited: Sleepers::default(),
             subscribers: Mutex::new(Vec::new()),
             next_subscriber: AtomicU64::new(0),
         });
@@ -634,7 +633,7 @@ impl EventQueue {
         }
         let ring = &self.shared.ring;
         let target = ring.next_seq();
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut round = 0u32;
         loop {
             if self.flushed(target) {
@@ -647,10 +646,14 @@ impl EventQueue {
                 return Err(DispatchError::ShutDown { left });
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(DispatchError::Timeout { left });
-            }
-            backoff(&mut round, deadline - now);
+            let remaining = match deadline {
+                Some(deadline) if now >= deadline => {
+                    return Err(DispatchError::Timeout { left });
+                }
+                Some(deadline) => deadline - now,
+                None => Duration::MAX,
+            };
+            backoff(&mut round, remaining);
         }
     }
 
@@ -699,16 +702,27 @@ impl EventQueue {
             let shared = &self.shared;
             shared.ring.close();
             shared.wake.all();
-            let end = Instant::now() + deadline;
+            // `None`: a deadline too far to represent, so none.
+            let end = Instant::now().checked_add(deadline);
             let mut timed_out = false;
+            let me = Sleeper::current();
             while shared.live_workers.load(Acquire) > 0 {
-                let listener = shared.exited.listen();
+                // Register, fence, re-check (pairs with the fence in the
+                // worker's exit guard), then sleep.
+                shared.exited.register(&me);
+                fence(SeqCst);
                 if shared.live_workers.load(Acquire) == 0 {
+                    shared.exited.cancel(&me);
                     break;
                 }
-                if listener.wait_deadline(end).is_none() && Instant::now() >= end {
-                    timed_out = shared.live_workers.load(Acquire) > 0;
-                    break;
+                match end {
+                    None => shared.exited.sleep(&me),
+                    Some(end) => {
+                        if !shared.exited.sleep_until(&me, end) {
+                            timed_out = shared.live_workers.load(Acquire) > 0;
+                            break;
+                        }
+                    }
                 }
             }
             shared.stop.store(true, SeqCst);

@@ -1,9 +1,9 @@
 //! Std subscribers: owned events, short-poll and long-poll receives.
 
+use super::park::Sleeper;
 use super::queue::Wake;
 use super::RecvTimeoutError;
 use crate::{Claim, EventView, HeapRing, Payload, RecvError, Start, Subscriber};
-use event_listener::Listener;
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,24 +136,31 @@ impl EventSubscriber {
     /// [`poll`](Self::poll), waiting until `deadline` (forever for `None`)
     /// while nothing is there; `Empty` means the deadline passed.
     fn wait(&mut self, skip_raw: bool, deadline: Option<Instant>) -> Result<Claim, RecvError> {
+        let sleepers = &self.wake.clone().subscribers;
+        // Made per wait: a subscriber may move between threads.
+        let mut me = None;
         loop {
             match self.poll(skip_raw) {
                 Err(RecvError::Empty) => {}
                 other => return other,
             }
-            let listener = self.wake.subscribers.listen();
-            // Pairs with the fence in `Wake::pushed` (see the worker's park):
-            // a push either sees this listener or is visible to the re-poll.
+            let me = me.get_or_insert_with(Sleeper::current);
+            sleepers.register(me);
+            // Pairs with the fence in `Wake::pushed` (see park.rs): a push
+            // either sees this sleeper or is visible to the re-poll.
             fence(SeqCst);
             match self.poll(skip_raw) {
                 Err(RecvError::Empty) => {}
-                other => return other,
+                other => {
+                    sleepers.cancel(me);
+                    return other;
+                }
             }
             match deadline {
-                None => listener.wait(),
+                None => sleepers.sleep(me),
                 Some(deadline) => {
-                    if listener.wait_deadline(deadline).is_none() && Instant::now() >= deadline {
-                        // One last look: an event may have raced the deadline.
+                    if !sleepers.sleep_until(me, deadline) {
+                        // Timed out. One last look: an event may have raced it.
                         return self.poll(skip_raw);
                     }
                 }

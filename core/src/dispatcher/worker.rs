@@ -57,7 +57,9 @@ impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
         self.0.slots[self.1].handling.store(IDLE, SeqCst);
         self.0.live_workers.fetch_sub(1, AcqRel);
-        self.0.exited.notify(usize::MAX);
+        // Pairs with the fence of a shutdown waiting for the count to drop.
+        fence(SeqCst);
+        self.0.exited.wake_all();
     }
 }
 

@@ -1,0 +1,288 @@
+//! Unit tests of the boundary itself: the panic and NULL paths, that every
+//! export goes through `ffi_boundary!`, the header's version macros, and a
+//! Rust-driven round trip through the C entry points. The full behaviour is
+//! tested from C and C++ in tests/c/.
+
+use super::*;
+use crate::boundary::{ffi_boundary, last_error_string};
+use std::ffi::CStr;
+use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+/// An export-shaped function whose body panics.
+unsafe extern "C" fn panics_with_status(p: *const u8) -> evq_status {
+    ffi_boundary!(p; {
+        if !p.is_null() {
+            panic!("boom from the body");
+        }
+        evq_status::EVQ_OK
+    })
+}
+
+unsafe extern "C" fn panics_with_string() -> *const c_char {
+    ffi_boundary!(; {
+        let v: Vec<u8> = Vec::new();
+        let _ = v[3]; // index out of bounds: a panic with a String payload
+        c"unreachable".as_ptr()
+    })
+}
+
+extern "C" fn panics_with_unit() {
+    ffi_boundary!(; { panic!("unit") })
+}
+
+#[test]
+fn a_panic_becomes_a_status_and_a_message() {
+    let byte = 1u8;
+    // SAFETY: a readable byte.
+    assert_eq!(unsafe { panics_with_status(&byte) }, evq_status::EVQ_PANIC);
+    let msg = last_error_string();
+    assert!(
+        msg.contains("panic caught") && msg.contains("boom from the body"),
+        "{msg}"
+    );
+    // SAFETY: no arguments.
+    let s = unsafe { CStr::from_ptr(panics_with_string()) };
+    assert_eq!(s.to_bytes(), b"");
+    assert!(last_error_string().contains("index out of bounds"));
+    panics_with_unit(); // returns normally
+    assert!(last_error_string().contains("unit"));
+}
+
+#[test]
+fn a_null_argument_is_refused_before_the_body_runs() {
+    // SAFETY: NULL is what is being tested.
+    let status = unsafe { panics_with_status(null()) };
+    assert_eq!(status, evq_status::EVQ_NULL_POINTER);
+    assert_eq!(last_error_string(), "argument `p` is NULL");
+    // SAFETY: as above, for the real exports.
+    unsafe {
+        assert_eq!(evq_new(null(), null_mut()), evq_status::EVQ_NULL_POINTER);
+        assert_eq!(evq_start(null()), evq_status::EVQ_NULL_POINTER);
+        assert_eq!(
+            evq_push(null(), null(), null_mut()),
+            evq_status::EVQ_NULL_POINTER
+        );
+        assert_eq!(evq_flush(null(), 0), evq_status::EVQ_NULL_POINTER);
+        assert_eq!(evq_pop_buffer_size(null()), 0);
+        evq_free(null_mut());
+        evq_subscriber_free(null_mut());
+    }
+}
+
+/// Every `extern "C" fn` in lib.rs is `#[no_mangle]` and its body is one
+/// `ffi_boundary!` invocation: none can be forgotten.
+#[test]
+fn every_export_is_behind_the_boundary() {
+    let src = include_str!("lib.rs");
+    let mut exports = 0;
+    for (at, _) in src.match_indices("extern \"C\" fn evq_") {
+        exports += 1;
+        let before = &src[..at];
+        let attr = before.rfind("#[no_mangle]").expect("a #[no_mangle]");
+        assert!(
+            !before[attr..].contains('}'),
+            "export at byte {at} is not directly under #[no_mangle]"
+        );
+        let rest = &src[at..];
+        let name: String = rest["extern \"C\" fn ".len()..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let body = &rest[rest.find("{\n").expect("a body") + 2..];
+        assert!(
+            body.trim_start().starts_with("ffi_boundary!("),
+            "{name} does not start with ffi_boundary!"
+        );
+        let header = include_str!("../../include/evqueue.h");
+        assert!(
+            header.contains(&format!("{name}(")),
+            "{name} is not in the header"
+        );
+    }
+    assert_eq!(exports, src.matches("#[no_mangle]").count());
+    assert!(exports >= 30, "only {exports} exports found");
+}
+
+#[test]
+fn the_header_version_macros_match_the_crate() {
+    let header = include_str!("../../include/evqueue.h");
+    for (macro_name, value) in [
+        ("EVQ_VERSION_MAJOR", env!("CARGO_PKG_VERSION_MAJOR")),
+        ("EVQ_VERSION_MINOR", env!("CARGO_PKG_VERSION_MINOR")),
+        ("EVQ_VERSION_PATCH", env!("CARGO_PKG_VERSION_PATCH")),
+    ] {
+        let line = format!("#define {macro_name} {value}\n");
+        assert!(header.contains(&line), "header lacks {line:?}");
+    }
+    let string = format!(
+        "#define EVQ_VERSION_STRING \"{}\"\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(header.contains(&string), "header lacks {string:?}");
+    // SAFETY: a static string.
+    let v = unsafe { CStr::from_ptr(evq_version()) };
+    assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn every_status_has_a_description() {
+    for value in 0..=status::LAST_STATUS {
+        let s = evq_status::from_i32(value).expect("contiguous values");
+        assert_eq!(s as i32, value);
+        // SAFETY: static strings.
+        let text = unsafe { CStr::from_ptr(evq_status_str(value)) };
+        assert!(!text.to_bytes().is_empty());
+    }
+    for bad in [-1, status::LAST_STATUS + 1, i32::MAX, i32::MIN] {
+        // SAFETY: static strings.
+        let text = unsafe { CStr::from_ptr(evq_status_str(bad)) };
+        assert_eq!(text.to_str().unwrap(), "unknown status");
+    }
+}
+
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+static HOOK_CODE: AtomicI32 = AtomicI32::new(0);
+
+unsafe extern "C" fn count_or_fail(event: *const evq_event, _: *mut c_void) -> c_int {
+    // SAFETY: the view is valid during the call.
+    let e = unsafe { &*event };
+    HANDLED.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the name is valid for name_len bytes during the call.
+    let name = unsafe { std::slice::from_raw_parts(e.name.cast::<u8>(), e.name_len) };
+    if name == b"bad" {
+        42
+    } else {
+        0
+    }
+}
+
+unsafe extern "C" fn record_code(_: *const evq_event, f: *const evq_failure, _: *mut c_void) {
+    // SAFETY: valid during the call.
+    let f = unsafe { &*f };
+    // SAFETY: NUL-terminated, valid during the call.
+    let msg = unsafe { CStr::from_ptr(f.message) };
+    assert_eq!(msg.to_bytes().len(), f.message_len);
+    assert!(!f.panicked);
+    HOOK_CODE.store(f.code, Ordering::SeqCst);
+}
+
+fn event(name: &str) -> evq_event {
+    evq_event {
+        name: name.as_ptr().cast(),
+        name_len: name.len(),
+        ..evq_event::EMPTY
+    }
+}
+
+/// A nonzero return from a C handler is a counted handler error that
+/// reaches the error hook with its code; bad text is refused before it
+/// reaches the core.
+#[test]
+fn a_round_trip_through_the_c_entry_points() {
+    let mut config = evq_config_default();
+    config.capacity = 64;
+    config.workers = 1;
+    let mut q: *mut evq_queue = null_mut();
+    // SAFETY: every pointer below is valid for the call; q is freed once.
+    unsafe {
+        assert_eq!(evq_new(&config, &mut q), evq_status::EVQ_OK);
+        assert_eq!(
+            evq_on_any(q, Some(count_or_fail), null_mut()),
+            evq_status::EVQ_OK
+        );
+        assert_eq!(
+            evq_on_error(q, Some(record_code), null_mut()),
+            evq_status::EVQ_OK
+        );
+        assert_eq!(
+            evq_on_any(q, None, null_mut()),
+            evq_status::EVQ_NULL_POINTER
+        );
+        assert_eq!(evq_start(q), evq_status::EVQ_OK);
+        assert_eq!(evq_start(q), evq_status::EVQ_ALREADY_STARTED);
+        let mut seq = u64::MAX;
+        assert_eq!(evq_push(q, &event("good"), &mut seq), evq_status::EVQ_OK);
+        assert_eq!(seq, 0);
+        assert_eq!(evq_push(q, &event("bad"), null_mut()), evq_status::EVQ_OK);
+        let invalid = [0x66u8, 0xff, 0x6f];
+        let mut e = event("x");
+        e.name = invalid.as_ptr().cast();
+        e.name_len = invalid.len();
+        assert_eq!(evq_push(q, &e, null_mut()), evq_status::EVQ_INVALID_UTF8);
+        assert!(last_error_string().contains("offset 1"));
+        assert_eq!(evq_flush(q, 5000), evq_status::EVQ_OK);
+        let mut stats = evq_queue_stats::default();
+        assert_eq!(evq_stats(q, &mut stats), evq_status::EVQ_OK);
+        assert_eq!(
+            (stats.pushed, stats.handled, stats.handler_errors),
+            (2, 2, 1)
+        );
+        assert_eq!(HANDLED.load(Ordering::SeqCst), 2);
+        assert_eq!(HOOK_CODE.load(Ordering::SeqCst), 42);
+        let mut report = evq_shutdown_report::default();
+        assert_eq!(evq_shutdown(q, 5000, &mut report), evq_status::EVQ_OK);
+        assert_eq!((report.pushed, report.handled, report.errors), (2, 2, 1));
+        assert_eq!(
+            evq_push(q, &event("late"), null_mut()),
+            evq_status::EVQ_CLOSED
+        );
+        evq_free(q);
+    }
+}
+
+#[test]
+fn the_pop_buffer_holds_the_most_properties_a_slot_can() {
+    // 16-byte slots: header 12 + a 1-byte name leaves 3 bytes: no property.
+    assert_eq!(max_properties(16), 0);
+    assert_eq!(max_properties(256), (256 - 13) / 4);
+    assert!(pop_buffer_size(256) >= 256 + 60 * std::mem::size_of::<evq_property>());
+}
+
+static PANIC_HOOK_CALLS: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "C" fn expect_panic(e: *const evq_event, f: *const evq_failure, _: *mut c_void) {
+    // SAFETY: valid during the call.
+    let (e, f) = unsafe { (&*e, &*f) };
+    // SAFETY: NUL-terminated, valid during the call.
+    let msg = unsafe { CStr::from_ptr(f.message) }.to_string_lossy();
+    // SAFETY: the name is valid for name_len bytes during the call.
+    let name = unsafe { std::slice::from_raw_parts(e.name.cast::<u8>(), e.name_len) };
+    if f.panicked && f.code == 0 && msg == "handler bug" && name == b"boom" {
+        PANIC_HOOK_CALLS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A panic inside a handler (a Rust one here: a C handler cannot unwind)
+/// is caught by the worker, counted, and reaches the C error hook as
+/// `panicked`; the worker survives and handles the next event.
+#[test]
+fn a_panicking_handler_reaches_the_c_hook_and_the_worker_survives() {
+    let mut config = evq_config_default();
+    config.capacity = 64;
+    config.workers = 1;
+    let mut q: *mut evq_queue = null_mut();
+    // SAFETY: every pointer is valid for the call; q is freed once.
+    unsafe {
+        assert_eq!(evq_new(&config, &mut q), evq_status::EVQ_OK);
+        (*q).queue
+            .on("boom", |_| panic!("handler bug"))
+            .expect("valid name");
+        assert_eq!(
+            evq_on_error(q, Some(expect_panic), null_mut()),
+            evq_status::EVQ_OK
+        );
+        assert_eq!(evq_start(q), evq_status::EVQ_OK);
+        assert_eq!(evq_push(q, &event("boom"), null_mut()), evq_status::EVQ_OK);
+        assert_eq!(evq_push(q, &event("after"), null_mut()), evq_status::EVQ_OK);
+        assert_eq!(evq_flush(q, 5000), evq_status::EVQ_OK);
+        let mut stats = evq_queue_stats::default();
+        assert_eq!(evq_stats(q, &mut stats), evq_status::EVQ_OK);
+        assert_eq!(
+            (stats.handled, stats.panics, stats.handler_errors),
+            (2, 1, 0)
+        );
+        assert_eq!(PANIC_HOOK_CALLS.load(Ordering::SeqCst), 1);
+        evq_free(q);
+    }
+}

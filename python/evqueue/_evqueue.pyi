@@ -1,0 +1,242 @@
+"""Type stubs for the compiled module `evqueue._evqueue` (re-exported by `evqueue`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Literal, TypeVar, final, overload
+
+__all__ = [
+    "MAX_NAME_LEN",
+    "Event",
+    "EventQueue",
+    "EventTooLarge",
+    "EvqueueError",
+    "InvalidEvent",
+    "QueueClosed",
+    "QueueFull",
+    "RedisForwarder",
+    "ShutdownReport",
+    "Stats",
+    "Subscriber",
+    "_close_all",
+]
+
+MAX_NAME_LEN: int
+
+_Props = dict[str, str] | None
+_H = TypeVar("_H", bound=Callable[[Event], object])
+_E = TypeVar("_E", bound=Callable[[Event, BaseException], object])
+
+class EvqueueError(Exception):
+    """Base class of every error evqueue raises (besides TypeError and ValueError for bad arguments)."""
+
+class InvalidEvent(EvqueueError):
+    """The event was refused: empty or too long name, bad property, malformed JSON. Nothing was emitted."""
+
+class EventTooLarge(EvqueueError):
+    """The encoded event does not fit in one slot (the message names both sizes). Nothing was emitted."""
+
+class QueueFull(EvqueueError):
+    """overflow="reject" and the workers are a whole ring behind: the event was refused and counted."""
+
+class QueueClosed(EvqueueError):
+    """The queue was closed: it accepts no more events (or a subscriber has read everything)."""
+
+@final
+class Event:
+    """An event: what a handler or a subscriber receives."""
+
+    def __new__(
+        cls,
+        name: str,
+        properties: dict[str, str] | None = None,
+        timestamp: int = 0,
+        external: bool = False,
+        seq: int = 0,
+    ) -> Event: ...
+    @property
+    def name(self) -> str:
+        """The event name."""
+    @property
+    def properties(self) -> dict[str, str]:
+        """The properties, as a new dict of str to str."""
+    @property
+    def timestamp(self) -> int:
+        """Nanoseconds since the Unix epoch."""
+    @property
+    def external(self) -> bool:
+        """True when a client sent the event."""
+    @property
+    def seq(self) -> int:
+        """The sequence number the queue assigned."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Stats:
+    """A snapshot of a queue's counters."""
+
+    @property
+    def pushed(self) -> int: ...
+    @property
+    def delivered(self) -> int: ...
+    @property
+    def handled(self) -> int: ...
+    @property
+    def popped(self) -> int: ...
+    @property
+    def overwritten(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def panics(self) -> int: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def high_water(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def workers(self) -> int: ...
+    @property
+    def busy_workers(self) -> int: ...
+    @property
+    def failures_by_name(self) -> dict[str, tuple[int, int]]: ...
+    @property
+    def subscribers(self) -> list[tuple[int, int, int]]: ...
+    def to_prometheus(self) -> str:
+        """The snapshot in the Prometheus text exposition format."""
+
+@final
+class ShutdownReport:
+    """What `EventQueue.close()` reports."""
+
+    @property
+    def pushed(self) -> int: ...
+    @property
+    def handled(self) -> int: ...
+    @property
+    def popped(self) -> int: ...
+    @property
+    def overwritten(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def panics(self) -> int: ...
+    @property
+    def left(self) -> int: ...
+    @property
+    def timed_out(self) -> bool: ...
+
+@final
+class Subscriber:
+    """A broadcast subscriber, from `EventQueue.subscribe()`."""
+
+    def try_recv(self) -> Event | None:
+        """The next event if one is waiting, else None (never blocks)."""
+    def recv(self, timeout: float | None = None) -> Event | None:
+        """Waits for the next event with the GIL released; None on timeout."""
+    def _wait(self, timeout: float) -> bool: ...
+    @property
+    def lagged(self) -> int:
+        """Events this subscriber missed so far."""
+    @property
+    def id(self) -> int:
+        """This subscriber's id, as in `Stats.subscribers`."""
+    def __iter__(self) -> Subscriber: ...
+    def __next__(self) -> Event: ...
+    def __aiter__(self) -> Subscriber: ...
+    def __anext__(self) -> Awaitable[Event]: ...
+
+@final
+class RedisForwarder:
+    """Forwards a queue's events to a Redis stream; see `EventQueue.forward_to_redis`."""
+
+    def stats(self) -> dict[str, int]:
+        """accepted, dropped, written, failed, abandoned, pending, high_water, batches, connects."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until everything taken is in the stream; False on timeout."""
+    def close(self, timeout: float | None = None) -> None:
+        """Writes what is buffered, then stops."""
+
+@final
+class EventQueue:
+    """An event queue with a pool of worker threads running Python handlers."""
+
+    def __new__(
+        cls,
+        capacity: int = 65536,
+        slot_size: int = 256,
+        workers: int = 8,
+        overflow: Literal["overwrite", "reject"] = "overwrite",
+        *,
+        batch: int = 64,
+    ) -> EventQueue: ...
+    def start(self) -> None:
+        """Starts the worker threads."""
+    @overload
+    def on(self, name: str, handler: None = None) -> Callable[[_H], _H]: ...
+    @overload
+    def on(self, name: str, handler: _H) -> _H: ...
+    def on_any(self, handler: _H) -> _H:
+        """Registers a handler for every event."""
+    def on_session_start(self, handler: _H) -> _H:
+        """Registers a handler for `session_start` events."""
+    def on_session_end(self, handler: _H) -> _H:
+        """Registers a handler for `session_end` events."""
+    def on_error(self, hook: _E) -> _E:
+        """Sets `hook(event, exception)` for handler exceptions."""
+    def off(self, name: str) -> int:
+        """Removes the handlers of `name`; returns how many there were."""
+    def emit(
+        self,
+        name: str,
+        props: _Props = None,
+        timestamp: int | None = None,
+        external: bool = False,
+    ) -> int:
+        """Emits an event and returns its sequence number; never blocks."""
+    def emit_json(self, body: bytes | str, external: bool = True) -> int:
+        """Emits a JSON event body; returns its sequence number."""
+    def emit_many(self, events: Iterable[tuple[str, _Props]]) -> int:
+        """Emits `(name, props)` pairs in order; returns how many."""
+    def emit_session_start(self, props: _Props = None) -> int:
+        """Emits `session_start`."""
+    def emit_session_end(self, reason: str, props: _Props = None) -> int:
+        """Emits `session_end` with a `reason` property."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until everything emitted before is handled; False on timeout."""
+    def close(self, timeout: float | None = None) -> ShutdownReport:
+        """Closes the queue, drains it and reports."""
+    def forward_to_redis(
+        self, url: str, stream: str, *, batch: int = 256, maxlen: int | None = None
+    ) -> RedisForwarder:
+        """Forwards every event to a Redis stream (XADD in pipelined batches)."""
+    def stats(self) -> Stats:
+        """A snapshot of the counters."""
+    def subscribe(self, from_oldest: bool = False) -> Subscriber:
+        """A broadcast subscriber."""
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def slot_size(self) -> int: ...
+    @property
+    def workers(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> EventQueue: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool: ...
+
+def _close_all() -> None: ...
