@@ -5,6 +5,9 @@
 //!   just before `emit` to the first instruction of the handler.
 //! - `wake/spinning`: the same, emitted right after the previous event was
 //!   handled, while the workers are still in their spin phase.
+//! - `wake/park_unpark_floor`: what `parked` cannot beat on this machine: a
+//!   plain thread woken with `std::thread::park`/`unpark`, timed the same
+//!   way.
 //!   Criterion times the whole round (emit, wait for the handler); the wake
 //!   latency itself is sampled per event and printed as median and p99.
 //! - `dispatch/N`: events per second through a no-op handler with N
@@ -29,6 +32,12 @@ fn wake_once(queue: &EventQueue, base: Instant, started: &AtomicU64) -> u64 {
     started.store(0, SeqCst);
     let t0 = base.elapsed().as_nanos() as u64;
     queue.emit(&Event::new("ping")).expect("emit");
+    wait_started(started, t0)
+}
+
+/// Waits until `started` holds the woken side's timestamp; returns its
+/// distance from `t0`.
+fn wait_started(started: &AtomicU64, t0: u64) -> u64 {
     let deadline = Instant::now() + WAIT_LIMIT;
     let mut spins = 0u32;
     loop {
@@ -36,9 +45,9 @@ fn wake_once(queue: &EventQueue, base: Instant, started: &AtomicU64) -> u64 {
         if t1 != 0 {
             return t1.saturating_sub(t0);
         }
-        assert!(Instant::now() < deadline, "the handler never ran");
+        assert!(Instant::now() < deadline, "the woken thread never ran");
         // Spin a little, then yield: on a 2-core machine a waiter that only
-        // spins can hold the very CPU the woken worker was queued on until
+        // spins can hold the very CPU the woken thread was queued on until
         // the next scheduler tick, and we would time the tick.
         spins += 1;
         if spins < 200 {
@@ -47,6 +56,18 @@ fn wake_once(queue: &EventQueue, base: Instant, started: &AtomicU64) -> u64 {
             std::thread::yield_now();
         }
     }
+}
+
+/// Prints the median, p99 and max of the latency samples.
+fn report(name: &str, mut samples: Vec<u64>) {
+    samples.sort_unstable();
+    println!(
+        "wake/{name}: {} samples, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        samples.len(),
+        percentile(&samples, 0.5) as f64 / 1e3,
+        percentile(&samples, 0.99) as f64 / 1e3,
+        *samples.last().unwrap() as f64 / 1e3,
+    );
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -81,17 +102,53 @@ fn wake(c: &mut Criterion) {
                 total
             })
         });
-        let mut samples = samples.into_inner().unwrap();
-        samples.sort_unstable();
-        println!(
-            "wake/{name}: {} samples, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
-            samples.len(),
-            percentile(&samples, 0.5) as f64 / 1e3,
-            percentile(&samples, 0.99) as f64 / 1e3,
-            *samples.last().unwrap() as f64 / 1e3,
-        );
+        report(name, samples.into_inner().unwrap());
         queue.shutdown(WAIT_LIMIT).expect("shutdown");
     }
+    g.finish();
+}
+
+/// The floor for `wake/parked`: a plain thread parked with
+/// `std::thread::park` and unparked, timed the same way (2 ms of sleep, then
+/// from just before the unpark to the thread's first instruction after it).
+fn wake_floor(c: &mut Criterion) {
+    let mut g = c.benchmark_group("wake");
+    let base = Instant::now();
+    let started = Arc::new(AtomicU64::new(0));
+    let go = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s, g2, q) = (started.clone(), go.clone(), quit.clone());
+    let sleeper = std::thread::spawn(move || loop {
+        while !g2.swap(false, Acquire) {
+            if q.load(Acquire) {
+                return;
+            }
+            std::thread::park();
+        }
+        s.store(base.elapsed().as_nanos() as u64, Release);
+    });
+    let samples = Mutex::new(Vec::new());
+    g.bench_function("park_unpark_floor", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                std::thread::sleep(Duration::from_millis(2));
+                started.store(0, SeqCst);
+                let round = Instant::now();
+                let t0 = base.elapsed().as_nanos() as u64;
+                go.store(true, Release);
+                sleeper.thread().unpark();
+                let ns = wait_started(&started, t0);
+                total += round.elapsed();
+                samples.lock().unwrap().push(ns);
+            }
+            total
+        })
+    });
+    quit.store(true, Release);
+    sleeper.thread().unpark();
+    sleeper.join().expect("floor thread");
+    report("park_unpark_floor", samples.into_inner().unwrap());
     g.finish();
 }
 
@@ -141,6 +198,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = dispatcher_benches;
     config = config();
-    targets = wake, dispatch
+    targets = wake, wake_floor, dispatch
 }
 criterion_main!(dispatcher_benches);

@@ -437,7 +437,17 @@ impl<S: Storage> Ring<S> {
     }
 
     /// `Closed` once the ring is sealed and `cursor` has reached the final head.
+    ///
+    /// Reads `control` first: it is written only by `close` and producer
+    /// handles coming and going, so an empty poll stays in the reader's
+    /// cache instead of pulling `head`, which the producer writes on every
+    /// push. `head` carries `CLOSED` only after `control` has
+    /// `CLOSE_REQUESTED`, so no seal is missed (at worst seen a poll later).
+    #[inline]
     pub(crate) fn empty_or_closed(&self, cursor: u64) -> RecvError {
+        if self.control.load(Acquire) & CLOSE_REQUESTED == 0 {
+            return RecvError::Empty;
+        }
         let head = self.head.load(Acquire);
         if head & CLOSED != 0 && cursor >= head & !CLOSED {
             RecvError::Closed
