@@ -40,10 +40,21 @@ impl Sleeper {
 
 #[derive(Default)]
 pub(crate) struct Sleepers {
-    /// Workers on the list. Changed under the lock, read without it.
+    /// Threads on the list. Changed under the lock, read without it.
     waiting: AtomicUsize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
     /// Most recently parked last: it is woken first (its cache is warmest).
-    parked: Mutex<Vec<Arc<Sleeper>>>,
+    parked: Vec<Arc<Sleeper>>,
+    /// A sleeper taken off by [`Sleepers::wake_one`] has not resumed yet.
+    /// When it does, it takes this lock and then looks for work, so it will
+    /// see everything pushed before a `wake_one` that found this set: such a
+    /// `wake_one` wakes nobody else. (Waking a herd, with more workers than
+    /// cores, costs far more than it adds.)
+    waking: bool,
 }
 
 impl Sleepers {
@@ -51,19 +62,21 @@ impl Sleepers {
     /// re-checks for work, and either [`cancel`](Self::cancel)s or
     /// [`sleep`](Self::sleep)s.
     pub(crate) fn register(&self, me: &Arc<Sleeper>) {
-        let mut parked = lock(&self.parked);
+        let mut state = lock(&self.state);
         me.woken.store(false, Relaxed);
-        parked.push(me.clone());
-        self.waiting.store(parked.len(), Relaxed);
+        state.parked.push(me.clone());
+        self.waiting.store(state.parked.len(), Relaxed);
     }
 
-    /// Takes `me` off the list after a re-check found work. If a push took
-    /// it off first, that wake-up is simply spent on this worker.
+    /// Takes `me` off the list after a re-check found work. If a wake took
+    /// it off first, that wake-up is simply spent on this thread.
     pub(crate) fn cancel(&self, me: &Arc<Sleeper>) {
-        let mut parked = lock(&self.parked);
-        if let Some(at) = parked.iter().position(|s| Arc::ptr_eq(s, me)) {
-            parked.swap_remove(at);
-            self.waiting.store(parked.len(), Relaxed);
+        let mut state = lock(&self.state);
+        if let Some(at) = state.parked.iter().position(|s| Arc::ptr_eq(s, me)) {
+            state.parked.swap_remove(at);
+            self.waiting.store(state.parked.len(), Relaxed);
+        } else {
+            state.waking = false; // it was woken: it has resumed
         }
     }
 
@@ -72,6 +85,7 @@ impl Sleepers {
         while !me.woken.load(Acquire) {
             std::thread::park();
         }
+        self.resumed();
     }
 
     /// Parks until another thread wakes `me` (true) or `deadline` passes
@@ -86,23 +100,34 @@ impl Sleepers {
             }
             std::thread::park_timeout(deadline - now);
         }
+        self.resumed();
         true
     }
 
-    /// Wakes one parked worker, if any. Costs one load when none sleeps.
-    /// The caller has made its push visible and issued a `SeqCst` fence
-    /// (or only wants more parallelism, see the worker loop).
+    /// A woken sleeper is back: the next `wake_one` may wake another.
+    fn resumed(&self) {
+        lock(&self.state).waking = false;
+    }
+
+    /// Wakes one parked thread, if any and if none woken earlier is still on
+    /// its way. Costs one load when none sleeps. The caller has made its
+    /// push visible and issued a `SeqCst` fence (or only wants more
+    /// parallelism, see the worker loop).
     #[inline]
     pub(crate) fn wake_one(&self) {
         if self.waiting.load(Relaxed) == 0 {
             return;
         }
         let sleeper = {
-            let mut parked = lock(&self.parked);
-            let sleeper = parked.pop();
-            self.waiting.store(parked.len(), Relaxed);
+            let mut state = lock(&self.state);
+            if state.waking {
+                return;
+            }
+            let sleeper = state.parked.pop();
+            self.waiting.store(state.parked.len(), Relaxed);
             if let Some(s) = &sleeper {
                 s.woken.store(true, Release);
+                state.waking = true;
             }
             sleeper
         };
@@ -117,12 +142,12 @@ impl Sleepers {
             return;
         }
         let all = {
-            let mut parked = lock(&self.parked);
+            let mut state = lock(&self.state);
             self.waiting.store(0, Relaxed);
-            for s in parked.iter() {
+            for s in state.parked.iter() {
                 s.woken.store(true, Release);
             }
-            std::mem::take(&mut *parked)
+            std::mem::take(&mut state.parked)
         };
         for s in all {
             s.thread.unpark();
@@ -140,7 +165,7 @@ mod tests {
     #[test]
     fn waking_nobody_takes_no_lock() {
         let sleepers = Arc::new(Sleepers::default());
-        let held = lock(&sleepers.parked);
+        let held = lock(&sleepers.state);
         let (done, finished) = std::sync::mpsc::channel();
         let s = sleepers.clone();
         std::thread::spawn(move || {
