@@ -263,6 +263,12 @@ def goals(results, rtt):
         add("four subscribers: at least 5× `tokio::sync::broadcast`", b,
             r(("s4_broadcast4", "evqueue", b)), r(("s4_broadcast4", "tokio_broadcast", b)),
             lambda a, t: f"{t / a:.2f}×", lambda a, t: t >= 5 * a)
+        add("four subscribers, batch reads of 32: at least `disruptor` per subscriber", b,
+            r(("s4_broadcast4", "evqueue_batch32", b)), r(("s4_broadcast4", "disruptor", b)),
+            lambda a, d: f"{d / a:.2f}×", lambda a, d: a <= d)
+        add("four subscribers, batch reads of 32: at least 5× `tokio::sync::broadcast`", b,
+            r(("s4_broadcast4", "evqueue_batch32", b)), r(("s4_broadcast4", "tokio_broadcast", b)),
+            lambda a, t: f"{t / a:.2f}×", lambda a, t: t >= 5 * a)
         ev_rtt, floor_rtt = rtt.get(("evqueue_subscriber", b)), rtt.get(("cacheline", b))
         add("round trip within 1.3× of the cache-line round trip (medians of timed trips)", b,
             quantile(ev_rtt, 0.5) if ev_rtt else None, quantile(floor_rtt, 0.5) if floor_rtt else None,

@@ -552,6 +552,9 @@ fn s4<const N: usize>(c: &mut Criterion) {
     let ring = evqueue_ring::<N>(Overflow::Overwrite);
     let subs = (0..4).map(|_| EvSub::new(&ring)).collect();
     broadcast4::<N, EvSub>(&mut g, "evqueue", EvTx::new(&ring), subs);
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    let subs = (0..4).map(|_| EvSubBatch::new(&ring)).collect();
+    broadcast4::<N, EvSubBatch>(&mut g, "evqueue_batch32", EvTx::new(&ring), subs);
     let (tx, subs) = photon_ring::channel::<[u8; N]>(CAPACITY);
     let rx = (0..4).map(|_| PhRx(subs.subscribe())).collect();
     broadcast4::<N, PhRx<N>>(&mut g, "photon_ring", PhTx(tx), rx);

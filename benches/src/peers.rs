@@ -207,6 +207,42 @@ impl<const N: usize> Rx<N> for EvSub {
     }
 }
 
+/// A broadcast subscriber reading up to [`BATCH`] events per call
+/// ([`evqueue::Subscriber::try_recv_batch`]), from now on.
+pub struct EvSubBatch {
+    sub: evqueue::Subscriber<Arc<HeapRing>>,
+    slot: usize,
+    buf: Vec<u8>,
+    claims: [Claim; BATCH],
+}
+
+impl EvSubBatch {
+    /// A batch subscriber on `ring` that starts at the next event pushed.
+    pub fn new(ring: &Arc<HeapRing>) -> Self {
+        EvSubBatch {
+            sub: evqueue::Subscriber::new(Arc::clone(ring), Start::Now),
+            slot: ring.slot_bytes(),
+            buf: vec![0; BATCH * ring.slot_bytes()],
+            claims: [Claim::default(); BATCH],
+        }
+    }
+}
+
+impl<const N: usize> Rx<N> for EvSubBatch {
+    #[inline]
+    fn poll(&mut self, f: &mut impl FnMut(&[u8])) -> Poll {
+        match self.sub.try_recv_batch(&mut self.buf, &mut self.claims) {
+            Ok(n) => {
+                for (i, claim) in self.claims[..n].iter().enumerate() {
+                    f(&self.buf[i * self.slot..i * self.slot + claim.len]);
+                }
+                Poll::Got(n as u64)
+            }
+            Err(e) => ev_blocked(e),
+        }
+    }
+}
+
 // ---- crossbeam ----
 
 /// `ArrayQueue::push` (lossless; `false` when full).
@@ -689,6 +725,9 @@ mod tests {
         let ring = evqueue_ring::<64>(Overflow::Overwrite);
         let sub = EvSub::new(&ring);
         check::<64>(EvMpTx::new(&ring), sub);
+        let ring = evqueue_ring::<64>(Overflow::Overwrite);
+        let sub = EvSubBatch::new(&ring);
+        check::<64>(EvTx::new(&ring), sub);
         let q = array_queue::<64>();
         check::<64>(AqTx(q.clone()), AqRx(q));
         let (tx, rx) = crossbeam_channel::<64>();
@@ -722,6 +761,14 @@ mod tests {
         }
         let ring = evqueue_ring::<64>(Overflow::Overwrite);
         let mut rx = EvSub::new(&ring);
+        let mut tx = EvTx::new(&ring);
+        lap::<64>(&mut tx);
+        let (got, lagged) = round::<64>(&mut tx, &mut rx, 0);
+        assert_eq!((got.len() as u64 + lagged), CAPACITY as u64 + 10);
+        assert!(lagged >= 10);
+
+        let ring = evqueue_ring::<64>(Overflow::Overwrite);
+        let mut rx = EvSubBatch::new(&ring);
         let mut tx = EvTx::new(&ring);
         lap::<64>(&mut tx);
         let (got, lagged) = round::<64>(&mut tx, &mut rx, 0);
