@@ -4,7 +4,7 @@
 # cbindgen and a Python venv), then lint, unit and doc tests, proptests,
 # no_std builds, loom models, Miri, the release stress test, the benches in
 # test mode, the C ABI, the Redis bridge and the Python package. Measured on
-# a 2-core machine from a clean checkout: 9 minutes with packages cached.
+# a 2-core machine from a clean checkout: 7 to 9 minutes with packages cached.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
