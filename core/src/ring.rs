@@ -332,15 +332,9 @@ impl<S: Storage> Ring<S> {
         claims: &mut [Claim],
     ) -> Result<usize, RecvError> {
         let slot_bytes = self.slot_bytes();
-        let max = claims.len().min(buf.len() / slot_bytes);
-        if claims.is_empty() {
-            return Ok(0);
-        }
+        let max = self.batch_room(buf.len(), claims.len())?;
         if max == 0 {
-            return Err(RecvError::BufferTooSmall {
-                needed: slot_bytes,
-                got: buf.len(),
-            });
+            return Ok(0);
         }
         let mut cursor = self.worker.load(Acquire);
         loop {
@@ -434,6 +428,21 @@ impl<S: Storage> Ring<S> {
     pub(crate) fn oldest_retained(&self, cursor: u64) -> u64 {
         let cap = self.capacity() as u64;
         self.head_seq().saturating_sub(cap).max(cursor + 1)
+    }
+
+    /// How many events a batch read can take: `claims` entries, as many as
+    /// whole slots fit in `buf` (0 for no entries; `BufferTooSmall` when
+    /// entries are asked for but not even one slot fits).
+    pub(crate) fn batch_room(&self, buf: usize, claims: usize) -> Result<usize, RecvError> {
+        let slot_bytes = self.slot_bytes();
+        let max = claims.min(buf / slot_bytes);
+        if claims > 0 && max == 0 {
+            return Err(RecvError::BufferTooSmall {
+                needed: slot_bytes,
+                got: buf,
+            });
+        }
+        Ok(max)
     }
 
     /// `Closed` once the ring is sealed and `cursor` has reached the final head.

@@ -111,16 +111,7 @@ impl<R: RingRef> Subscriber<R> {
     ) -> Result<usize, RecvError> {
         let r = self.ring.ring();
         let slot_bytes = r.slot_bytes();
-        let max = claims.len().min(buf.len() / slot_bytes);
-        if claims.is_empty() {
-            return Ok(0);
-        }
-        if max == 0 {
-            return Err(RecvError::BufferTooSmall {
-                needed: slot_bytes,
-                got: buf.len(),
-            });
-        }
+        let max = r.batch_room(buf.len(), claims.len())?;
         let mut n = 0;
         while n < max {
             let out = &mut buf[n * slot_bytes..(n + 1) * slot_bytes];

@@ -136,7 +136,9 @@ impl EventSubscriber {
     /// [`poll`](Self::poll), waiting until `deadline` (forever for `None`)
     /// while nothing is there; `Empty` means the deadline passed.
     fn wait(&mut self, skip_raw: bool, deadline: Option<Instant>) -> Result<Claim, RecvError> {
-        let sleepers = &self.wake.clone().subscribers;
+        // Our own handle on the wake lists: `poll` borrows `self` mutably.
+        let wake = Arc::clone(&self.wake);
+        let sleepers = &wake.subscribers;
         // Made per wait: a subscriber may move between threads.
         let mut me = None;
         loop {

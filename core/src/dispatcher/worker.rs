@@ -101,11 +101,8 @@ pub(crate) fn run(shared: &Shared, index: usize) {
 
 /// Dispatches one claimed payload to its handlers and counts failures.
 fn handle(shared: &Shared, registry: &Registry, claim: &Claim, buf: &[u8]) {
-    let outcome = match claim.payload(buf) {
-        Ok(Payload::Event(event)) => {
-            let outcome = handlers::dispatch(registry, &event);
-            (outcome, event.name)
-        }
+    let (outcome, name) = match claim.payload(buf) {
+        Ok(Payload::Event(event)) => (handlers::dispatch(registry, &event), event.name),
         Ok(Payload::Raw(raw)) => (handlers::dispatch_raw(registry, &raw), handlers::RAW_NAME),
         // Only this queue's emitters push, and they push encoded events,
         // so this is a raw push through `ring()`: count it as an error.
@@ -117,7 +114,6 @@ fn handle(shared: &Shared, registry: &Registry, claim: &Claim, buf: &[u8]) {
             "<malformed>",
         ),
     };
-    let (outcome, name) = outcome;
     if outcome.errors + outcome.panics > 0 {
         shared.record_failures(name, outcome.errors, outcome.panics);
     }
