@@ -170,6 +170,30 @@ fn full_jitter_is_spread_and_seeded() {
     assert_ne!(a, draws(2));
 }
 
+/// Two writers whose attempts are in flight together both fail: the breaker
+/// opens once, not once per writer.
+#[test]
+fn concurrent_failures_open_the_breaker_once() {
+    struct FailTogether(std::sync::Barrier);
+    impl Sink for FailTogether {
+        fn write(&self, _: &[OwnedEvent]) -> Result<(), SinkError> {
+            self.0.wait();
+            Err("down".into())
+        }
+    }
+    let clock = Arc::new(FakeClock::new());
+    let policy = RetryPolicy::default().attempts(1).breaker_threshold(1);
+    let sink = Retry::with_clock(FailTogether(std::sync::Barrier::new(2)), policy, clock).unwrap();
+    std::thread::scope(|s| {
+        for i in 0..2 {
+            let sink = &sink;
+            s.spawn(move || assert!(sink.write(&[ev("a", i)]).is_err()));
+        }
+    });
+    let s = sink.stats();
+    assert_eq!((s.failures, s.breaker_opened), (2, 1));
+}
+
 #[test]
 fn breaker_waits_the_cooldown_after_consecutive_failures() {
     let clock = Arc::new(FakeClock::new());

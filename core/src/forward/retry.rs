@@ -120,8 +120,10 @@ pub struct RetryStats {
     pub failures: u64,
     /// Attempts after a failure (backoff sleeps).
     pub retries: u64,
-    /// Times the breaker opened (a failure with the consecutive count at or
-    /// over the threshold).
+    /// Times the breaker opened: a failure with the consecutive count at or
+    /// over the threshold while the breaker was closed or its cool-down over
+    /// (so a failed trial after a cool-down counts again; writers failing
+    /// together in one open window count once).
     pub breaker_opened: u64,
     /// Waits for an open breaker before an attempt.
     pub breaker_waits: u64,
@@ -291,8 +293,12 @@ impl<S: Sink> Retry<S> {
                 let mut st = lock(&self.state);
                 st.consecutive = st.consecutive.saturating_add(1);
                 if st.consecutive >= self.policy.breaker_threshold {
-                    st.open_until = Some(self.clock.now() + self.policy.breaker_cooldown);
-                    self.breaker_opened.fetch_add(1, Relaxed);
+                    let now = self.clock.now();
+                    // Concurrent writers failing in one open window open it once.
+                    if st.open_until.map_or(true, |until| until <= now) {
+                        self.breaker_opened.fetch_add(1, Relaxed);
+                    }
+                    st.open_until = Some(now + self.policy.breaker_cooldown);
                 }
                 let cap = self.policy.cap(attempt);
                 let r = splitmix(&mut st.rng);
