@@ -10,6 +10,9 @@
 //!   way.
 //!   Criterion times the whole round (emit, wait for the handler); the wake
 //!   latency itself is sampled per event and printed as median and p99.
+//! - `wake/interleaved/...` (printed, not a criterion row): `parked` and the
+//!   floor sampled alternately in one loop (1000 each, about 4 s), so both
+//!   see the same machine, split by the CPU the woken thread ran on.
 //! - `dispatch/N`: events per second through a no-op handler with N
 //!   workers (1, 2, 8): `Reject` policy so no event is lost (the producer
 //!   retries on `Full`), timed from the first emit to the flush that sees
@@ -188,6 +191,99 @@ fn dispatch(c: &mut Criterion) {
     g.finish();
 }
 
+/// `wake/parked` and its floor, sampled alternately in one loop so both see
+/// the same machine (the two criterion rows run a minute apart, and on a
+/// shared VM the floor alone moves 2x between minutes). Each sample: sleep
+/// 2 ms, then one wake timed as above. Printed split by where the woken
+/// thread ran: on the waker's CPU it runs when the scheduler preempts the
+/// waker; on the other CPU it first waits for that (idle, halted) virtual
+/// CPU to be woken by the host.
+fn wake_interleaved(_: &mut Criterion) {
+    let rounds = if benches::bench_mode() { 1000 } else { 10 };
+    let base = Instant::now();
+    let started = Arc::new(AtomicU64::new(0));
+    let woken_cpu = Arc::new(AtomicU64::new(0));
+    let queue = EventQueue::builder().build().expect("queue");
+    let (s, wc) = (started.clone(), woken_cpu.clone());
+    queue.on_any(move |_| {
+        s.store(base.elapsed().as_nanos() as u64, Release);
+        wc.store(current_cpu(), Release);
+        Ok(())
+    });
+    let go = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s, wc, g2, q) = (started.clone(), woken_cpu.clone(), go.clone(), quit.clone());
+    let floor = std::thread::spawn(move || loop {
+        while !g2.swap(false, Acquire) {
+            if q.load(Acquire) {
+                return;
+            }
+            std::thread::park();
+        }
+        s.store(base.elapsed().as_nanos() as u64, Release);
+        wc.store(current_cpu(), Release);
+    });
+    // [evqueue, floor] x [same CPU, other CPU]
+    let mut samples: [[Vec<u64>; 2]; 2] = Default::default();
+    for _ in 0..rounds {
+        for (row, by_cpu) in samples.iter_mut().enumerate() {
+            std::thread::sleep(Duration::from_millis(2));
+            started.store(0, SeqCst);
+            let waker_cpu = current_cpu();
+            let t0 = base.elapsed().as_nanos() as u64;
+            if row == 0 {
+                queue.emit(&Event::new("ping")).expect("emit");
+            } else {
+                go.store(true, Release);
+                floor.thread().unpark();
+            }
+            let ns = wait_started(&started, t0);
+            let other = woken_cpu.load(Acquire) != waker_cpu;
+            by_cpu[usize::from(other)].push(ns);
+        }
+    }
+    quit.store(true, Release);
+    floor.thread().unpark();
+    floor.join().expect("floor thread");
+    queue.shutdown(WAIT_LIMIT).expect("shutdown");
+    for (name, by_cpu) in ["parked", "park_unpark_floor"].iter().zip(samples) {
+        let all: Vec<u64> = by_cpu.concat();
+        summary(&format!("interleaved/{name}"), all);
+        for (place, s) in ["waker's CPU", "other CPU"].iter().zip(by_cpu) {
+            summary(&format!("interleaved/{name}, woken on the {place}"), s);
+        }
+    }
+}
+
+/// The calling thread's CPU (Linux), for the split above; 0 elsewhere.
+fn current_cpu() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sched_getcpu takes no arguments and touches no memory.
+        let cpu = unsafe { libc::sched_getcpu() };
+        u64::try_from(cpu).unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+/// Like [`report`], but also for an empty or tiny sample set.
+fn summary(name: &str, mut samples: Vec<u64>) {
+    if samples.is_empty() {
+        println!("wake/{name}: 0 samples");
+        return;
+    }
+    samples.sort_unstable();
+    println!(
+        "wake/{name}: {} samples, p50 {:.1} µs, p99 {:.1} µs",
+        samples.len(),
+        percentile(&samples, 0.5) as f64 / 1e3,
+        percentile(&samples, 0.99) as f64 / 1e3,
+    );
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -198,6 +294,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = dispatcher_benches;
     config = config();
-    targets = wake, wake_floor, dispatch
+    targets = wake, wake_floor, wake_interleaved, dispatch
 }
 criterion_main!(dispatcher_benches);
