@@ -63,6 +63,9 @@ fn wait_started(started: &AtomicU64, t0: u64) -> u64 {
 
 /// Prints the median, p99 and max of the latency samples.
 fn report(name: &str, mut samples: Vec<u64>) {
+    if samples.is_empty() {
+        return; // the row was filtered out
+    }
     samples.sort_unstable();
     println!(
         "wake/{name}: {} samples, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
