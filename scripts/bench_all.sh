@@ -36,3 +36,6 @@ if [ ! -x target/plotvenv/bin/python ] || ! target/plotvenv/bin/python -c 'impor
   target/plotvenv/bin/pip install --quiet matplotlib
 fi
 target/plotvenv/bin/python scripts/plot_benches.py
+
+# The C and Python benches, into BENCHMARKS.md's lang-tables block.
+bash scripts/bench_langs.sh

@@ -1,6 +1,7 @@
 """evqueue vs the standard library, by hand (not in CI):
 
     python python/bench/bench.py            # about 25 s
+    python python/bench/bench.py --json     # the same figures as one JSON object
 
 1. Producer cost per event: ``q.emit("tick")`` against
    ``queue.Queue.put_nowait`` and ``collections.deque(maxlen=...).append``
@@ -18,6 +19,7 @@ Goals (issue 5): emit >= 3x faster than put_nowait; pipeline >= 5x.
 from __future__ import annotations
 
 import collections
+import json
 import queue
 import sys
 import threading
@@ -126,15 +128,28 @@ def pipeline_stdlib(n: int) -> float:
 
 
 def main() -> None:
-    print(f"Python {sys.version.split()[0]}, evqueue pipeline with {WORKERS} workers; shared machine, numbers are noisy")
+    as_json = "--json" in sys.argv[1:]
     costs = producer_costs()
+    ev = max(pipeline_evqueue(N_PIPE) for _ in range(3))
+    ev256 = max(pipeline_evqueue(N_PIPE, batch=256) for _ in range(3))
+    st = max(pipeline_stdlib(N_PIPE) for _ in range(3))
+    if as_json:
+        print(json.dumps({
+            "python": sys.version.split()[0],
+            "workers": WORKERS,
+            "emit_ns": costs,
+            "pipeline_events_per_s": {
+                "evqueue (batch=64, default)": ev,
+                "evqueue (batch=256)": ev256,
+                "queue.Queue + threads": st,
+            },
+        }))
+        return
+    print(f"Python {sys.version.split()[0]}, evqueue pipeline with {WORKERS} workers; shared machine, numbers are noisy")
     for name, ns in costs.items():
         print(f"  {name:<24} {ns:8.1f} ns/event")
     ratio_emit = costs["queue.Queue.put_nowait"] / costs["evqueue emit"]
     print(f"  emit vs put_nowait: {ratio_emit:.1f}x faster (goal >= 3x)")
-    ev = max(pipeline_evqueue(N_PIPE) for _ in range(3))
-    ev256 = max(pipeline_evqueue(N_PIPE, batch=256) for _ in range(3))
-    st = max(pipeline_stdlib(N_PIPE) for _ in range(3))
     print(f"  pipeline evqueue (batch=64, default) {ev / 1e3:8.0f} k events/s  {ev / st:4.1f}x")
     print(f"  pipeline evqueue (batch=256)         {ev256 / 1e3:8.0f} k events/s  {ev256 / st:4.1f}x")
     print(f"  pipeline queue.Queue + threads       {st / 1e3:8.0f} k events/s")
