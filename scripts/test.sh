@@ -143,8 +143,9 @@ python_redis() (
 stage "python: forward_to_redis (real redis-server)" python_redis
 
 # --- benchmarks (issue 6): the report scripts that turn a bench run into
-# BENCHMARKS.md tables (criterion; C and Python), checked on synthetic data (tables, ratios, goals, bad
-# inputs). A few seconds; needs only python3 (no matplotlib).
+# BENCHMARKS.md tables (criterion, then C and Python), checked on synthetic
+# data (tables, ratios, goals, bad inputs). A few seconds; needs only python3
+# (no matplotlib).
 bench_report_selftest() {
   if ! command -v python3 >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq python3 || return 1
