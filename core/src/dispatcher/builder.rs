@@ -100,11 +100,9 @@ impl EventQueueBuilder {
         self
     }
 
-    /// How long an idle worker spins before it parks, at most. Longer
+    /// How long an idle worker spins before it parks. Longer
     /// spinning lowers wake latency under bursty load and costs CPU when
-    /// idle. A worker whose spins keep ending in a park halves its spin,
-    /// down to a sixteenth of this, and doubles it back whenever work
-    /// arrives while it spins. Default 50 µs; zero parks at once.
+    /// idle. Default 50 µs; zero parks at once.
     pub fn spin_for(mut self, spin: Duration) -> Self {
         self.spin = spin;
         self

@@ -15,68 +15,13 @@ use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// `handling` of a worker that holds no event.
 pub(crate) const IDLE: u64 = u64::MAX;
 
 /// Claim attempts between two reads of the clock while spinning.
 const SPIN_HINTS: u32 = 16;
-
-/// How long an idle worker spins before it parks: the configured spin while
-/// spinning pays (work arrives before it ends), halving towards a sixteenth
-/// of it while it does not. A spin that ends in a park only burned CPU; with
-/// events 2 ms apart a fixed 50 µs spin costs 2.5 % of a core per worker
-/// woken. (It can also slow the next wake: Linux's scheduler lets a woken
-/// thread that ran longer preempt its waker less often. Seen on the 2-core
-/// VM with the other CPU busy, by how much varied from run to run.)
-struct SpinBudget {
-    max: Duration,
-    now: Duration,
-}
-
-impl SpinBudget {
-    fn new(max: Duration) -> Self {
-        SpinBudget { max, now: max }
-    }
-
-    /// Work arrived while spinning: spin longer next time.
-    fn caught(&mut self) {
-        self.now = (self.now * 2).min(self.max);
-    }
-
-    /// The spin ran out and the worker parked: spin less next time.
-    fn missed(&mut self) {
-        self.now = (self.now / 2).max(self.max / 16);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SpinBudget;
-    use std::time::Duration;
-
-    #[test]
-    fn spin_budget_halves_to_a_sixteenth_and_doubles_back_to_the_max() {
-        let max = Duration::from_micros(50);
-        let mut spin = SpinBudget::new(max);
-        assert_eq!(spin.now, max);
-        for _ in 0..10 {
-            spin.missed();
-        }
-        assert_eq!(spin.now, max / 16);
-        spin.caught();
-        assert_eq!(spin.now, max / 8);
-        for _ in 0..10 {
-            spin.caught();
-        }
-        assert_eq!(spin.now, max);
-        let mut none = SpinBudget::new(Duration::ZERO);
-        none.missed();
-        none.caught();
-        assert_eq!(none.now, Duration::ZERO);
-    }
-}
 
 /// One worker's published state, on its own cache line.
 pub(crate) struct WorkerSlot {
@@ -126,8 +71,7 @@ pub(crate) fn run(shared: &Shared, index: usize) {
     let mut buf = vec![0u8; shared.claim_batch * slot_bytes];
     let mut claims = vec![Claim::default(); shared.claim_batch];
     let me = Sleeper::current();
-    let mut spin = SpinBudget::new(shared.spin);
-    while let Some(n) = next_batch(shared, index, &me, &mut spin, &mut buf, &mut claims) {
+    while let Some(n) = next_batch(shared, index, &me, &mut buf, &mut claims) {
         // More waiting behind this batch: wake a helper if one is parked (an
         // atomic load when nobody is). No fence needed: this only adds
         // parallelism; every push already notifies with a fence, and this
@@ -202,7 +146,6 @@ fn next_batch(
     shared: &Shared,
     index: usize,
     me: &Arc<Sleeper>,
-    spin: &mut SpinBudget,
     buf: &mut [u8],
     claims: &mut [Claim],
 ) -> Option<usize> {
@@ -213,12 +156,7 @@ fn next_batch(
             return None;
         }
         match claim(shared, index, buf, claims) {
-            Ok(n) => {
-                if idle_since.is_some() {
-                    spin.caught();
-                }
-                return Some(n);
-            }
+            Ok(n) => return Some(n),
             Err(RecvError::Empty) => {}
             Err(_) => return None, // Closed and drained
         }
@@ -231,10 +169,9 @@ fn next_batch(
             continue;
         }
         let since = *idle_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < spin.now {
+        if since.elapsed() < shared.spin {
             continue;
         }
-        spin.missed();
         // Park: register, fence, re-try, then sleep. The fence pairs with
         // the one in `Wake::pushed`: a push either sees this worker
         // registered and wakes it, or is visible to the re-try.
