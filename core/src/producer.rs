@@ -389,10 +389,49 @@ fn prepare_framed_raw<S: Storage>(
 }
 
 /// Stores the length and the framing of a checked raw payload into a slot
-/// the caller is writing.
+/// the caller is writing. Behind the 12-byte header the payload is not
+/// word-aligned: the header's second word takes the payload's first 4
+/// bytes, and the rest then falls on whole words (no byte-by-byte stores,
+/// and no staging copy whose mixed-size stores the word loads would stall on).
 fn write_framed_raw(slot: SlotRef<'_>, payload: &[u8], timestamp: u64) {
     let len = codec::EVENT_HEADER_BYTES + payload.len();
-    write_encoded(slot, len, |w| codec::encode_raw(payload, timestamp, w));
+    let (Some(first), Some(rest), [word0, word1, cells @ ..]) =
+        (payload.first_chunk::<4>(), payload.get(4..), slot.data)
+    else {
+        // Under 4 bytes (or a 2-word slot): stream it.
+        write_encoded(slot, len, |w| codec::encode_raw(payload, timestamp, w));
+        return;
+    };
+    slot.len.store(len as u64, Relaxed);
+    let header = codec::raw_header(timestamp);
+    let (mut w0, mut w1) = ([0u8; WORD_BYTES], [0u8; WORD_BYTES]);
+    w0.copy_from_slice(&header[..WORD_BYTES]);
+    w1[..4].copy_from_slice(&header[WORD_BYTES..]);
+    w1[4..].copy_from_slice(first);
+    word0.store(u64::from_ne_bytes(w0), Relaxed);
+    word1.store(u64::from_ne_bytes(w1), Relaxed);
+    store_words(cells, rest);
+}
+
+/// Stores `bytes` (checked to fit) into `cells`, whole words, then one
+/// zero-padded tail word.
+#[inline(always)]
+fn store_words(cells: &[AtomicU64], bytes: &[u8]) {
+    let words = bytes.chunks_exact(WORD_BYTES);
+    let tail = words.remainder();
+    let Some((full, rest)) = cells.split_at_checked(bytes.len() / WORD_BYTES) else {
+        return;
+    };
+    for (cell, word) in full.iter().zip(words) {
+        let mut w = [0u8; WORD_BYTES];
+        w.copy_from_slice(word);
+        cell.store(u64::from_ne_bytes(w), Relaxed);
+    }
+    if let (false, Some(cell)) = (tail.is_empty(), rest.first()) {
+        let mut w = [0u8; WORD_BYTES];
+        w[..tail.len()].copy_from_slice(tail);
+        cell.store(u64::from_ne_bytes(w), Relaxed);
+    }
 }
 
 /// Events up to this size are encoded on the stack, then stored word by
