@@ -252,19 +252,29 @@ unsafe fn ascii_event<'a>(
     if high != 0 {
         return None;
     }
-    /// Only called on texts checked to be ASCII above.
-    fn ascii(b: &[u8]) -> &str {
-        // SAFETY: ASCII is valid UTF-8.
-        unsafe { std::str::from_utf8_unchecked(b) }
+    /// A text the loop above accepted: readable for `len` bytes (or
+    /// empty), and ASCII.
+    ///
+    /// # Safety
+    /// As said: only for those texts.
+    #[inline(always)]
+    unsafe fn ascii<'a>(ptr: *const c_char, len: usize) -> &'a str {
+        if len == 0 {
+            return "";
+        }
+        // SAFETY: readable (checked above, caller's contract); ASCII is UTF-8.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr.cast(), len)) }
     }
     for (slot, p) in pairs.iter_mut().zip(props) {
-        let (key, value) = texts(p)?;
-        *slot = MaybeUninit::new((ascii(key), ascii(value)));
+        // SAFETY: both were accepted by the loop above.
+        let pair = unsafe { (ascii(p.key, p.key_len), ascii(p.value, p.value_len)) };
+        *slot = MaybeUninit::new(pair);
     }
     // SAFETY: the loop wrote the first `count` elements (`count <=
     // INLINE_PROPERTIES`), and `MaybeUninit<T>` has the layout of `T`.
     let pairs = unsafe { std::slice::from_raw_parts(pairs.as_ptr().cast::<(&str, &str)>(), count) };
-    Some((ascii(name), pairs))
+    // SAFETY: the name was accepted above too.
+    Some((unsafe { ascii(e.name, e.name_len) }, pairs))
 }
 
 /// Emits the event `name` with `pairs` and `e`'s timestamp and flag, and
