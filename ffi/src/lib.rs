@@ -187,15 +187,18 @@ unsafe fn text_bytes<'a>(ptr: *const c_char, len: usize, max: usize) -> Option<&
     Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
 }
 
-/// The high bit of every byte of `b`, ORed together (spread over a word):
-/// zero exactly when `b` is ASCII. Short texts, the usual game names, keys
-/// and values, take two overlapping loads and no loop.
+/// High bits of ASCII bytes: a text is ASCII when the [`or_bytes`] of it
+/// has none of these.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Bytes of `b` ORed together, each at a byte position of the result (the
+/// caller masks with [`HIGH_BITS`] once for all its texts). Short texts, the
+/// usual game names, keys and values, take two overlapping loads and no loop.
 #[inline(always)]
-fn high_bits(b: &[u8]) -> u64 {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
+fn or_bytes(b: &[u8]) -> u64 {
     let word = |w: Option<&[u8; 8]>| w.map_or(0, |w| u64::from_ne_bytes(*w));
     let half = |h: Option<&[u8; 4]>| h.map_or(0, |h| u64::from(u32::from_ne_bytes(*h)));
-    let bits = match b.len() {
+    match b.len() {
         0 => 0,
         1..=3 => {
             let byte = |i: usize| b.get(i).map_or(0, |&x| u64::from(x));
@@ -204,9 +207,8 @@ fn high_bits(b: &[u8]) -> u64 {
         4..=7 => half(b.first_chunk()) | half(b.last_chunk()),
         8..=16 => word(b.first_chunk()) | word(b.last_chunk()),
         _ if b.is_ascii() => 0,
-        _ => HIGH,
-    };
-    bits & HIGH
+        _ => HIGH_BITS,
+    }
 }
 
 /// The fast path of `evq_push`: the name and the properties as Rust texts
@@ -244,12 +246,12 @@ unsafe fn ascii_event<'a>(
             text_bytes(p.value, p.value_len, MAX_VALUE_LEN)?,
         ))
     };
-    let mut high = high_bits(name);
+    let mut bytes = or_bytes(name);
     for p in props {
         let (key, value) = texts(p)?;
-        high |= high_bits(key) | high_bits(value);
+        bytes |= or_bytes(key) | or_bytes(value);
     }
-    if high != 0 {
+    if bytes & HIGH_BITS != 0 {
         return None;
     }
     /// A text the loop above accepted: readable for `len` bytes (or
@@ -675,19 +677,31 @@ pub unsafe extern "C" fn evq_push(
             // SAFETY: `seq_out` is NULL or writable (caller's contract).
             return unsafe { emit_event(queue, e, name, pairs, seq_out) };
         }
-        // Non-ASCII text or a bad argument: each one checked in order.
-        // SAFETY: the name is readable for `name_len` bytes (caller's contract).
-        let name = match unsafe { text(e.name, e.name_len, Text::Name) } {
-            Ok(name) => name,
-            Err(status) => return status,
-        };
-        let emit = |pairs: &[(&str, &str)]| {
-            // SAFETY: as above.
-            unsafe { emit_event(queue, e, name, pairs, seq_out) }
-        };
-        // SAFETY: the properties are readable (caller's contract).
-        unsafe { with_pairs(e.properties, e.property_count, emit) }
+        // SAFETY: as above.
+        unsafe { push_checked(queue, e, seq_out) }
     })
+}
+
+/// `evq_push` for non-ASCII text or a bad argument: each argument checked
+/// in order, the first error reported. Out of line, so the fast path stays
+/// small.
+///
+/// # Safety
+/// As `evq_push`; `e.name` is not NULL.
+#[cold]
+#[inline(never)]
+unsafe fn push_checked(queue: &EventQueue, e: &evq_event, seq_out: *mut u64) -> evq_status {
+    // SAFETY: the name is readable for `name_len` bytes (caller's contract).
+    let name = match unsafe { text(e.name, e.name_len, Text::Name) } {
+        Ok(name) => name,
+        Err(status) => return status,
+    };
+    let emit = |pairs: &[(&str, &str)]| {
+        // SAFETY: `seq_out` is NULL or writable (caller's contract).
+        unsafe { emit_event(queue, e, name, pairs, seq_out) }
+    };
+    // SAFETY: the properties are readable (caller's contract).
+    unsafe { with_pairs(e.properties, e.property_count, emit) }
 }
 
 /// Pushes a raw payload: `len` bytes at `bytes` (a struct of your own),
