@@ -6,10 +6,9 @@
 # event (the FFI overhead; goal <= 1.2x), and evq_push_raw / evq_try_pop
 # against Concurrency Kit's ck_ring SPMC on the same 48-byte payload (push
 # cost, and one producer to one consumer); ck's MPMC push is printed beside
-# it. Needs libck-dev. About 6 s. Timed: run it under the machine's bench
-# lock (flock /work/bench.lock bash benches/c/run.sh) so nothing else runs.
-# The machine is shared and has 2 cores: expect noise of 10-20 %, more for
-# one producer to one consumer (it needs both cores).
+# it. Needs libck-dev. About 6 s; run it with nothing else busy (on a shared
+# machine, under whatever lock keeps other timed runs out). On 2 cores expect
+# noise of 10-20 %, more for one producer to one consumer (both cores busy).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=target/c-bench
