@@ -5,9 +5,14 @@
  *
  * Measures (best of ROUNDS, each round timing the pushes into an empty ring
  * and draining it untimed, so neither side ever finds its ring full):
- *   push_event  evq_push of the Nakama event (name + 2 properties)
- *   push_raw    evq_push_raw of a 48-byte payload
- *   ck_push     ck_ring_enqueue_spmc of the same 48-byte payload (typed ring)
+ *   push_event       evq_push of the Nakama event (name + 2 properties)
+ *   push_raw         evq_push_raw of a 48-byte payload (overwrite policy)
+ *   push_raw_reject  the same under the reject policy (one RMW fewer per push:
+ *                    no ticket can be lapped, so the slot needs no claim)
+ *   ck_push          ck_ring_enqueue_spmc of the same 48-byte payload (typed
+ *                    ring; single producer, plain stores)
+ *   ck_push_mpmc     ck_ring_enqueue_mpmc of it: ck's multi-producer push,
+ *                    the kind evq_push is (any thread may push)
  * and one producer thread to one consumer thread, N payloads of 48 bytes:
  *   evq_1p1c    evq_push_raw (reject policy, retry on EVQ_FULL) / evq_try_pop
  *   ck_1p1c     ck_ring_enqueue_spmc (retry on full) / ck_ring_dequeue_spmc
@@ -17,6 +22,7 @@
 
 #include <ck_ring.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,8 +94,8 @@ static double bench_push_event(int per_round) {
   return best;
 }
 
-static double bench_push_raw(int per_round) {
-  evq_queue *q = new_queue(EVQ_OVERFLOW_OVERWRITE);
+static double bench_push_raw(int per_round, uint32_t overflow) {
+  evq_queue *q = new_queue(overflow);
   size_t len = evq_pop_buffer_size(q);
   uint8_t *buf = malloc(len);
   struct payload pl;
@@ -110,7 +116,7 @@ static double bench_push_raw(int per_round) {
   return best;
 }
 
-static double bench_ck_push(int per_round) {
+static double bench_ck_push(int per_round, int mpmc) {
   ck_ring_t ring;
   struct payload *slots = calloc(CAPACITY, sizeof *slots);
   ck_ring_init(&ring, CAPACITY);
@@ -120,14 +126,16 @@ static double bench_ck_push(int per_round) {
   for (int r = 0; r < ROUNDS; r++) {
     double t0 = now_ns();
     for (int i = 0; i < per_round; i++) {
-      if (!ck_ring_enqueue_spmc_payload(&ring, slots, &pl)) {
+      bool ok = mpmc ? ck_ring_enqueue_mpmc_payload(&ring, slots, &pl)
+                     : ck_ring_enqueue_spmc_payload(&ring, slots, &pl);
+      if (!ok) {
         fprintf(stderr, "ck ring full\n");
         exit(1);
       }
     }
     double ns = (now_ns() - t0) / per_round;
     if (ns < best) best = ns;
-    while (ck_ring_dequeue_spmc_payload(&ring, slots, &out)) {
+    while (ck_ring_dequeue_mpmc_payload(&ring, slots, &out)) {
     }
   }
   free(slots);
@@ -243,8 +251,10 @@ int main(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : 4000000;
   int per_round = CAPACITY - 1; /* a ck ring of CAPACITY holds CAPACITY - 1 */
   printf("c_push_event %.2f ns\n", bench_push_event(per_round));
-  printf("c_push_raw %.2f ns\n", bench_push_raw(per_round));
-  printf("ck_push %.2f ns\n", bench_ck_push(per_round));
+  printf("c_push_raw %.2f ns\n", bench_push_raw(per_round, EVQ_OVERFLOW_OVERWRITE));
+  printf("c_push_raw_reject %.2f ns\n", bench_push_raw(per_round, EVQ_OVERFLOW_REJECT));
+  printf("ck_push %.2f ns\n", bench_ck_push(per_round, 0));
+  printf("ck_push_mpmc %.2f ns\n", bench_ck_push(per_round, 1));
   double best_evq = 0, best_ck = 0;
   for (int i = 0; i < 3; i++) { /* interleaved, best of 3 each */
     double e = run_pc(0, n), c = run_pc(1, n);

@@ -199,11 +199,17 @@ pub(crate) fn encode(event: &Event<'_>, timestamp: u64, sink: &mut impl ByteSink
 
 /// Writes the header of a framed raw payload, then the payload.
 pub(crate) fn encode_raw(bytes: &[u8], timestamp: u64, sink: &mut impl ByteSink) {
+    sink.write(&raw_header(timestamp));
+    sink.write(bytes);
+}
+
+/// The header that frames a raw payload.
+#[inline]
+pub(crate) fn raw_header(timestamp: u64) -> [u8; EVENT_HEADER_BYTES] {
     let mut header = [0u8; EVENT_HEADER_BYTES];
     header[..8].copy_from_slice(&timestamp.to_le_bytes());
     header[8] = RAW;
-    sink.write(&header);
-    sink.write(bytes);
+    header
 }
 
 /// The timestamp to store: the given one, or with `std` the current time for 0.

@@ -199,8 +199,12 @@ impl<R: RingRef> MpProducer<R> {
         self.push_with(|slot| write_framed_raw(slot, payload, timestamp))
     }
 
+    #[inline(always)]
     fn push_with(&self, write: impl Fn(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
+        if r.overflow() == Overflow::Reject {
+            return self.push_reject(write);
+        }
         loop {
             let ticket = self.take_ticket()?;
             if let Some(slot) = self.claim_slot(ticket) {
@@ -220,19 +224,36 @@ impl<R: RingRef> MpProducer<R> {
         }
     }
 
+    /// The push under `Reject`: one CAS (the ticket), then the single
+    /// producer's plain stores. Ticket `t` is taken only once the worker
+    /// group has claimed `t - capacity` (acquired through the room check),
+    /// so the writer of that event has committed and nobody else writes the
+    /// slot: no newer ticket exists before ours is claimed, and no ticket is
+    /// ever lapped or abandoned under this policy.
+    #[inline(always)]
+    fn push_reject(&self, write: impl Fn(SlotRef<'_>)) -> Result<u64, Error> {
+        let r = self.ring.ring();
+        let ticket = self.take_ticket()?;
+        let slot = r.slot(ticket);
+        slot.stamp.store(stamp::writing(ticket), Relaxed);
+        fence(Release);
+        write(slot);
+        slot.stamp.store(stamp::committed(ticket), Release);
+        r.sample_depth(ticket);
+        Ok(ticket)
+    }
+
     /// Takes the next sequence number with a CAS on `head`, which also checks
-    /// the closed bit and (under `Reject`) the room in one atomic step.
+    /// the closed bit; under `Reject`, only if the worker group has room.
+    #[inline(always)]
     pub(crate) fn take_ticket(&self) -> Result<u64, Error> {
         let r = self.ring.ring();
-        let cap = r.capacity() as u64;
         let mut head = r.head.load(Relaxed);
         loop {
             if head & CLOSED != 0 {
                 return Err(Error::Closed);
             }
-            if r.overflow() == Overflow::Reject
-                && head.saturating_sub(r.worker.load(Acquire)) >= cap
-            {
+            if r.overflow() == Overflow::Reject && !has_room(r, head) {
                 r.counters.rejected.fetch_add(1, Relaxed);
                 return Err(Error::Full);
             }
@@ -273,6 +294,25 @@ impl<R: RingRef> MpProducer<R> {
             }
         }
     }
+}
+
+/// The `Reject` room check for ticket `seq`: the worker group has claimed
+/// `seq - capacity`. Reads the cached cursor first, and the real one (and
+/// refreshes the cache) only when the ring looks full. Acquire on both, and
+/// release on the refresh: the worker that moved the cursor past our slot
+/// finished copying it before we overwrite it.
+#[inline(always)]
+fn has_room<S: Storage>(r: &Ring<S>, seq: u64) -> bool {
+    let cap = r.capacity() as u64;
+    let seen = r.worker_seen.load(Acquire);
+    if seq.saturating_sub(seen) < cap {
+        return true;
+    }
+    let worker = r.worker.load(Acquire);
+    if worker > seen {
+        r.worker_seen.fetch_max(worker, AcqRel);
+    }
+    seq.saturating_sub(worker) < cap
 }
 
 /// Ends a write of `ticket`: `WRITING(ticket) → done`. If a newer ticket
@@ -349,10 +389,49 @@ fn prepare_framed_raw<S: Storage>(
 }
 
 /// Stores the length and the framing of a checked raw payload into a slot
-/// the caller is writing.
+/// the caller is writing. Behind the 12-byte header the payload is not
+/// word-aligned: the header's second word takes the payload's first 4
+/// bytes, and the rest then falls on whole words (no byte-by-byte stores,
+/// and no staging copy whose mixed-size stores the word loads would stall on).
 fn write_framed_raw(slot: SlotRef<'_>, payload: &[u8], timestamp: u64) {
     let len = codec::EVENT_HEADER_BYTES + payload.len();
-    write_encoded(slot, len, |w| codec::encode_raw(payload, timestamp, w));
+    let (Some(first), Some(rest), [word0, word1, cells @ ..]) =
+        (payload.first_chunk::<4>(), payload.get(4..), slot.data)
+    else {
+        // Under 4 bytes (or a 2-word slot): stream it.
+        write_encoded(slot, len, |w| codec::encode_raw(payload, timestamp, w));
+        return;
+    };
+    slot.len.store(len as u64, Relaxed);
+    let header = codec::raw_header(timestamp);
+    let (mut w0, mut w1) = ([0u8; WORD_BYTES], [0u8; WORD_BYTES]);
+    w0.copy_from_slice(&header[..WORD_BYTES]);
+    w1[..4].copy_from_slice(&header[WORD_BYTES..]);
+    w1[4..].copy_from_slice(first);
+    word0.store(u64::from_ne_bytes(w0), Relaxed);
+    word1.store(u64::from_ne_bytes(w1), Relaxed);
+    store_words(cells, rest);
+}
+
+/// Stores `bytes` (checked to fit) into `cells`, whole words, then one
+/// zero-padded tail word.
+#[inline(always)]
+fn store_words(cells: &[AtomicU64], bytes: &[u8]) {
+    let words = bytes.chunks_exact(WORD_BYTES);
+    let tail = words.remainder();
+    let Some((full, rest)) = cells.split_at_checked(bytes.len() / WORD_BYTES) else {
+        return;
+    };
+    for (cell, word) in full.iter().zip(words) {
+        let mut w = [0u8; WORD_BYTES];
+        w.copy_from_slice(word);
+        cell.store(u64::from_ne_bytes(w), Relaxed);
+    }
+    if let (false, Some(cell)) = (tail.is_empty(), rest.first()) {
+        let mut w = [0u8; WORD_BYTES];
+        w[..tail.len()].copy_from_slice(tail);
+        cell.store(u64::from_ne_bytes(w), Relaxed);
+    }
 }
 
 /// Events up to this size are encoded on the stack, then stored word by

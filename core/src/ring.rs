@@ -62,6 +62,9 @@ pub struct Ring<S: Storage> {
     pub(crate) head: CachePadded<AtomicU64>,
     /// The worker group's cursor: the next sequence number to claim.
     pub(crate) worker: CachePadded<AtomicU64>,
+    /// `worker` as last read by a multi-producer room check (`Reject`), so
+    /// pushes do not pull the line every claim writes. Never ahead of `worker`.
+    pub(crate) worker_seen: CachePadded<AtomicU64>,
     pub(crate) counters: CachePadded<Counters>,
     /// Producer mode and close request: `SINGLE_LIVE | MULTI | CLOSE_REQUESTED`.
     pub(crate) control: AtomicU8,
@@ -195,6 +198,7 @@ impl<S: Storage> Ring<S> {
             Ring {
                 head: CachePadded::new(AtomicU64::new(0)),
                 worker: CachePadded::new(AtomicU64::new(0)),
+                worker_seen: CachePadded::new(AtomicU64::new(0)),
                 counters: CachePadded::new(Counters {
                     skipped: AtomicU64::new(0),
                     abandoned: AtomicU64::new(0),

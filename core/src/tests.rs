@@ -499,3 +499,46 @@ fn two_multi_producers_and_two_workers() {
     assert_eq!(s.pushed, THREADED_EVENTS);
     assert_eq!(s.pushed, s.delivered + s.overwritten);
 }
+
+/// Framed raw payloads of every length a slot takes (the header leaves them
+/// unaligned to the slot's words) come back byte for byte, with their
+/// timestamp, from both producers and under both policies.
+#[test]
+fn framed_raw_payloads_of_every_length_round_trip() {
+    const SLOT: usize = 64;
+    let max = SLOT - EVENT_HEADER_BYTES;
+    let data: Vec<u8> = (0..max as u8).map(|b| b.wrapping_mul(37) ^ 0xA5).collect();
+    for (mp, overflow) in [
+        (false, Overflow::Overwrite),
+        (true, Overflow::Overwrite),
+        (true, Overflow::Reject),
+    ] {
+        let r = ring(64, SLOT, overflow);
+        let mut buf = [0u8; SLOT];
+        let mut sp = (!mp).then(|| r.producer().unwrap());
+        let mpp = mp.then(|| r.mp_producer().unwrap());
+        for len in 0..=max {
+            let payload = &data[..len];
+            let ts = 1_000 + len as u64;
+            let seq = match (&mut sp, &mpp) {
+                (Some(p), _) => p.push_framed_raw(payload, ts),
+                (_, Some(p)) => p.push_framed_raw(payload, ts),
+                _ => unreachable!(),
+            }
+            .unwrap();
+            let claim = r.try_claim(&mut buf).unwrap();
+            assert_eq!((claim.seq, claim.len), (seq, EVENT_HEADER_BYTES + len));
+            let Ok(Payload::Raw(raw)) = claim.payload(&buf) else {
+                panic!("length {len}: not a raw payload");
+            };
+            assert_eq!((raw.timestamp, raw.bytes), (ts, payload), "length {len}");
+        }
+        let too_long = std::vec![0u8; max + 1];
+        let refused = match (&mut sp, &mpp) {
+            (Some(p), _) => p.push_framed_raw(&too_long, 1),
+            (_, Some(p)) => p.push_framed_raw(&too_long, 1),
+            _ => unreachable!(),
+        };
+        assert_eq!(refused, Err(Error::TooLarge { size: max + 1, max }));
+    }
+}

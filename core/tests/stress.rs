@@ -41,6 +41,15 @@ const EVENTS_B: u64 = if cfg!(miri) {
 } else {
     5_000_000
 };
+/// Scenario D: events each of the two multi-producer threads gets accepted
+/// under `Reject`.
+const EVENTS_D: u64 = if cfg!(miri) {
+    150
+} else if cfg!(debug_assertions) {
+    50_000
+} else {
+    1_000_000
+};
 /// Scenario C: events the single producer gets accepted under `Reject`.
 const EVENTS_C: u64 = if cfg!(miri) {
     300
@@ -917,6 +926,58 @@ fn run_mp_producer(
     report
 }
 
+/// Scenario D: one of the multi-producer threads under `Reject`: retries
+/// on `Full` until every event is accepted.
+fn run_mp_reject_producer(
+    producer: MpProducer<&HeapRing>,
+    pid: u8,
+    events: u64,
+    wd: &Watchdog,
+) -> ProducerReport {
+    let who = if pid == 0 { "producer0" } else { "producer1" };
+    let mut report = ProducerReport {
+        pushed: 0,
+        full: 0,
+        failures: Failures::default(),
+    };
+    let mut payload = [0u8; MAX_LEN];
+    let (mut counter, mut backoff, mut last_seq) = (0, 0, None);
+    while counter < events {
+        if counter % 65_536 == 0 && backoff == 0 && !wd.keep_going(who) {
+            break;
+        }
+        let len = make_payload(pid, counter, &mut payload);
+        match producer.push(&payload[..len]) {
+            Ok(seq) => {
+                if last_seq.is_some_and(|last| seq <= last) {
+                    report
+                        .failures
+                        .push(|| format!("push {counter} got seq {seq} after {last_seq:?}"));
+                }
+                last_seq = Some(seq);
+                report.pushed += 1;
+                counter += 1;
+                backoff = 0;
+                pace(counter);
+            }
+            Err(Error::Full) => {
+                report.full += 1;
+                if !wd.snooze(&mut backoff, who, "room after Error::Full") {
+                    break;
+                }
+            }
+            Err(e) => {
+                report
+                    .failures
+                    .push(|| format!("push {counter} failed: {e:?}"));
+                wd.abort(who, "push failed");
+                break;
+            }
+        }
+    }
+    report
+}
+
 /// Scenario C's producer: retries on `Full` until every event is accepted,
 /// closes the ring, sees its next push refused with `Closed`, and drops.
 fn run_reject_producer(
@@ -1276,4 +1337,111 @@ fn scenario_c_reject_loses_nothing() {
     }
     check_sealed("C", &ring, events);
     check_subscriber("C", &s0, events, 0);
+}
+
+/// D: `Reject` with two multi-producer threads retrying on `Full`, two
+/// workers and a subscriber: the multi-producer push under `Reject` (one
+/// ticket CAS, then plain stores, room checked through the cached worker
+/// cursor) never overwrites an event before the worker group claimed it,
+/// and every accepted event is delivered exactly once.
+#[test]
+fn scenario_d_mp_reject_loses_nothing() {
+    let _serial = one_at_a_time();
+    let events = EVENTS_D * scale();
+    let ring = HeapRing::with_capacity(CAPACITY_C, SLOT_BYTES, Overflow::Reject).unwrap();
+    let shape = Shape {
+        producers: 2,
+        per_producer: events,
+        counter_is_seq: false,
+    };
+    let wd = Watchdog::new("D");
+    let started = Instant::now();
+    let done = AtomicBool::new(false);
+    let ((p0, p1, w0, w1, s0), monitor) = thread::scope(|s| {
+        let (ring, wd, done) = (&ring, &wd, &done);
+        let producer = ring.mp_producer().unwrap();
+        let clone = producer.clone();
+        let p0 = s.spawn(move || run_mp_reject_producer(producer, 0, events, wd));
+        let p1 = s.spawn(move || run_mp_reject_producer(clone, 1, events, wd));
+        let w0 = s.spawn(move || run_worker(ring, "worker0", false, shape, wd));
+        let w1 = s.spawn(move || run_worker(ring, "worker1", true, shape, wd));
+        let s0 =
+            s.spawn(move || run_subscriber(ring.subscribe(Start::Oldest), "sub0", true, shape, wd));
+        // No holes under `Reject`: the single-producer identities hold too.
+        let m = s.spawn(move || run_monitor(ring, true, done, wd));
+        let (p0, p1) = (p0.join(), p1.join());
+        ring.close();
+        let joined = (p0, p1, w0.join(), w1.join(), s0.join());
+        done.store(true, Ordering::Release);
+        (joined, m.join())
+    });
+    let elapsed = started.elapsed();
+    let monitor = monitor.unwrap();
+    let (p0, p1) = (p0.unwrap(), p1.unwrap());
+    let (w0, w1, s0) = (w0.unwrap(), w1.unwrap(), s0.unwrap());
+    let stats = ring.stats();
+    eprintln!(
+        "stress D (reject, 2 mp producers, 2 workers, 1 subscriber, {CAPACITY_C} slots): events {} \
+         full {} delivered {} overwritten {} rejected {} [{}] [{}] high_water {} stats snapshots {} \
+         elapsed {elapsed:.2?}",
+        p0.pushed + p1.pushed,
+        p0.full + p1.full,
+        stats.delivered,
+        stats.overwritten,
+        stats.rejected,
+        worker_summary(&[&w0, &w1]),
+        sub_summary(&[&s0]),
+        stats.high_water,
+        monitor.snapshots,
+    );
+    wd.assert_not_expired();
+    assert_no_failures(
+        "D",
+        [
+            ("producer0", &p0.failures),
+            ("producer1", &p1.failures),
+            ("worker0", &w0.failures),
+            ("worker1", &w1.failures),
+            ("sub0", &s0.failures),
+            ("monitor", &monitor.failures),
+        ],
+    );
+    assert_eq!((p0.pushed, p1.pushed), (events, events));
+    assert_eq!(
+        (w0.torn, w1.torn),
+        (0, 0),
+        "torn events in the worker group"
+    );
+    let claimed = check_disjoint("D", &w0, &w1);
+    assert_eq!(claimed, 2 * events, "events claimed by the workers");
+    for pid in 0..2 {
+        let union = w0.seen[pid].union_count(&w1.seen[pid]);
+        assert_eq!(
+            union, events,
+            "producer {pid}: distinct events claimed: some were lost"
+        );
+    }
+    let full = p0.full + p1.full;
+    assert_eq!(
+        (
+            stats.delivered,
+            stats.overwritten,
+            stats.rejected,
+            stats.depth
+        ),
+        (2 * events, 0, full, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.pushed, 2 * events + full, "{stats:?}");
+    assert!(stats.high_water <= CAPACITY_C as u64, "{stats:?}");
+    if !cfg!(miri) {
+        assert!(
+            full > 0,
+            "the producers never saw Full: the scenario tests nothing: {stats:?}"
+        );
+    }
+    let final_head = ring.next_seq();
+    assert_eq!(final_head, 2 * events, "no ticket abandoned under Reject");
+    check_sealed("D", &ring, final_head);
+    check_subscriber("D", &s0, final_head, 0);
 }

@@ -166,6 +166,146 @@ unsafe fn text<'a>(ptr: *const c_char, len: usize, kind: Text) -> Result<&'a str
     std::str::from_utf8(bytes).map_err(|e| kind.invalid_utf8(e.valid_up_to()))
 }
 
+/// The bytes of a text argument when its length is within `max` and its
+/// pointer may be read: what [`text`] checks before it looks at the bytes.
+/// `None` when it would fail; it then reports why.
+///
+/// # Safety
+/// As [`text`].
+#[inline(always)]
+unsafe fn text_bytes<'a>(ptr: *const c_char, len: usize, max: usize) -> Option<&'a [u8]> {
+    if len > max {
+        return None;
+    }
+    if len == 0 {
+        return Some(&[]);
+    }
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: as in `text`: `len` readable bytes, at most `max` (65535).
+    Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
+}
+
+/// High bits of ASCII bytes: a text is ASCII when the [`or_bytes`] of it
+/// has none of these.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Bytes of `b` ORed together, each at a byte position of the result (the
+/// caller masks with [`HIGH_BITS`] once for all its texts). Short texts, the
+/// usual game names, keys and values, take two overlapping loads and no loop.
+#[inline(always)]
+fn or_bytes(b: &[u8]) -> u64 {
+    let word = |w: Option<&[u8; 8]>| w.map_or(0, |w| u64::from_ne_bytes(*w));
+    let half = |h: Option<&[u8; 4]>| h.map_or(0, |h| u64::from(u32::from_ne_bytes(*h)));
+    match b.len() {
+        0 => 0,
+        1..=3 => {
+            let byte = |i: usize| b.get(i).map_or(0, |&x| u64::from(x));
+            byte(0) | byte(b.len() / 2) | byte(b.len() - 1)
+        }
+        4..=7 => half(b.first_chunk()) | half(b.last_chunk()),
+        8..=16 => word(b.first_chunk()) | word(b.last_chunk()),
+        _ if b.is_ascii() => 0,
+        _ => HIGH_BITS,
+    }
+}
+
+/// The fast path of `evq_push`: the name and the properties as Rust texts
+/// when the name and every key and value are within their bounds, readable
+/// and ASCII (one combined test, no branch per text on its content), and
+/// there are at most [`INLINE_PROPERTIES`] (stored in `pairs`). `None` when
+/// anything is not so: the caller then checks each argument in order and
+/// reports the first error, or accepts non-ASCII UTF-8, exactly as if this
+/// had not run.
+///
+/// # Safety
+/// As `evq_push`'s `event`: `e` points to texts and properties readable for
+/// their lengths and count, unchanged for `'a`.
+#[inline(always)]
+unsafe fn ascii_event<'a>(
+    e: &evq_event,
+    pairs: &'a mut [MaybeUninit<(&'a str, &'a str)>; INLINE_PROPERTIES],
+) -> Option<(&'a str, &'a [(&'a str, &'a str)])> {
+    let count = e.property_count;
+    if count > INLINE_PROPERTIES || (count > 0 && e.properties.is_null()) {
+        return None;
+    }
+    // SAFETY: the event's texts are readable for their lengths (caller's contract).
+    let name = unsafe { text_bytes(e.name, e.name_len, MAX_NAME_LEN) }?;
+    let props: &[evq_property] = if count == 0 {
+        &[]
+    } else {
+        // SAFETY: `count` readable properties (caller's contract), not NULL (checked).
+        unsafe { std::slice::from_raw_parts(e.properties, count) }
+    };
+    // SAFETY: each property's texts are readable for their lengths (caller's contract).
+    let texts = |p: &evq_property| unsafe {
+        Some((
+            text_bytes(p.key, p.key_len, MAX_KEY_LEN)?,
+            text_bytes(p.value, p.value_len, MAX_VALUE_LEN)?,
+        ))
+    };
+    let mut bytes = or_bytes(name);
+    for p in props {
+        let (key, value) = texts(p)?;
+        bytes |= or_bytes(key) | or_bytes(value);
+    }
+    if bytes & HIGH_BITS != 0 {
+        return None;
+    }
+    /// A text the loop above accepted: readable for `len` bytes (or
+    /// empty), and ASCII.
+    ///
+    /// # Safety
+    /// As said: only for those texts.
+    #[inline(always)]
+    unsafe fn ascii<'a>(ptr: *const c_char, len: usize) -> &'a str {
+        if len == 0 {
+            return "";
+        }
+        // SAFETY: readable (checked above, caller's contract); ASCII is UTF-8.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr.cast(), len)) }
+    }
+    for (slot, p) in pairs.iter_mut().zip(props) {
+        // SAFETY: both were accepted by the loop above.
+        let pair = unsafe { (ascii(p.key, p.key_len), ascii(p.value, p.value_len)) };
+        *slot = MaybeUninit::new(pair);
+    }
+    // SAFETY: the loop wrote the first `count` elements (`count <=
+    // INLINE_PROPERTIES`), and `MaybeUninit<T>` has the layout of `T`.
+    let pairs = unsafe { std::slice::from_raw_parts(pairs.as_ptr().cast::<(&str, &str)>(), count) };
+    // SAFETY: the name was accepted above too.
+    Some((unsafe { ascii(e.name, e.name_len) }, pairs))
+}
+
+/// Emits the event `name` with `pairs` and `e`'s timestamp and flag, and
+/// stores its sequence number in `*seq_out` when not NULL.
+///
+/// # Safety
+/// `seq_out` is NULL or writable.
+#[inline(always)]
+unsafe fn emit_event(
+    queue: &EventQueue,
+    e: &evq_event,
+    name: &str,
+    pairs: &[(&str, &str)],
+    seq_out: *mut u64,
+) -> evq_status {
+    let event = Event::new(name)
+        .properties(pairs)
+        .timestamp(e.timestamp)
+        .external(e.external);
+    match queue.emit(&event) {
+        Ok(seq) => {
+            // SAFETY: NULL or writable (caller's contract).
+            unsafe { store(seq_out, seq) };
+            evq_status::EVQ_OK
+        }
+        Err(err) => fail(err),
+    }
+}
+
 /// Converts `count` C properties into `(key, value)` pairs and calls `f`
 /// with them: on the stack up to [`INLINE_PROPERTIES`], in a `Vec` beyond.
 ///
@@ -531,29 +671,37 @@ pub unsafe extern "C" fn evq_push(
         if e.name.is_null() {
             return fail_with(evq_status::EVQ_NULL_POINTER, "event name pointer is NULL");
         }
-        // SAFETY: the name is readable for `name_len` bytes (caller's contract).
-        let name = match unsafe { text(e.name, e.name_len, Text::Name) } {
-            Ok(name) => name,
-            Err(status) => return status,
-        };
-        let (timestamp, external) = (e.timestamp, e.external);
-        let emit = |pairs: &[(&str, &str)]| {
-            let event = Event::new(name)
-                .properties(pairs)
-                .timestamp(timestamp)
-                .external(external);
-            match queue.emit(&event) {
-                Ok(seq) => {
-                    // SAFETY: NULL or writable (caller's contract).
-                    unsafe { store(seq_out, seq) };
-                    evq_status::EVQ_OK
-                }
-                Err(err) => fail(err),
-            }
-        };
-        // SAFETY: the properties are readable (caller's contract).
-        unsafe { with_pairs(e.properties, e.property_count, emit) }
+        let mut storage = [MaybeUninit::uninit(); INLINE_PROPERTIES];
+        // SAFETY: the event's texts and properties are readable (caller's contract).
+        if let Some((name, pairs)) = unsafe { ascii_event(e, &mut storage) } {
+            // SAFETY: `seq_out` is NULL or writable (caller's contract).
+            return unsafe { emit_event(queue, e, name, pairs, seq_out) };
+        }
+        // SAFETY: as above.
+        unsafe { push_checked(queue, e, seq_out) }
     })
+}
+
+/// `evq_push` for non-ASCII text or a bad argument: each argument checked
+/// in order, the first error reported. Out of line, so the fast path stays
+/// small.
+///
+/// # Safety
+/// As `evq_push`; `e.name` is not NULL.
+#[cold]
+#[inline(never)]
+unsafe fn push_checked(queue: &EventQueue, e: &evq_event, seq_out: *mut u64) -> evq_status {
+    // SAFETY: the name is readable for `name_len` bytes (caller's contract).
+    let name = match unsafe { text(e.name, e.name_len, Text::Name) } {
+        Ok(name) => name,
+        Err(status) => return status,
+    };
+    let emit = |pairs: &[(&str, &str)]| {
+        // SAFETY: `seq_out` is NULL or writable (caller's contract).
+        unsafe { emit_event(queue, e, name, pairs, seq_out) }
+    };
+    // SAFETY: the properties are readable (caller's contract).
+    unsafe { with_pairs(e.properties, e.property_count, emit) }
 }
 
 /// Pushes a raw payload: `len` bytes at `bytes` (a struct of your own),

@@ -286,3 +286,107 @@ fn a_panicking_handler_reaches_the_c_hook_and_the_worker_survives() {
         evq_free(q);
     }
 }
+
+/// `or_bytes` sees a non-ASCII byte at any position of any length (each
+/// length class reads the text differently).
+#[test]
+fn or_bytes_sees_every_byte() {
+    for len in 0..=40usize {
+        let ascii = vec![0x7F; len];
+        assert_eq!(or_bytes(&ascii) & HIGH_BITS, 0, "length {len}");
+        for at in 0..len {
+            let mut text = ascii.clone();
+            text[at] = 0x80;
+            assert_ne!(or_bytes(&text) & HIGH_BITS, 0, "length {len}, byte {at}");
+        }
+    }
+}
+
+/// `evq_push`'s ASCII fast path and its checked path agree: ASCII, valid
+/// non-ASCII UTF-8 and invalid UTF-8 at every position of the name, a key
+/// and a value of every short length are pushed intact or refused with
+/// `EVQ_INVALID_UTF8`, pushing nothing.
+#[test]
+fn evq_push_accepts_and_refuses_text_at_every_position() {
+    let mut config = evq_config_default();
+    config.capacity = 16;
+    let mut q: *mut evq_queue = null_mut();
+    // SAFETY: valid pointers; q is freed once at the end.
+    assert_eq!(unsafe { evq_new(&config, &mut q) }, evq_status::EVQ_OK);
+    // SAFETY: q is live.
+    let mut buf = vec![0u8; unsafe { evq_pop_buffer_size(q) }];
+    let mut pushed = 0u64;
+    for len in 1..=20usize {
+        for at in 0..len {
+            for field in 0..3 {
+                for (bytes, ok) in [(&b"\xC3\xA9"[..], true), (&b"\xFF"[..], false)] {
+                    // `len` bytes of ASCII with `bytes` placed at `at` (the
+                    // text grows by one for the 2-byte character).
+                    let mut text = vec![b'k'; len];
+                    text.splice(at..at + 1, bytes.iter().copied());
+                    let plain = b"plain".as_slice();
+                    let (name, key, value) = match field {
+                        0 => (&text[..], plain, plain),
+                        1 => (plain, &text[..], plain),
+                        _ => (plain, plain, &text[..]),
+                    };
+                    let prop = evq_property {
+                        key: key.as_ptr().cast(),
+                        key_len: key.len(),
+                        value: value.as_ptr().cast(),
+                        value_len: value.len(),
+                    };
+                    let e = evq_event {
+                        name: name.as_ptr().cast(),
+                        name_len: name.len(),
+                        properties: &prop,
+                        property_count: 1,
+                        timestamp: 7,
+                        ..evq_event::EMPTY
+                    };
+                    let what = format!("length {len}, byte {at}, field {field}, ok {ok}");
+                    // SAFETY: every pointer is valid for its length.
+                    let status = unsafe { evq_push(q, &e, null_mut()) };
+                    let mut stats = evq_queue_stats::default();
+                    // SAFETY: q is live.
+                    unsafe { evq_stats(q, &mut stats) };
+                    if !ok {
+                        assert_eq!(status, evq_status::EVQ_INVALID_UTF8, "{what}");
+                        assert_eq!(stats.pushed, pushed, "{what}: a refused push counted");
+                        continue;
+                    }
+                    assert_eq!(status, evq_status::EVQ_OK, "{what}");
+                    pushed += 1;
+                    assert_eq!(stats.pushed, pushed, "{what}");
+                    let mut out = MaybeUninit::<evq_payload>::uninit();
+                    // SAFETY: the buffer is evq_pop_buffer_size long; out is writable.
+                    let popped =
+                        unsafe { evq_try_pop(q, buf.as_mut_ptr(), buf.len(), out.as_mut_ptr()) };
+                    assert_eq!(popped, evq_status::EVQ_OK, "{what}");
+                    // SAFETY: written by the successful pop.
+                    let got = unsafe { out.assume_init() }.event;
+                    // SAFETY: the view points into `buf`, valid until its reuse.
+                    let (got_name, got_prop) = unsafe {
+                        (
+                            std::slice::from_raw_parts(got.name.cast::<u8>(), got.name_len),
+                            *got.properties,
+                        )
+                    };
+                    // SAFETY: as above.
+                    let (got_key, got_value) = unsafe {
+                        (
+                            std::slice::from_raw_parts(got_prop.key.cast::<u8>(), got_prop.key_len),
+                            std::slice::from_raw_parts(
+                                got_prop.value.cast::<u8>(),
+                                got_prop.value_len,
+                            ),
+                        )
+                    };
+                    assert_eq!((got_name, got_key, got_value), (name, key, value), "{what}");
+                }
+            }
+        }
+    }
+    // SAFETY: q is live and used by no one else.
+    unsafe { evq_free(q) };
+}
