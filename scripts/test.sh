@@ -56,7 +56,7 @@ stage "no_std build: x86_64-unknown-none" \
   cargo build -p evqueue --no-default-features --target x86_64-unknown-none
 stage "no_std build with alloc: thumbv7em-none-eabihf" \
   cargo build -p evqueue --no-default-features --features alloc --target thumbv7em-none-eabihf
-# About 3 minutes on 2 cores (7 models, LOOM_MAX_PREEMPTIONS=2).
+# About 2 to 4 minutes on 2 cores (8 models, LOOM_MAX_PREEMPTIONS=2).
 stage "loom models" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom
 # About 1-2 minutes: 16 schedules per test. Isolation off: one test reads the wall clock.
