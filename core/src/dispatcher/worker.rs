@@ -77,7 +77,7 @@ pub(crate) fn run(shared: &Shared, index: usize) {
         // parallelism; every push already notifies with a fence, and this
         // worker drains the ring itself before it parks.
         if shared.ring.next_seq() > claims[n - 1].seq + 1 {
-            shared.wake.workers.wake_one();
+            shared.wake.workers.wake_one_helper();
         }
         let registry = shared.registry.load();
         let mut done = false;
@@ -151,6 +151,9 @@ fn next_batch(
 ) -> Option<usize> {
     let mut spins = 0u32;
     let mut idle_since: Option<Instant> = None;
+    // Whether the thread that last woke us runs on this CPU; asked once the
+    // ring is found empty (see `Sleeper::woken_on_wakers_cpu`).
+    let mut on_wakers_cpu: Option<bool> = None;
     loop {
         if shared.stop.load(Acquire) {
             return None;
@@ -160,11 +163,15 @@ fn next_batch(
             Err(RecvError::Empty) => {}
             Err(_) => return None, // Closed and drained
         }
-        // Spin with CPU hints only, re-reading the clock every few rounds.
-        // No `yield_now`: on a busy machine a yield can hand the CPU away for
-        // a whole scheduler slice (milliseconds), which is worse than parking.
         spins = spins.wrapping_add(1);
-        if spins % SPIN_HINTS != 0 {
+        if *on_wakers_cpu.get_or_insert_with(|| me.woken_on_wakers_cpu()) {
+            // Spin by yielding: the waker gets its CPU back at once and can
+            // emit what we are waiting for.
+            std::thread::yield_now();
+        } else if spins % SPIN_HINTS != 0 {
+            // Spin with CPU hints only, re-reading the clock every few rounds.
+            // No `yield_now` here: on a busy machine a yield can hand the CPU
+            // away for a whole scheduler slice (milliseconds).
             std::hint::spin_loop();
             continue;
         }
@@ -196,5 +203,6 @@ fn next_batch(
         }
         spins = 0;
         idle_since = None;
+        on_wakers_cpu = None;
     }
 }
