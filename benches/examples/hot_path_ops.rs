@@ -2,11 +2,14 @@
 //! noise, so it works on a busy machine): 100000 events of 64 bytes through
 //! one queue, pushed in runs of 1000 and, for the `*_recv` modes, read back
 //! after each run on the same thread. Every read is summed like the peers
-//! bench's consumers do (all 8-byte words and the length).
+//! bench's consumers do (all 8-byte words and the length). `evqueue_*` modes
+//! hide the payload length from the compiler (`&[u8]` through `black_box`);
+//! `evqueue_*_const` modes push a `&[u8; 64]`, as the peers bench does.
 //!
 //! ```sh
 //! cargo build --release -p benches --example hot_path_ops
-//! for m in evqueue_push evqueue_recv photon_push photon_recv; do
+//! for m in evqueue_push evqueue_recv evqueue_push_const evqueue_recv_const \
+//!          photon_push photon_recv; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/tmp/$m.cg \
 //!     target/release/examples/hot_path_ops $m 2>&1 | grep refs
 //! done
@@ -31,7 +34,10 @@ fn digest(b: &[u8]) -> u64 {
         .fold(b.len() as u64, u64::wrapping_add)
 }
 
-fn evqueue(recv: bool) -> (u64, u64) {
+/// `const_len`: push a `&[u8; 64]` (the compiler sees the length, as with a
+/// user's fixed-size struct and in the peers bench's `Tx::send`); otherwise
+/// the length is hidden from it (a run-time length, as for encoded events).
+fn evqueue(recv: bool, const_len: bool) -> (u64, u64) {
     let ring = HeapRing::with_capacity(CAPACITY, 64, Overflow::Overwrite).expect("ring");
     let mut sub = ring.subscribe(Start::Now);
     let mut producer = ring.producer().expect("producer");
@@ -39,7 +45,11 @@ fn evqueue(recv: bool) -> (u64, u64) {
     let (mut got, mut sum) = (0, 0);
     for _ in 0..EVENTS / RUN {
         for _ in 0..RUN {
-            producer.push(black_box(&bytes)).expect("push");
+            if const_len {
+                producer.push(black_box::<&[u8; 64]>(&bytes)).expect("push");
+            } else {
+                producer.push(black_box::<&[u8]>(&bytes)).expect("push");
+            }
         }
         if recv {
             for _ in 0..RUN {
@@ -76,16 +86,21 @@ fn photon(recv: bool) -> (u64, u64) {
 fn main() -> ExitCode {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let (got, sum) = match mode.as_str() {
-        "evqueue_push" => evqueue(false),
-        "evqueue_recv" => evqueue(true),
+        "evqueue_push" => evqueue(false, false),
+        "evqueue_recv" => evqueue(true, false),
+        "evqueue_push_const" => evqueue(false, true),
+        "evqueue_recv_const" => evqueue(true, true),
         "photon_push" => photon(false),
         "photon_recv" => photon(true),
         _ => {
-            eprintln!("usage: hot_path_ops evqueue_push|evqueue_recv|photon_push|photon_recv");
+            eprintln!(
+                "usage: hot_path_ops evqueue_push|evqueue_recv|evqueue_push_const|\
+                 evqueue_recv_const|photon_push|photon_recv"
+            );
             return ExitCode::FAILURE;
         }
     };
-    let want = if mode.ends_with("_recv") { EVENTS } else { 0 };
+    let want = if mode.contains("_recv") { EVENTS } else { 0 };
     if got != want || sum != got * digest(&[7u8; 64]) {
         eprintln!("{mode}: read {got} events (sum {sum}), expected {want}");
         return ExitCode::FAILURE;

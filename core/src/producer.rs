@@ -26,8 +26,12 @@ pub struct Producer<R: RingRef> {
     ring: R,
     /// Sequence number of the next push (this handle alone writes `head`).
     next: u64,
-    /// Last worker-group cursor read, for the `Reject` policy's room check.
-    worker_seen: u64,
+    /// Pushes below this sequence number need no room check: `u64::MAX`
+    /// under `Overwrite`; under `Reject`, the last worker-group cursor read
+    /// plus the capacity. One compare on the hot path for both policies.
+    room_until: u64,
+    /// `Ring::sample_mask`, computed once.
+    sample_mask: u64,
 }
 
 impl<R: RingRef> Producer<R> {
@@ -53,11 +57,16 @@ impl<R: RingRef> Producer<R> {
             }
         }
         let next = r.head.load(Acquire) & !CLOSED;
-        let worker_seen = r.worker.load(Acquire);
+        let room_until = match r.overflow() {
+            Overflow::Overwrite => u64::MAX,
+            Overflow::Reject => r.worker.load(Acquire) + r.capacity() as u64,
+        };
+        let sample_mask = r.sample_mask();
         Ok(Producer {
             ring,
             next,
-            worker_seen,
+            room_until,
+            sample_mask,
         })
     }
 
@@ -96,11 +105,11 @@ impl<R: RingRef> Producer<R> {
             return Err(Error::Closed);
         }
         let seq = self.next;
-        if r.overflow() == Overflow::Reject && seq - self.worker_seen >= r.capacity() as u64 {
-            // Acquire: the worker that moved the cursor finished copying the
-            // slot we are about to overwrite.
-            self.worker_seen = r.worker.load(Acquire);
-            if seq - self.worker_seen >= r.capacity() as u64 {
+        if seq >= self.room_until {
+            // Only under `Reject`. Acquire: the worker that moved the cursor
+            // finished copying the slot we are about to overwrite.
+            self.room_until = r.worker.load(Acquire) + r.capacity() as u64;
+            if seq >= self.room_until {
                 r.counters.rejected.fetch_add(1, Relaxed);
                 return Err(Error::Full);
             }
@@ -114,7 +123,9 @@ impl<R: RingRef> Producer<R> {
         slot.stamp.store(stamp::committed(seq), Release);
         r.head.store(seq + 1, Release);
         self.next = seq + 1;
-        r.sample_depth(seq);
+        if seq & self.sample_mask == 0 {
+            r.record_depth(seq);
+        }
         Ok(seq)
     }
 }
@@ -308,7 +319,9 @@ pub(crate) fn write_payload(slot: SlotRef<'_>, payload: &[u8]) {
     slot.len.store(payload.len() as u64, Relaxed);
     let words = payload.chunks_exact(WORD_BYTES);
     let tail = words.remainder();
-    // The payload was checked to fit; `split_at_checked` keeps this panic-free.
+    // The payload was checked to fit; `split_at_checked` keeps this panic-free
+    // and, for a length known at compile time, makes the loop count a
+    // constant (the loop is then unrolled).
     let Some((full, rest)) = slot.data.split_at_checked(payload.len() / WORD_BYTES) else {
         return;
     };
