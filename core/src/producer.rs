@@ -100,19 +100,11 @@ impl<R: RingRef> Producer<R> {
     fn push_with(&mut self, write: impl FnOnce(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
         if r.control.load(Relaxed) & CLOSE_REQUESTED != 0 {
-            // We own head, so we seal it: consumers see Closed after our last event.
-            r.head.store(self.next | CLOSED, Release);
-            return Err(Error::Closed);
+            return Err(self.seal());
         }
         let seq = self.next;
-        if seq >= self.room_until {
-            // Only under `Reject`. Acquire: the worker that moved the cursor
-            // finished copying the slot we are about to overwrite.
-            self.room_until = r.worker.load(Acquire) + r.capacity() as u64;
-            if seq >= self.room_until {
-                r.counters.rejected.fetch_add(1, Relaxed);
-                return Err(Error::Full);
-            }
+        if seq >= self.room_until && !make_room(r, &mut self.room_until, seq) {
+            return Err(Error::Full);
         }
         let slot = r.slot(seq);
         slot.stamp.store(stamp::writing(seq), Relaxed);
@@ -128,6 +120,29 @@ impl<R: RingRef> Producer<R> {
         }
         Ok(seq)
     }
+
+    /// A close was requested. We own `head`, so we seal it: consumers see
+    /// `Closed` after our last event.
+    #[cold]
+    fn seal(&self) -> Error {
+        self.ring.ring().head.store(self.next | CLOSED, Release);
+        Error::Closed
+    }
+}
+
+/// Under `Reject`, the single producer's room check once `seq` reached
+/// `room_until`: reads the worker cursor again; `false` (and counted) if the
+/// worker group is still a whole ring behind.
+#[cold]
+fn make_room<S: Storage>(r: &Ring<S>, room_until: &mut u64, seq: u64) -> bool {
+    // Acquire: the worker that moved the cursor finished copying the slot we
+    // are about to overwrite.
+    *room_until = r.worker.load(Acquire) + r.capacity() as u64;
+    if seq >= *room_until {
+        r.counters.rejected.fetch_add(1, Relaxed);
+        return false;
+    }
+    true
 }
 
 impl<R: RingRef> Drop for Producer<R> {
