@@ -26,8 +26,12 @@ pub struct Producer<R: RingRef> {
     ring: R,
     /// Sequence number of the next push (this handle alone writes `head`).
     next: u64,
-    /// Last worker-group cursor read, for the `Reject` policy's room check.
-    worker_seen: u64,
+    /// Pushes below this sequence number need no room check: `u64::MAX`
+    /// under `Overwrite`; under `Reject`, the last worker-group cursor read
+    /// plus the capacity. One compare on the hot path for both policies.
+    room_until: u64,
+    /// `Ring::sample_mask`, computed once.
+    sample_mask: u64,
 }
 
 impl<R: RingRef> Producer<R> {
@@ -53,11 +57,16 @@ impl<R: RingRef> Producer<R> {
             }
         }
         let next = r.head.load(Acquire) & !CLOSED;
-        let worker_seen = r.worker.load(Acquire);
+        let room_until = match r.overflow() {
+            Overflow::Overwrite => u64::MAX,
+            Overflow::Reject => r.worker.load(Acquire) + r.capacity() as u64,
+        };
+        let sample_mask = r.sample_mask();
         Ok(Producer {
             ring,
             next,
-            worker_seen,
+            room_until,
+            sample_mask,
         })
     }
 
@@ -91,19 +100,11 @@ impl<R: RingRef> Producer<R> {
     fn push_with(&mut self, write: impl FnOnce(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
         if r.control.load(Relaxed) & CLOSE_REQUESTED != 0 {
-            // We own head, so we seal it: consumers see Closed after our last event.
-            r.head.store(self.next | CLOSED, Release);
-            return Err(Error::Closed);
+            return Err(self.seal());
         }
         let seq = self.next;
-        if r.overflow() == Overflow::Reject && seq - self.worker_seen >= r.capacity() as u64 {
-            // Acquire: the worker that moved the cursor finished copying the
-            // slot we are about to overwrite.
-            self.worker_seen = r.worker.load(Acquire);
-            if seq - self.worker_seen >= r.capacity() as u64 {
-                r.counters.rejected.fetch_add(1, Relaxed);
-                return Err(Error::Full);
-            }
+        if seq >= self.room_until && !make_room(r, &mut self.room_until, seq) {
+            return Err(Error::Full);
         }
         let slot = r.slot(seq);
         slot.stamp.store(stamp::writing(seq), Relaxed);
@@ -114,9 +115,34 @@ impl<R: RingRef> Producer<R> {
         slot.stamp.store(stamp::committed(seq), Release);
         r.head.store(seq + 1, Release);
         self.next = seq + 1;
-        r.sample_depth(seq);
+        if seq & self.sample_mask == 0 {
+            r.record_depth(seq);
+        }
         Ok(seq)
     }
+
+    /// A close was requested. We own `head`, so we seal it: consumers see
+    /// `Closed` after our last event.
+    #[cold]
+    fn seal(&self) -> Error {
+        self.ring.ring().head.store(self.next | CLOSED, Release);
+        Error::Closed
+    }
+}
+
+/// Under `Reject`, the single producer's room check once `seq` reached
+/// `room_until`: reads the worker cursor again; `false` (and counted) if the
+/// worker group is still a whole ring behind.
+#[cold]
+fn make_room<S: Storage>(r: &Ring<S>, room_until: &mut u64, seq: u64) -> bool {
+    // Acquire: the worker that moved the cursor finished copying the slot we
+    // are about to overwrite.
+    *room_until = r.worker.load(Acquire) + r.capacity() as u64;
+    if seq >= *room_until {
+        r.counters.rejected.fetch_add(1, Relaxed);
+        return false;
+    }
+    true
 }
 
 impl<R: RingRef> Drop for Producer<R> {
@@ -348,7 +374,9 @@ pub(crate) fn write_payload(slot: SlotRef<'_>, payload: &[u8]) {
     slot.len.store(payload.len() as u64, Relaxed);
     let words = payload.chunks_exact(WORD_BYTES);
     let tail = words.remainder();
-    // The payload was checked to fit; `split_at_checked` keeps this panic-free.
+    // The payload was checked to fit; `split_at_checked` keeps this panic-free
+    // and, for a length known at compile time, makes the loop count a
+    // constant (the loop is then unrolled).
     let Some((full, rest)) = slot.data.split_at_checked(payload.len() / WORD_BYTES) else {
         return;
     };

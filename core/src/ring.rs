@@ -156,6 +156,22 @@ pub(crate) enum Blocked {
     Torn,
 }
 
+impl Blocked {
+    /// Why a slot stamped `stamp` does not hold the committed event `seq`
+    /// (not cold: an empty poll ends here).
+    #[inline]
+    fn at(stamp: u64, seq: u64) -> Blocked {
+        match stamp::view(stamp, seq) {
+            View::NotYet => Blocked::NotYet,
+            View::Hole => Blocked::Hole,
+            View::Lapped => Blocked::Lapped,
+            // Not reached (the caller saw a different stamp); looking again
+            // is always safe.
+            View::Ready => Blocked::Torn,
+        }
+    }
+}
+
 impl<const SLOTS: usize, const WORDS: usize> Ring<StaticSlots<SLOTS, WORDS>> {
     const_fn! {
         /// An empty ring with inline slots, usable as a `static`. Capacity
@@ -500,23 +516,23 @@ impl<S: Storage> Ring<S> {
     pub(crate) fn copy_event(&self, seq: u64, buf: &mut [u8]) -> Result<usize, Blocked> {
         let slot = self.slots.slot(seq as usize);
         let before = slot.stamp.load(Acquire);
-        match stamp::view(before, seq) {
-            View::Ready => {}
-            View::NotYet => return Err(Blocked::NotYet),
-            View::Hole => return Err(Blocked::Hole),
-            View::Lapped => return Err(Blocked::Lapped),
+        // The common case first: one compare instead of decoding the stamp.
+        if before != stamp::committed(seq) {
+            return Err(Blocked::at(before, seq));
         }
-        // A torn read can see any length: clamp it so the copy stays in bounds;
+        // A torn read can see any length: clamp it (and the word count, which
+        // also spares the slice a bounds check) so the copy stays in bounds;
         // the stamp re-check below then discards the copy.
-        let len = (slot.len.load(Relaxed) as usize).min(self.slot_bytes());
+        let data = slot.data;
+        let len = (slot.len.load(Relaxed) as usize).min(data.len() * WORD_BYTES);
+        // `len` is clamped to at most a slot, so `len + 7` cannot overflow;
+        // `div_ceil`, which must allow for that, costs 4 more instructions.
+        #[allow(clippy::manual_div_ceil)]
+        let words = ((len + WORD_BYTES - 1) / WORD_BYTES).min(data.len());
         // Whole words (8-byte copies, no variable-length memcpy): the buffer
         // is at least a slot long, so the tail word fits; bytes past `len`
         // are unspecified.
-        let words = len.div_ceil(WORD_BYTES);
-        for (word, out) in slot.data[..words]
-            .iter()
-            .zip(buf.chunks_exact_mut(WORD_BYTES))
-        {
+        for (word, out) in data[..words].iter().zip(buf.chunks_exact_mut(WORD_BYTES)) {
             out.copy_from_slice(&word.load(Relaxed).to_ne_bytes());
         }
         // Pairs with the writer's release fence: if any word above came from
@@ -529,16 +545,26 @@ impl<S: Storage> Ring<S> {
         }
     }
 
+    /// Every how many sequence numbers producers sample the depth, minus one:
+    /// `capacity / 4` clamped to `1..=64`, a power of two.
+    #[inline]
+    pub(crate) fn sample_mask(&self) -> u64 {
+        (self.capacity() as u64 / 4).clamp(1, HIGH_WATER_SAMPLE_MAX) - 1
+    }
+
     /// Samples the depth after a push into the high-water mark.
     #[inline]
     pub(crate) fn sample_depth(&self, seq: u64) {
-        let cap = self.capacity() as u64;
-        let every = (cap / 4).clamp(1, HIGH_WATER_SAMPLE_MAX);
-        if seq & (every - 1) == 0 {
-            let depth = (seq + 1).saturating_sub(self.worker.load(Relaxed));
-            let depth = depth.min(cap);
-            self.counters.high_water.fetch_max(depth, Relaxed);
+        if seq & self.sample_mask() == 0 {
+            self.record_depth(seq);
         }
+    }
+
+    /// Records the depth after the push of `seq` in the high-water mark.
+    pub(crate) fn record_depth(&self, seq: u64) {
+        let depth = (seq + 1).saturating_sub(self.worker.load(Relaxed));
+        let depth = depth.min(self.capacity() as u64);
+        self.counters.high_water.fetch_max(depth, Relaxed);
     }
 
     /// The slot event `seq` lives in.

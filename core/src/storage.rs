@@ -108,9 +108,13 @@ impl<const SLOTS: usize, const WORDS: usize> Storage for StaticSlots<SLOTS, WORD
 /// stamp shares a cache line with its first bytes.
 #[cfg(feature = "alloc")]
 pub struct HeapSlots {
+    /// `capacity * stride` words; never resized.
     words: alloc::boxed::Box<[AtomicU64]>,
-    capacity: usize,
-    slot_words: usize,
+    /// `capacity - 1`: reduces an index to a slot number.
+    mask: usize,
+    /// Words per slot, `slot_words + 2`: precomputed, as every push and read
+    /// multiplies by it.
+    stride: usize,
 }
 
 #[cfg(feature = "alloc")]
@@ -124,8 +128,8 @@ impl HeapSlots {
         if !bounds.contains(&slot_bytes) || slot_bytes % WORD_BYTES != 0 {
             return Err(Error::InvalidSlotSize { slot_bytes });
         }
-        let slot_words = slot_bytes / WORD_BYTES;
-        let total = (slot_words + 2)
+        let stride = slot_bytes / WORD_BYTES + 2;
+        let total = stride
             .checked_mul(capacity)
             .ok_or(Error::AllocationFailed { bytes: usize::MAX })?;
         let mut words = alloc::vec::Vec::new();
@@ -137,8 +141,8 @@ impl HeapSlots {
         words.extend((0..total).map(|_| AtomicU64::new(0)));
         Ok(HeapSlots {
             words: words.into_boxed_slice(),
-            capacity,
-            slot_words,
+            mask: capacity - 1,
+            stride,
         })
     }
 }
@@ -150,20 +154,26 @@ impl sealed::Sealed for HeapSlots {}
 impl Storage for HeapSlots {
     #[inline]
     fn capacity(&self) -> usize {
-        self.capacity
+        self.mask + 1
     }
     #[inline]
     fn slot_words(&self) -> usize {
-        self.slot_words
+        self.stride - 2
     }
     #[inline]
     fn slot(&self, index: usize) -> SlotRef<'_> {
-        let stride = self.slot_words + 2;
-        let start = (index & (self.capacity - 1)) * stride;
-        // One bounds check: `words` holds `capacity * stride` words.
-        match self.words.get(start..start + stride) {
-            Some([stamp, len, data @ ..]) => SlotRef { stamp, len, data },
-            _ => unreachable!("slot index is masked to the capacity"),
+        let start = (index & self.mask) * self.stride;
+        // SAFETY: `words` holds `(mask + 1) * stride` words and is never
+        // resized, `index & mask <= mask`, and `stride >= 2`: the stamp, the
+        // length and the data words are all in bounds. (This is every push's
+        // and every read's slot lookup; a checked slice cost 6 to 8 more
+        // instructions per push or read.)
+        unsafe {
+            SlotRef {
+                stamp: self.words.get_unchecked(start),
+                len: self.words.get_unchecked(start + 1),
+                data: self.words.get_unchecked(start + 2..start + self.stride),
+            }
         }
     }
 }

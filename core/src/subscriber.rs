@@ -110,30 +110,33 @@ impl<R: RingRef> Subscriber<R> {
         claims: &mut [Claim],
     ) -> Result<usize, RecvError> {
         let r = self.ring.ring();
-        let slot_bytes = r.slot_bytes();
-        let max = r.batch_room(buf.len(), claims.len())?;
+        // The zip below stops at the same count `batch_room` computes.
+        r.batch_room(buf.len(), claims.len())?;
+        // The cursor stays in a register until the batch ends.
+        let mut cursor = self.cursor;
         let mut n = 0;
-        while n < max {
-            let out = &mut buf[n * slot_bytes..(n + 1) * slot_bytes];
-            match r.copy_event(self.cursor, out) {
-                Ok(len) => {
-                    claims[n] = Claim {
-                        seq: self.cursor,
-                        len,
-                    };
-                    self.cursor += 1;
-                    n += 1;
+        for (out, claim) in buf.chunks_exact_mut(r.slot_bytes()).zip(claims.iter_mut()) {
+            let len = loop {
+                match r.copy_event(cursor, out) {
+                    Ok(len) => break len,
+                    Err(Blocked::Hole) => cursor += 1,
+                    Err(_) => {
+                        self.cursor = cursor;
+                        if n > 0 {
+                            return Ok(n);
+                        }
+                        return self.try_recv(out).map(|first| {
+                            *claim = first;
+                            1
+                        });
+                    }
                 }
-                Err(Blocked::Hole) => self.cursor += 1,
-                Err(_) if n > 0 => break,
-                Err(_) => {
-                    return self.try_recv(out).map(|claim| {
-                        claims[0] = claim;
-                        1
-                    })
-                }
-            }
+            };
+            *claim = Claim { seq: cursor, len };
+            cursor += 1;
+            n += 1;
         }
+        self.cursor = cursor;
         Ok(n)
     }
 

@@ -290,6 +290,50 @@ fn subscriber_batches_match_single_reads_and_report_laps() {
     );
 }
 
+/// Holes (abandoned tickets) at the start and in the middle of a subscriber
+/// batch are skipped without ending it and without using a claim entry.
+#[test]
+fn subscriber_batches_skip_holes() {
+    let r = ring(8, 16, Overflow::Overwrite);
+    let p = r.mp_producer().unwrap();
+    let hole = |p: &crate::MpProducer<&HeapRing>| {
+        let ticket = p.take_ticket().unwrap();
+        let slot = p.claim_slot(ticket).expect("free slot");
+        assert!(crate::producer::finish(
+            slot,
+            ticket,
+            crate::stamp::hole(ticket)
+        ));
+    };
+    let mut sub = r.subscribe(Start::Now);
+    let mut one = r.subscribe(Start::Now);
+    p.push(b"a").unwrap(); // 0
+    hole(&p); // 1
+    p.push(b"c").unwrap(); // 2
+    hole(&p); // 3
+    hole(&p); // 4
+    p.push(b"f").unwrap(); // 5
+    let (mut buf, mut claims) = ([0u8; 4 * 16], [Claim::default(); 4]);
+    assert_eq!(sub.try_recv_batch(&mut buf, &mut claims), Ok(3));
+    let got: Vec<(u64, &[u8])> = claims[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.seq, &buf[i * 16..i * 16 + c.len]))
+        .collect();
+    assert_eq!(got, [(0, &b"a"[..]), (2, b"c"), (5, b"f")]);
+    assert_eq!(sub.next_seq(), 6);
+    // A batch that starts on a hole.
+    let mut single = [0u8; 16];
+    assert_eq!(one.try_recv(&mut single).map(|c| c.seq), Ok(0));
+    assert_eq!(one.try_recv_batch(&mut buf, &mut claims), Ok(2));
+    assert_eq!((claims[0].seq, claims[1].seq), (2, 5));
+    assert_eq!(
+        one.try_recv_batch(&mut buf, &mut claims),
+        Err(RecvError::Empty)
+    );
+    assert_eq!((sub.missed(), one.missed()), (0, 0));
+}
+
 #[test]
 fn batch_claims_are_consecutive_and_exclusive() {
     let r = ring(8, 16, Overflow::Overwrite);
