@@ -35,7 +35,10 @@ def faster(ratio: float) -> str:
 
 
 def render(c: dict[str, float], py: dict) -> str:
-    need = ["c_push_event", "rust_push_event", "c_push_raw", "rust_push_raw", "ck_push", "evq_1p1c", "ck_1p1c"]
+    need = [
+        "c_push_event", "rust_push_event", "c_push_raw", "c_push_raw_reject", "rust_push_raw",
+        "ck_push", "ck_push_mpmc", "evq_1p1c", "ck_1p1c",
+    ]
     missing = [k for k in need if k not in c]
     if missing:
         raise SystemExit(f"lang_tables: the C bench output lacks {missing}")
@@ -51,7 +54,8 @@ def render(c: dict[str, float], py: dict) -> str:
         "| --- | --- | --- | --- |",
         f"| `evq_push` from C / `emit` from Rust, same event (FFI overhead; goal ≤ 1.2×) | {c['c_push_event']:.1f} ns | {c['rust_push_event']:.1f} ns | {c['c_push_event'] / c['rust_push_event']:.2f}× |",
         f"| `evq_push_raw` from C / `emit_raw` from Rust | {c['c_push_raw']:.1f} ns | {c['rust_push_raw']:.1f} ns | {c['c_push_raw'] / c['rust_push_raw']:.2f}× |",
-        f"| push: `evq_push_raw` / `ck_ring_enqueue_spmc` (typed ring, inlined) | {c['c_push_raw']:.1f} ns | {c['ck_push']:.2f} ns | ck_ring {c['c_push_raw'] / c['ck_push']:.1f}× faster |",
+        f"| push: `evq_push_raw` (overwrite) / `ck_ring_enqueue_spmc` (typed ring, inlined) | {c['c_push_raw']:.1f} ns | {c['ck_push']:.2f} ns | ck_ring {c['c_push_raw'] / c['ck_push']:.1f}× faster |",
+        f"| push: `evq_push_raw` (reject) / `ck_ring_enqueue_mpmc` (one CAS, inlined) | {c['c_push_raw_reject']:.1f} ns | {c['ck_push_mpmc']:.2f} ns | ck_ring {c['c_push_raw_reject'] / c['ck_push_mpmc']:.1f}× faster |",
         f"| one producer → one consumer: `evq_push_raw` + `evq_try_pop` / ck_ring SPMC | {c['evq_1p1c']:.1f} M/s | {c['ck_1p1c']:.1f} M/s | {c['evq_1p1c'] / c['ck_1p1c']:.2f}× |",
     ]
     emit = py["emit_ns"]
@@ -79,6 +83,7 @@ def self_test() -> None:
 
     c_text = (
         "c_push_event 60.00 ns\nrust_push_event 50.00 ns\nc_push_raw 40.00 ns\n"
+        "c_push_raw_reject 30.00 ns\nck_push_mpmc 6.00 ns\n"
         "rust_push_raw 40.00 ns\nck_push 1.00 ns\nevq_1p1c 20.00 Mevents/s\n"
         "ck_1p1c 16.00 Mevents/s\nFFI overhead, event push: C 60 ns / Rust 50 ns = 1.20x\n"
     )
@@ -89,9 +94,9 @@ def self_test() -> None:
         "pipeline_events_per_s": {"evqueue (batch=64, default)": 3e6, "queue.Queue + threads": 5e5},
     }
     c = c_figures(c_text)
-    assert c["ck_1p1c"] == 16.0 and len(c) == 7, c
+    assert c["ck_1p1c"] == 16.0 and len(c) == 9, c
     text = render(c, py)
-    for want in ["| 1.20× |", "ck_ring 40.0× faster", "| 1.25× |", "4.0× faster", "2.0× slower", "| 6.0× |"]:
+    for want in ["| 1.20× |", "ck_ring 40.0× faster", "ck_ring 5.0× faster", "| 1.25× |", "4.0× faster", "2.0× slower", "| 6.0× |"]:
         assert want in text, (want, text)
     with tempfile.TemporaryDirectory() as d:
         paths = [Path(d, n) for n in ("c.txt", "py.json", "B.md")]
