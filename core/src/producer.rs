@@ -372,24 +372,7 @@ pub(crate) fn finish(slot: SlotRef<'_>, ticket: u64, done: u64) -> bool {
 #[inline]
 pub(crate) fn write_payload(slot: SlotRef<'_>, payload: &[u8]) {
     slot.len.store(payload.len() as u64, Relaxed);
-    let words = payload.chunks_exact(WORD_BYTES);
-    let tail = words.remainder();
-    // The payload was checked to fit; `split_at_checked` keeps this panic-free
-    // and, for a length known at compile time, makes the loop count a
-    // constant (the loop is then unrolled).
-    let Some((full, rest)) = slot.data.split_at_checked(payload.len() / WORD_BYTES) else {
-        return;
-    };
-    for (cell, word) in full.iter().zip(words) {
-        let mut w = [0u8; WORD_BYTES];
-        w.copy_from_slice(word);
-        cell.store(u64::from_ne_bytes(w), Relaxed);
-    }
-    if let (false, Some(cell)) = (tail.is_empty(), rest.first()) {
-        let mut w = [0u8; WORD_BYTES];
-        w[..tail.len()].copy_from_slice(tail);
-        cell.store(u64::from_ne_bytes(w), Relaxed);
-    }
+    store_words(slot.data, payload);
 }
 
 /// Checks an event against the codec's bounds and the ring's slot size, and
@@ -441,12 +424,15 @@ fn write_framed_raw(slot: SlotRef<'_>, payload: &[u8], timestamp: u64) {
     store_words(cells, rest);
 }
 
-/// Stores `bytes` (checked to fit) into `cells`, whole words, then one
-/// zero-padded tail word.
+/// Stores `bytes` (checked to fit) into `cells`, whole words in one tight
+/// loop, then one zero-padded tail word.
 #[inline(always)]
 fn store_words(cells: &[AtomicU64], bytes: &[u8]) {
     let words = bytes.chunks_exact(WORD_BYTES);
     let tail = words.remainder();
+    // The bytes were checked to fit; `split_at_checked` keeps this panic-free
+    // and, for a length known at compile time, makes the loop count a
+    // constant (the loop is then unrolled).
     let Some((full, rest)) = cells.split_at_checked(bytes.len() / WORD_BYTES) else {
         return;
     };
