@@ -24,7 +24,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use evqueue::{Error, Event, EventQueue, Overflow};
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,55 @@ fn wake(c: &mut Criterion) {
     g.finish();
 }
 
+/// The floor's sleeper: a plain thread that parks until told to go, then
+/// stores the time (and its CPU) into `started`/`woken_cpu`, and parks again.
+struct FloorThread {
+    go: Arc<AtomicBool>,
+    quit: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FloorThread {
+    fn spawn(base: Instant, started: Arc<AtomicU64>, woken_cpu: Arc<AtomicU64>) -> Self {
+        let go = Arc::new(AtomicBool::new(false));
+        let quit = Arc::new(AtomicBool::new(false));
+        let (g, q) = (go.clone(), quit.clone());
+        let thread = std::thread::spawn(move || loop {
+            while !g.swap(false, Acquire) {
+                if q.load(Acquire) {
+                    return;
+                }
+                std::thread::park();
+            }
+            started.store(base.elapsed().as_nanos() as u64, Release);
+            woken_cpu.store(current_cpu(), Release);
+        });
+        FloorThread {
+            go,
+            quit,
+            thread: Some(thread),
+        }
+    }
+
+    /// Wakes it once (the timed part: a store and an unpark).
+    fn wake(&self) {
+        self.go.store(true, Release);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+}
+
+impl Drop for FloorThread {
+    fn drop(&mut self) {
+        self.quit.store(true, Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            t.join().expect("floor thread");
+        }
+    }
+}
+
 /// The floor for `wake/parked`: a plain thread parked with
 /// `std::thread::park` and unparked, timed the same way (2 ms of sleep, then
 /// from just before the unpark to the thread's first instruction after it).
@@ -121,18 +170,7 @@ fn wake_floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("wake");
     let base = Instant::now();
     let started = Arc::new(AtomicU64::new(0));
-    let go = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (s, g2, q) = (started.clone(), go.clone(), quit.clone());
-    let sleeper = std::thread::spawn(move || loop {
-        while !g2.swap(false, Acquire) {
-            if q.load(Acquire) {
-                return;
-            }
-            std::thread::park();
-        }
-        s.store(base.elapsed().as_nanos() as u64, Release);
-    });
+    let floor = FloorThread::spawn(base, started.clone(), Arc::new(AtomicU64::new(0)));
     let samples = Mutex::new(Vec::new());
     g.bench_function("park_unpark_floor", |b| {
         b.iter_custom(|iters| {
@@ -142,8 +180,7 @@ fn wake_floor(c: &mut Criterion) {
                 started.store(0, SeqCst);
                 let round = Instant::now();
                 let t0 = base.elapsed().as_nanos() as u64;
-                go.store(true, Release);
-                sleeper.thread().unpark();
+                floor.wake();
                 let ns = wait_started(&started, t0);
                 total += round.elapsed();
                 samples.lock().unwrap().push(ns);
@@ -151,9 +188,7 @@ fn wake_floor(c: &mut Criterion) {
             total
         })
     });
-    quit.store(true, Release);
-    sleeper.thread().unpark();
-    sleeper.join().expect("floor thread");
+    drop(floor);
     report("park_unpark_floor", samples.into_inner().unwrap());
     g.finish();
 }
@@ -213,19 +248,7 @@ fn wake_interleaved(_: &mut Criterion) {
         wc.store(current_cpu(), Release);
         Ok(())
     });
-    let go = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let quit = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (s, wc, g2, q) = (started.clone(), woken_cpu.clone(), go.clone(), quit.clone());
-    let floor = std::thread::spawn(move || loop {
-        while !g2.swap(false, Acquire) {
-            if q.load(Acquire) {
-                return;
-            }
-            std::thread::park();
-        }
-        s.store(base.elapsed().as_nanos() as u64, Release);
-        wc.store(current_cpu(), Release);
-    });
+    let floor = FloorThread::spawn(base, started.clone(), woken_cpu.clone());
     // [evqueue, floor] x [same CPU, other CPU]
     let mut samples: [[Vec<u64>; 2]; 2] = Default::default();
     for _ in 0..rounds {
@@ -237,17 +260,14 @@ fn wake_interleaved(_: &mut Criterion) {
             if row == 0 {
                 queue.emit(&Event::new("ping")).expect("emit");
             } else {
-                go.store(true, Release);
-                floor.thread().unpark();
+                floor.wake();
             }
             let ns = wait_started(&started, t0);
             let other = woken_cpu.load(Acquire) != waker_cpu;
             by_cpu[usize::from(other)].push(ns);
         }
     }
-    quit.store(true, Release);
-    floor.thread().unpark();
-    floor.join().expect("floor thread");
+    drop(floor);
     queue.shutdown(WAIT_LIMIT).expect("shutdown");
     for (name, by_cpu) in ["parked", "park_unpark_floor"].iter().zip(samples) {
         let all: Vec<u64> = by_cpu.concat();
