@@ -64,7 +64,8 @@ fn wait_started(started: &AtomicU64, t0: u64) -> u64 {
 /// Prints the median, p99 and max of the latency samples.
 fn report(name: &str, mut samples: Vec<u64>) {
     if samples.is_empty() {
-        return; // the row was filtered out
+        println!("wake/{name}: 0 samples"); // filtered out, or none on that CPU
+        return;
     }
     samples.sort_unstable();
     println!(
@@ -271,9 +272,9 @@ fn wake_interleaved(_: &mut Criterion) {
     queue.shutdown(WAIT_LIMIT).expect("shutdown");
     for (name, by_cpu) in ["parked", "park_unpark_floor"].iter().zip(samples) {
         let all: Vec<u64> = by_cpu.concat();
-        summary(&format!("interleaved/{name}"), all);
+        report(&format!("interleaved/{name}"), all);
         for (place, s) in ["waker's CPU", "other CPU"].iter().zip(by_cpu) {
-            summary(&format!("interleaved/{name}, woken on the {place}"), s);
+            report(&format!("interleaved/{name}, woken on the {place}"), s);
         }
     }
 }
@@ -290,21 +291,6 @@ fn current_cpu() -> u64 {
     {
         0
     }
-}
-
-/// Like [`report`], but also for an empty or tiny sample set.
-fn summary(name: &str, mut samples: Vec<u64>) {
-    if samples.is_empty() {
-        println!("wake/{name}: 0 samples");
-        return;
-    }
-    samples.sort_unstable();
-    println!(
-        "wake/{name}: {} samples, p50 {:.1} µs, p99 {:.1} µs",
-        samples.len(),
-        percentile(&samples, 0.5) as f64 / 1e3,
-        percentile(&samples, 0.99) as f64 / 1e3,
-    );
 }
 
 fn config() -> Criterion {
