@@ -1250,6 +1250,88 @@ fn scenario_b_two_mp_producers_overwrite() {
 /// C: `Reject` with one producer retrying on `Full` and two workers (and a
 /// subscriber): nothing is lost, every event is delivered exactly once, and
 /// every `Full` is counted as rejected.
+/// What scenarios C and D (`Reject`) assert once their threads are joined:
+/// each producer pushed `per_producer` events, the two workers claimed every
+/// one of them exactly once and untorn, nothing was overwritten or lost,
+/// every `Full` a producer saw is counted as rejected, no ticket was
+/// abandoned, and the subscriber saw a sealed ring with no silent loss.
+fn check_reject_run(
+    scenario: &str,
+    ring: &HeapRing,
+    producers: &[&ProducerReport],
+    [w0, w1]: [&WorkerReport; 2],
+    s0: &SubscriberReport,
+    monitor: &MonitorReport,
+    per_producer: u64,
+) {
+    let names = ["producer0", "producer1"];
+    let mut failures: Vec<(&str, &Failures)> = producers
+        .iter()
+        .zip(names)
+        .map(|(p, name)| (name, &p.failures))
+        .collect();
+    failures.extend([
+        ("worker0", &w0.failures),
+        ("worker1", &w1.failures),
+        ("sub0", &s0.failures),
+        ("monitor", &monitor.failures),
+    ]);
+    assert_no_failures(scenario, failures);
+    for (pid, p) in producers.iter().enumerate() {
+        assert_eq!(p.pushed, per_producer, "{scenario}: producer {pid} pushed");
+    }
+    let events = per_producer * producers.len() as u64;
+    let full: u64 = producers.iter().map(|p| p.full).sum();
+    assert_eq!(
+        (w0.torn, w1.torn),
+        (0, 0),
+        "{scenario}: torn events in the worker group"
+    );
+    let claimed = check_disjoint(scenario, w0, w1);
+    assert_eq!(claimed, events, "{scenario}: events claimed by the workers");
+    for pid in 0..producers.len() {
+        let union = w0.seen[pid].union_count(&w1.seen[pid]);
+        assert_eq!(
+            union, per_producer,
+            "{scenario}: producer {pid}: distinct events claimed: some were lost"
+        );
+        let counted = w0.seen[pid].count() + w1.seen[pid].count();
+        assert_eq!(
+            counted, per_producer,
+            "{scenario}: producer {pid}: an event was claimed twice"
+        );
+    }
+    let stats = ring.stats();
+    assert_eq!(
+        (
+            stats.delivered,
+            stats.overwritten,
+            stats.rejected,
+            stats.depth
+        ),
+        (events, 0, full, 0),
+        "{scenario}: delivered, overwritten, rejected (= Full seen), depth: {stats:?}"
+    );
+    assert_eq!(stats.pushed, events + full, "{scenario}: {stats:?}");
+    assert!(
+        stats.high_water <= ring.capacity() as u64,
+        "{scenario}: {stats:?}"
+    );
+    if !cfg!(miri) {
+        assert!(
+            full > 0,
+            "{scenario}: the producers never saw Full: the scenario tests nothing: {stats:?}"
+        );
+    }
+    let final_head = ring.next_seq();
+    assert_eq!(
+        final_head, events,
+        "{scenario}: no ticket abandoned under Reject"
+    );
+    check_sealed(scenario, ring, final_head);
+    check_subscriber(scenario, s0, final_head, 0);
+}
+
 #[test]
 fn scenario_c_reject_loses_nothing() {
     let _serial = one_at_a_time();
@@ -1294,49 +1376,7 @@ fn scenario_c_reject_loses_nothing() {
         monitor.snapshots,
     );
     wd.assert_not_expired();
-    assert_no_failures(
-        "C",
-        [
-            ("producer", &producer.failures),
-            ("worker0", &w0.failures),
-            ("worker1", &w1.failures),
-            ("sub0", &s0.failures),
-            ("monitor", &monitor.failures),
-        ],
-    );
-    assert_eq!(producer.pushed, events);
-    assert_eq!(
-        (w0.torn, w1.torn),
-        (0, 0),
-        "torn events in the worker group"
-    );
-    let claimed = check_disjoint("C", &w0, &w1);
-    assert_eq!(claimed, events, "events claimed by the workers");
-    let union = w0.seen[0].union_count(&w1.seen[0]);
-    assert_eq!(union, events, "distinct events claimed: some were lost");
-    assert_eq!(w0.seen[0].count() + w1.seen[0].count(), events);
-    assert_eq!(stats.overwritten, 0, "{stats:?}");
-    assert_eq!(stats.delivered, events, "{stats:?}");
-    assert_eq!(
-        stats.rejected, producer.full,
-        "rejected vs Full errors seen: {stats:?}"
-    );
-    assert_eq!(stats.pushed, events + producer.full, "{stats:?}");
-    assert_eq!(
-        stats.pushed,
-        stats.delivered + stats.overwritten + stats.rejected,
-        "{stats:?}"
-    );
-    assert_eq!(stats.depth, 0, "{stats:?}");
-    assert!(stats.high_water <= CAPACITY_C as u64, "{stats:?}");
-    if !cfg!(miri) {
-        assert!(
-            producer.full > 0,
-            "the producer never saw Full: the scenario tests nothing: {stats:?}"
-        );
-    }
-    check_sealed("C", &ring, events);
-    check_subscriber("C", &s0, events, 0);
+    check_reject_run("C", &ring, &[&producer], [&w0, &w1], &s0, &monitor, events);
 }
 
 /// D: `Reject` with two multi-producer threads retrying on `Full`, two
@@ -1395,53 +1435,5 @@ fn scenario_d_mp_reject_loses_nothing() {
         monitor.snapshots,
     );
     wd.assert_not_expired();
-    assert_no_failures(
-        "D",
-        [
-            ("producer0", &p0.failures),
-            ("producer1", &p1.failures),
-            ("worker0", &w0.failures),
-            ("worker1", &w1.failures),
-            ("sub0", &s0.failures),
-            ("monitor", &monitor.failures),
-        ],
-    );
-    assert_eq!((p0.pushed, p1.pushed), (events, events));
-    assert_eq!(
-        (w0.torn, w1.torn),
-        (0, 0),
-        "torn events in the worker group"
-    );
-    let claimed = check_disjoint("D", &w0, &w1);
-    assert_eq!(claimed, 2 * events, "events claimed by the workers");
-    for pid in 0..2 {
-        let union = w0.seen[pid].union_count(&w1.seen[pid]);
-        assert_eq!(
-            union, events,
-            "producer {pid}: distinct events claimed: some were lost"
-        );
-    }
-    let full = p0.full + p1.full;
-    assert_eq!(
-        (
-            stats.delivered,
-            stats.overwritten,
-            stats.rejected,
-            stats.depth
-        ),
-        (2 * events, 0, full, 0),
-        "{stats:?}"
-    );
-    assert_eq!(stats.pushed, 2 * events + full, "{stats:?}");
-    assert!(stats.high_water <= CAPACITY_C as u64, "{stats:?}");
-    if !cfg!(miri) {
-        assert!(
-            full > 0,
-            "the producers never saw Full: the scenario tests nothing: {stats:?}"
-        );
-    }
-    let final_head = ring.next_seq();
-    assert_eq!(final_head, 2 * events, "no ticket abandoned under Reject");
-    check_sealed("D", &ring, final_head);
-    check_subscriber("D", &s0, final_head, 0);
+    check_reject_run("D", &ring, &[&p0, &p1], [&w0, &w1], &s0, &monitor, events);
 }
