@@ -515,6 +515,66 @@ fn eight_idle_workers_cost_no_cpu() {
     assert_eq!(q.stats().handled, 2);
 }
 
+/// Scheduler state letters (`R` runnable, `S` sleeping, ...) of this
+/// process's threads whose name starts with `prefix`.
+#[cfg(target_os = "linux")]
+fn thread_states(prefix: &str) -> Vec<char> {
+    let mut states = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("procfs") {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if let (true, Ok(stat)) = (
+            comm.starts_with(prefix),
+            std::fs::read_to_string(dir.join("stat")),
+        ) {
+            states.extend(stat[stat.rfind(')').unwrap() + 2..].chars().next());
+        }
+    }
+    states
+}
+
+/// Everything pinned to one CPU, so every wake lands on its waker's CPU. A
+/// worker woken there after a park longer than its spin parks again as soon
+/// as the ring is empty (events come rarely: spinning would catch nothing);
+/// woken again soon after, it spins (by yielding) as usual.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_woken_on_its_wakers_cpu_spins_only_when_events_come_often() {
+    // SAFETY: `set` is a plain bit set; sched_setaffinity only reads it.
+    let pinned = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(usize::try_from(libc::sched_getcpu()).unwrap(), &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
+    };
+    assert!(pinned, "sched_setaffinity");
+    let spin = Duration::from_millis(400);
+    // Its worker inherits this thread's CPU.
+    let q = small(1)
+        .spin_for(spin)
+        .thread_name("spinpin")
+        .build()
+        .unwrap();
+    // The worker spins its first 400 ms away and parks for longer than that.
+    std::thread::sleep(2 * spin + Duration::from_millis(100));
+    q.emit(&Event::new("rare")).unwrap();
+    q.flush(PATIENCE).unwrap();
+    let deadline = Instant::now() + spin / 2;
+    while thread_states("spinpin") != ['S'] {
+        assert!(
+            Instant::now() < deadline,
+            "the worker is still spinning after a rare event: {:?}",
+            thread_states("spinpin")
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Parked for less than its spin this time: it spins after this event.
+    q.emit(&Event::new("soon_after")).unwrap();
+    q.flush(PATIENCE).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(thread_states("spinpin"), ['R'], "spinning worker");
+    assert_eq!(q.stats().handled, 2);
+}
+
 #[test]
 fn handlers_added_and_removed_while_events_flow() {
     let q = small(4).build().unwrap();

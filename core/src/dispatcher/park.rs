@@ -50,7 +50,8 @@ impl Sleeper {
     /// it off (for the whole spin: the waker got its CPU back 54 µs after
     /// the handler started, with the 50 µs spin, on the 2-core VM) and
     /// cannot see a next event the waker has no CPU to emit. So such a
-    /// worker spins by yielding (back after 2 µs).
+    /// worker spins by yielding (back after 2 µs), or, after a long park,
+    /// not at all (see `worker::Spin`).
     pub(crate) fn woken_on_wakers_cpu(&self) -> bool {
         let waker = self.waker_cpu.load(Relaxed);
         waker != NO_CPU && waker == current_cpu()
