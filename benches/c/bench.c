@@ -13,15 +13,17 @@
  *                    ring; single producer, plain stores)
  *   ck_push_mpmc     ck_ring_enqueue_mpmc of it: ck's multi-producer push,
  *                    the kind evq_push is (any thread may push)
- * and one producer thread to one consumer thread, N payloads of 48 bytes:
+ * and one producer thread to one consumer thread (pinned to two CPUs), N
+ * payloads of 48 bytes:
  *   evq_1p1c    evq_push_raw (reject policy, retry on EVQ_FULL) / evq_try_pop
  *   ck_1p1c     ck_ring_enqueue_spmc (retry on full) / ck_ring_dequeue_spmc
  * Output: one "name value unit" line per measure. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "evqueue.h"
 
 #include <ck_ring.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,23 @@ static double now_ns(void) {
 static void die(const char *what, evq_status s) {
   fprintf(stderr, "%s: %s (%s)\n", what, evq_status_str((int)s), evq_last_error());
   exit(1);
+}
+
+/* Pins the calling thread to the nth CPU it may run on, if it may run on two
+ * or more: left to the scheduler, the producer and the consumer sometimes
+ * share one CPU for a whole run (taking turns by time slice), which made
+ * the one-to-one figures bimodal. */
+static void pin_to_allowed_cpu(int nth) {
+  cpu_set_t allowed, one;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (CPU_ISSET(cpu, &allowed) && nth-- == 0) {
+      CPU_ZERO(&one);
+      CPU_SET(cpu, &one);
+      sched_setaffinity(0, sizeof one, &one); /* best effort */
+      return;
+    }
+  }
 }
 
 static evq_queue *new_queue(uint32_t overflow) {
@@ -157,6 +176,7 @@ struct pc {
 
 static void *evq_producer(void *arg) {
   struct pc *pc = arg;
+  pin_to_allowed_cpu(0);
   struct payload pl;
   memset(&pl, 0, sizeof pl);
   pthread_barrier_wait(&pc->start);
@@ -173,6 +193,7 @@ static void *evq_producer(void *arg) {
 
 static void *evq_consumer(void *arg) {
   struct pc *pc = arg;
+  pin_to_allowed_cpu(1);
   size_t len = evq_pop_buffer_size(pc->q);
   uint8_t *buf = malloc(len);
   evq_payload p;
@@ -192,6 +213,7 @@ static void *evq_consumer(void *arg) {
 
 static void *ck_producer(void *arg) {
   struct pc *pc = arg;
+  pin_to_allowed_cpu(0);
   struct payload pl;
   memset(&pl, 0, sizeof pl);
   pthread_barrier_wait(&pc->start);
@@ -206,6 +228,7 @@ static void *ck_producer(void *arg) {
 
 static void *ck_consumer(void *arg) {
   struct pc *pc = arg;
+  pin_to_allowed_cpu(1);
   struct payload out;
   pthread_barrier_wait(&pc->start);
   while (pc->received < pc->n) {
