@@ -68,7 +68,7 @@ impl<R: RingRef> Subscriber<R> {
         let r = self.ring.ring();
         r.check_buffer(buf.len())?;
         loop {
-            match r.copy_event(self.cursor, buf) {
+            match r.copy_event::<true>(self.cursor, buf) {
                 Ok(len) => {
                     let seq = self.cursor;
                     self.cursor += 1;
@@ -117,7 +117,7 @@ impl<R: RingRef> Subscriber<R> {
         let mut n = 0;
         for (out, claim) in buf.chunks_exact_mut(r.slot_bytes()).zip(claims.iter_mut()) {
             let len = loop {
-                match r.copy_event(cursor, out) {
+                match r.copy_event::<false>(cursor, out) {
                     Ok(len) => break len,
                     Err(Blocked::Hole) => cursor += 1,
                     Err(_) => {

@@ -586,3 +586,50 @@ fn framed_raw_payloads_of_every_length_round_trip() {
         assert_eq!(refused, Err(Error::TooLarge { size: max + 1, max }));
     }
 }
+
+/// Every read path copies payloads of every length byte for byte, whatever
+/// the slot's word count (odd counts leave the paired copy a last word), and
+/// writes nothing past a slot into a longer buffer.
+#[test]
+fn every_read_path_copies_every_length_exactly() {
+    for slot in [16, 24, 64, 72, 256] {
+        let data: Vec<u8> = (0..slot)
+            .map(|i| (i as u8).wrapping_mul(29) ^ 0x5C)
+            .collect();
+        let r = ring(4, slot, Overflow::Overwrite);
+        let p = r.mp_producer().unwrap();
+        let mut sub = r.subscribe(Start::Now);
+        let mut batch_sub = r.subscribe(Start::Now);
+        let fresh = || std::vec![0xEEu8; slot + 16];
+        for len in 0..=slot {
+            let payload = &data[..len];
+            p.push(payload).unwrap();
+            let (mut one, mut batch, mut sub_one, mut sub_batch) =
+                (fresh(), fresh(), fresh(), fresh());
+            let mut claims = [Claim::default(); 1];
+            let claim = r.try_claim(&mut one).unwrap();
+            let mut read = std::vec![(claim.len, &one)];
+            assert_eq!(sub.try_recv(&mut sub_one).unwrap().len, len);
+            read.push((len, &sub_one));
+            assert_eq!(batch_sub.try_recv_batch(&mut sub_batch, &mut claims), Ok(1));
+            read.push((claims[0].len, &sub_batch));
+            // The worker claimed this one already: push it again for the batch claim.
+            p.push(payload).unwrap();
+            assert_eq!(sub.try_recv(&mut fresh()).unwrap().len, len);
+            assert_eq!(batch_sub.try_recv(&mut fresh()).unwrap().len, len);
+            assert_eq!(r.try_claim_batch(&mut batch, &mut claims), Ok(1));
+            read.push((claims[0].len, &batch));
+            for (i, (got_len, buf)) in read.into_iter().enumerate() {
+                assert_eq!(
+                    &buf[..got_len],
+                    payload,
+                    "slot {slot}, length {len}, path {i}"
+                );
+                assert!(
+                    buf[slot..].iter().all(|&b| b == 0xEE),
+                    "slot {slot}, path {i}: wrote past the slot"
+                );
+            }
+        }
+    }
+}
