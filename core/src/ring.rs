@@ -598,19 +598,21 @@ const PAIRED_COPY_MAX_BYTES: usize = 64;
 /// their events are read after the whole batch was copied.
 #[inline(always)]
 fn copy_words(data: &[AtomicU64], buf: &mut [u8], paired: bool) {
-    let (mut data, mut buf) = (data, buf);
     if paired {
         let pairs = data.chunks_exact(2);
-        let outs = buf.chunks_exact_mut(2 * WORD_BYTES);
-        let stored = pairs.len().min(outs.len()) * 2;
-        for (pair, out) in pairs.zip(outs) {
-            if let Ok(out) = out.try_into() {
-                store_pair(out, pair[0].load(Relaxed), pair[1].load(Relaxed));
+        let odd = pairs.remainder();
+        for (pair, out) in pairs.zip(buf.chunks_exact_mut(2 * WORD_BYTES)) {
+            if let (Ok(out), [lo, hi]) = (out.try_into(), pair) {
+                store_pair(out, lo.load(Relaxed), hi.load(Relaxed));
             }
         }
-        // An odd last word is copied below.
-        data = data.get(stored..).unwrap_or_default();
-        buf = buf.get_mut(stored * WORD_BYTES..).unwrap_or_default();
+        // An odd last word: the buffer holds every word, so it goes right
+        // after the pairs.
+        let at = (data.len() - odd.len()) * WORD_BYTES;
+        if let (Some(word), Some(out)) = (odd.first(), buf.get_mut(at..at + WORD_BYTES)) {
+            out.copy_from_slice(&word.load(Relaxed).to_ne_bytes());
+        }
+        return;
     }
     for (word, out) in data.iter().zip(buf.chunks_exact_mut(WORD_BYTES)) {
         out.copy_from_slice(&word.load(Relaxed).to_ne_bytes());
