@@ -39,6 +39,11 @@
 //! - `s7_two_producers`: two threads pushing at once, no consumer; events per
 //!   second for both together.
 //!
+//! - `goals` (not criterion rows): each goal of issue 6 timed as 15 rounds
+//!   that alternate evqueue and its peer, so both sides of each ratio see
+//!   the same machine, into `bench-extra/goals.csv` (operations per second
+//!   of each side per round).
+//!
 //! `cargo bench -p benches --bench peers` takes about 5 minutes;
 //! `cargo test -p benches --bench peers` runs each row once.
 
@@ -863,6 +868,214 @@ fn s7<const N: usize>(c: &mut Criterion) {
     g.finish();
 }
 
+// ---- the goals, evqueue and its peer interleaved ----
+
+/// `goal,bytes,round,evqueue,peer` rows: operations per second of each side
+/// in one round.
+static GOALS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Rounds of each goal pair (one when only checking that it runs).
+fn goal_rounds() -> usize {
+    if bench_mode() {
+        15
+    } else {
+        1
+    }
+}
+
+/// Operations per round for the one-thread and one-to-one goals.
+fn goal_ops() -> u64 {
+    if bench_mode() {
+        1 << 20
+    } else {
+        1000
+    }
+}
+
+/// Times evqueue (`ours`) and a peer round by round, alternating which goes
+/// first, so both sides of each ratio see the same machine: the rows above
+/// are minutes apart, and on a shared 2-core VM the machine changes in
+/// minutes. Each closure runs one round and returns operations per second.
+fn interleave(
+    goal: &str,
+    bytes: usize,
+    mut ours: impl FnMut() -> f64,
+    mut peer: impl FnMut() -> f64,
+) {
+    for round in 0..goal_rounds() {
+        let (a, b) = if round % 2 == 0 {
+            let a = ours();
+            (a, peer())
+        } else {
+            let b = peer();
+            (ours(), b)
+        };
+        GOALS
+            .lock()
+            .unwrap()
+            .push(format!("{goal},{bytes},{round},{a:.1},{b:.1}"));
+    }
+}
+
+fn per_second(ops: u64, time: Duration) -> f64 {
+    ops as f64 / time.as_secs_f64()
+}
+
+/// One round of pushes, one thread.
+fn push_rate<const N: usize>(tx: &mut impl Tx<N>) -> f64 {
+    let bytes = payload::<N>();
+    let t0 = Instant::now();
+    for _ in 0..goal_ops() {
+        tx.send(black_box(&bytes));
+    }
+    per_second(goal_ops(), t0.elapsed())
+}
+
+fn floor_rate<const N: usize>(floor: &mut StoreFloor) -> f64 {
+    let bytes = payload::<N>();
+    let t0 = Instant::now();
+    for _ in 0..goal_ops() {
+        floor.store(black_box(&bytes));
+    }
+    per_second(goal_ops(), t0.elapsed())
+}
+
+/// One round of one producer to one lossless consumer: events delivered
+/// per second.
+fn one_to_one_rate<const N: usize>(tx: &mut impl Tx<N>, rx: &mut impl Rx<N>) -> f64 {
+    let n = goal_ops();
+    let done = AtomicBool::new(false);
+    let (time, (), (got, lagged, sum)) =
+        time_two_threads(|| pump(tx, n, 1, &done), || drain_until(rx, &done));
+    assert_eq!((got, lagged, sum), (n, 0, n.wrapping_mul(per_event::<N>())));
+    per_second(n, time)
+}
+
+/// One round of scenario 4: events per second per subscriber.
+fn broadcast_rate<const N: usize, R: Rx<N>>(tx: &mut impl Tx<N>, rx: &mut [R; 4]) -> f64 {
+    let n = if bench_mode() { BROADCAST_ROUND } else { 100 };
+    fill(tx, n);
+    let [r0, r1, r2, r3] = rx;
+    let (time, (a0, a1), (a2, a3)) = time_two_threads(
+        || (drain_all(r0), drain_all(r1)),
+        || (drain_all(r2), drain_all(r3)),
+    );
+    for got in [a0, a1, a2, a3] {
+        assert_eq!(got, (n, n.wrapping_mul(per_event::<N>())));
+    }
+    per_second(n, time)
+}
+
+fn four<T>(v: Vec<T>) -> [T; 4] {
+    v.try_into().unwrap_or_else(|_| panic!("four subscribers"))
+}
+
+fn goals<const N: usize>() {
+    let ops = goal_ops();
+    // Push: against the floor, `ArrayQueue::force_push` and photon-ring.
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    let mut ev = EvTx::new(&ring);
+    let mut floor = StoreFloor::new(CAPACITY, N / 8);
+    interleave(
+        "push_vs_floor",
+        N,
+        || push_rate::<N>(&mut ev),
+        || floor_rate::<N>(&mut floor),
+    );
+    let mut aq = AqForceTx(array_queue::<N>());
+    interleave(
+        "push_vs_force_push",
+        N,
+        || push_rate::<N>(&mut ev),
+        || push_rate::<N>(&mut aq),
+    );
+    let (tx, _subs) = photon_ring::channel::<[u8; N]>(CAPACITY);
+    let mut ph = PhTx(tx);
+    interleave(
+        "push_vs_photon_ring",
+        N,
+        || push_rate::<N>(&mut ev),
+        || push_rate::<N>(&mut ph),
+    );
+
+    // One producer to one worker, single and batch claims, against the
+    // disruptor.
+    let (mut dtx, mut drx) = disruptor::<N>(1);
+    let mut drx = drx.pop().unwrap();
+    let ring = evqueue_ring::<N>(Overflow::Reject);
+    let (mut tx, mut rx) = (EvTx::new(&ring), EvClaim::new(&ring));
+    interleave(
+        "one_to_one_vs_disruptor",
+        N,
+        || one_to_one_rate::<N>(&mut tx, &mut rx),
+        || one_to_one_rate::<N>(&mut dtx, &mut drx),
+    );
+    let ring = evqueue_ring::<N>(Overflow::Reject);
+    let (mut tx, mut rx) = (EvTx::new(&ring), EvBatch::new(&ring));
+    interleave(
+        "one_to_one_batch32_vs_disruptor",
+        N,
+        || one_to_one_rate::<N>(&mut tx, &mut rx),
+        || one_to_one_rate::<N>(&mut dtx, &mut drx),
+    );
+
+    // Four subscribers, single and batch reads, against the disruptor and
+    // tokio broadcast.
+    let (mut dtx, drx) = disruptor::<N>(4);
+    let mut drx = four(drx);
+    let (mut ttx, trx) = tokio_broadcast::<N>(4);
+    let mut trx = four(trx);
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    let mut tx = EvTx::new(&ring);
+    let mut subs = four((0..4).map(|_| EvSub::new(&ring)).collect());
+    interleave(
+        "broadcast_vs_disruptor",
+        N,
+        || broadcast_rate::<N, _>(&mut tx, &mut subs),
+        || broadcast_rate::<N, _>(&mut dtx, &mut drx),
+    );
+    interleave(
+        "broadcast_vs_tokio",
+        N,
+        || broadcast_rate::<N, _>(&mut tx, &mut subs),
+        || broadcast_rate::<N, _>(&mut ttx, &mut trx),
+    );
+    let ring = evqueue_ring::<N>(Overflow::Overwrite);
+    let mut tx = EvTx::new(&ring);
+    let mut subs = four((0..4).map(|_| EvSubBatch::new(&ring)).collect());
+    interleave(
+        "broadcast_batch32_vs_disruptor",
+        N,
+        || broadcast_rate::<N, _>(&mut tx, &mut subs),
+        || broadcast_rate::<N, _>(&mut dtx, &mut drx),
+    );
+    interleave(
+        "broadcast_batch32_vs_tokio",
+        N,
+        || broadcast_rate::<N, _>(&mut tx, &mut subs),
+        || broadcast_rate::<N, _>(&mut ttx, &mut trx),
+    );
+
+    // Round trip against the bare cache line: round trips per second.
+    let (a, b) = (
+        evqueue_ring::<N>(Overflow::Overwrite),
+        evqueue_ring::<N>(Overflow::Overwrite),
+    );
+    let (mut ta, mut ra) = (EvTx::new(&a), EvSub::new(&b));
+    let (mut tb, mut rb) = (EvTx::new(&b), EvSub::new(&a));
+    let line = Line(AtomicU64::new(0));
+    let trips = ops / 16;
+    interleave(
+        "round_trip_vs_cacheline",
+        N,
+        || {
+            let time = ping_pong::<N>((&mut ta, &mut rb), (&mut tb, &mut ra), trips, None);
+            per_second(trips, time)
+        },
+        || per_second(trips, bounce(&line, trips, None)),
+    );
+}
+
 // ---- driver ----
 
 /// A group of per-event rows. Two-thread groups (every scenario but the
@@ -896,12 +1109,16 @@ fn benches(c: &mut Criterion) {
     s6::<256>(c);
     s7::<64>(c);
     s7::<256>(c);
+    goals::<64>();
+    goals::<256>();
     if bench_mode() {
         let loss = std::mem::take(&mut *LOSS.lock().unwrap());
         let header = "scenario,queue,bytes,pushed,delivered,reported_lost";
         merge_extra("loss.csv", header, 3, &loss);
         let rtt = std::mem::take(&mut *RTT.lock().unwrap());
         merge_extra("rtt_samples.csv", "queue,bytes,ns", 2, &rtt);
+        let goals = std::mem::take(&mut *GOALS.lock().unwrap());
+        merge_extra("goals.csv", "goal,bytes,round,evqueue,peer", 3, &goals);
     }
 }
 
