@@ -970,6 +970,28 @@ fn four<T>(v: Vec<T>) -> [T; 4] {
     v.try_into().unwrap_or_else(|_| panic!("four subscribers"))
 }
 
+/// The two broadcast goals of evqueue's subscribers (`reads`: "" for single
+/// reads, "_batch32" for batch reads) against the disruptor's and tokio's.
+fn broadcast_goals<const N: usize, R: Rx<N>>(
+    reads: &str,
+    (tx, subs): (&mut impl Tx<N>, &mut [R; 4]),
+    (dtx, drx): (&mut impl Tx<N>, &mut [impl Rx<N>; 4]),
+    (ttx, trx): (&mut impl Tx<N>, &mut [impl Rx<N>; 4]),
+) {
+    interleave(
+        &format!("broadcast{reads}_vs_disruptor"),
+        N,
+        || broadcast_rate::<N, _>(tx, subs),
+        || broadcast_rate::<N, _>(dtx, drx),
+    );
+    interleave(
+        &format!("broadcast{reads}_vs_tokio"),
+        N,
+        || broadcast_rate::<N, _>(tx, subs),
+        || broadcast_rate::<N, _>(ttx, trx),
+    );
+}
+
 fn goals<const N: usize>() {
     let ops = goal_ops();
     // Push: against the floor, `ArrayQueue::force_push` and photon-ring.
@@ -1026,34 +1048,20 @@ fn goals<const N: usize>() {
     let (mut ttx, trx) = tokio_broadcast::<N>(4);
     let mut trx = four(trx);
     let ring = evqueue_ring::<N>(Overflow::Overwrite);
-    let mut tx = EvTx::new(&ring);
     let mut subs = four((0..4).map(|_| EvSub::new(&ring)).collect());
-    interleave(
-        "broadcast_vs_disruptor",
-        N,
-        || broadcast_rate::<N, _>(&mut tx, &mut subs),
-        || broadcast_rate::<N, _>(&mut dtx, &mut drx),
-    );
-    interleave(
-        "broadcast_vs_tokio",
-        N,
-        || broadcast_rate::<N, _>(&mut tx, &mut subs),
-        || broadcast_rate::<N, _>(&mut ttx, &mut trx),
+    broadcast_goals::<N, _>(
+        "",
+        (&mut EvTx::new(&ring), &mut subs),
+        (&mut dtx, &mut drx),
+        (&mut ttx, &mut trx),
     );
     let ring = evqueue_ring::<N>(Overflow::Overwrite);
-    let mut tx = EvTx::new(&ring);
     let mut subs = four((0..4).map(|_| EvSubBatch::new(&ring)).collect());
-    interleave(
-        "broadcast_batch32_vs_disruptor",
-        N,
-        || broadcast_rate::<N, _>(&mut tx, &mut subs),
-        || broadcast_rate::<N, _>(&mut dtx, &mut drx),
-    );
-    interleave(
-        "broadcast_batch32_vs_tokio",
-        N,
-        || broadcast_rate::<N, _>(&mut tx, &mut subs),
-        || broadcast_rate::<N, _>(&mut ttx, &mut trx),
+    broadcast_goals::<N, _>(
+        "_batch32",
+        (&mut EvTx::new(&ring), &mut subs),
+        (&mut dtx, &mut drx),
+        (&mut ttx, &mut trx),
     );
 
     // Round trip against the bare cache line: round trips per second.
