@@ -592,7 +592,15 @@ fn framed_raw_payloads_of_every_length_round_trip() {
 /// writes nothing past a slot into a longer buffer.
 #[test]
 fn every_read_path_copies_every_length_exactly() {
-    for slot in [16, 24, 64, 72, 256] {
+    // Under Miri (16 schedules in the test command), the sizes that cover
+    // both copies: odd and even word counts, and lengths on both sides of
+    // the paired copy's 64-byte limit.
+    let slots: &[usize] = if cfg!(miri) {
+        &[16, 24, 72]
+    } else {
+        &[16, 24, 64, 72, 256]
+    };
+    for &slot in slots {
         let data: Vec<u8> = (0..slot)
             .map(|i| (i as u8).wrapping_mul(29) ^ 0x5C)
             .collect();
