@@ -17,16 +17,27 @@ END = "<!-- lang-tables:end -->"
 
 
 def c_figures(text: str) -> dict[str, float]:
-    """The "name value unit" lines of benches/c/bench and push_bench."""
+    """The "name value unit" lines of benches/c/run.sh (medians over its
+    rounds, per-round ratio medians, and "name_range low high x" lines,
+    read as name_low and name_high)."""
     out: dict[str, float] = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[2] in ("ns", "Mevents/s"):
-            try:
+        try:
+            if len(parts) == 3 and parts[2] in ("ns", "Mevents/s", "x", "count"):
                 out[parts[0]] = float(parts[1])
-            except ValueError:
-                continue
+            elif len(parts) == 4 and parts[0].endswith("_range") and parts[3] == "x":
+                name = parts[0].removesuffix("_range")
+                out[name + "_low"], out[name + "_high"] = float(parts[1]), float(parts[2])
+        except ValueError:
+            continue
     return out
+
+
+def ffi_ratio(c: dict[str, float], name: str) -> str:
+    """A per-round ratio median with its range."""
+    return (f"{c[name]:.2f}× (range {c[name + '_low']:.2f}–{c[name + '_high']:.2f} "
+            f"over {c['rounds']:.0f} rounds)")
 
 
 def faster(ratio: float) -> str:
@@ -37,7 +48,9 @@ def faster(ratio: float) -> str:
 def render(c: dict[str, float], py: dict) -> str:
     need = [
         "c_push_event", "rust_push_event", "c_push_raw", "c_push_raw_reject", "rust_push_raw",
-        "ck_push", "ck_push_mpmc", "evq_1p1c", "ck_1p1c",
+        "ck_push", "ck_push_mpmc", "evq_1p1c", "ck_1p1c", "rounds",
+        "ffi_event_ratio", "ffi_event_ratio_low", "ffi_event_ratio_high",
+        "ffi_raw_ratio", "ffi_raw_ratio_low", "ffi_raw_ratio_high",
     ]
     missing = [k for k in need if k not in c]
     if missing:
@@ -48,12 +61,14 @@ def render(c: dict[str, float], py: dict) -> str:
         "",
         f"Run at {now}, each table from one run of its bench.",
         "",
-        "**C** (`bash benches/c/run.sh`; 48-byte raw payload, event with two properties):",
+        f"**C** (`bash benches/c/run.sh`; 48-byte raw payload, event with two properties; "
+        f"the C and the Rust program run in {c['rounds']:.0f} alternating rounds: "
+        "figures are medians over the rounds, FFI ratios the median of the per-round ratios):",
         "",
         "| measure | evqueue | peer | ratio |",
         "| --- | --- | --- | --- |",
-        f"| `evq_push` from C / `emit` from Rust, same event (FFI overhead; goal ≤ 1.2×) | {c['c_push_event']:.1f} ns | {c['rust_push_event']:.1f} ns | {c['c_push_event'] / c['rust_push_event']:.2f}× |",
-        f"| `evq_push_raw` from C / `emit_raw` from Rust | {c['c_push_raw']:.1f} ns | {c['rust_push_raw']:.1f} ns | {c['c_push_raw'] / c['rust_push_raw']:.2f}× |",
+        f"| `evq_push` from C / `emit` from Rust, same event (FFI overhead; goal ≤ 1.2×) | {c['c_push_event']:.1f} ns | {c['rust_push_event']:.1f} ns | {ffi_ratio(c, 'ffi_event_ratio')} |",
+        f"| `evq_push_raw` from C / `emit_raw` from Rust | {c['c_push_raw']:.1f} ns | {c['rust_push_raw']:.1f} ns | {ffi_ratio(c, 'ffi_raw_ratio')} |",
         f"| push: `evq_push_raw` (overwrite) / `ck_ring_enqueue_spmc` (typed ring, inlined) | {c['c_push_raw']:.1f} ns | {c['ck_push']:.2f} ns | ck_ring {c['c_push_raw'] / c['ck_push']:.1f}× faster |",
         f"| push: `evq_push_raw` (reject) / `ck_ring_enqueue_mpmc` (one CAS, inlined) | {c['c_push_raw_reject']:.1f} ns | {c['ck_push_mpmc']:.2f} ns | ck_ring {c['c_push_raw_reject'] / c['ck_push_mpmc']:.1f}× faster |",
         f"| one producer → one consumer: `evq_push_raw` + `evq_try_pop` / ck_ring SPMC | {c['evq_1p1c']:.1f} M/s | {c['ck_1p1c']:.1f} M/s | {c['evq_1p1c'] / c['ck_1p1c']:.2f}× |",
@@ -85,7 +100,9 @@ def self_test() -> None:
         "c_push_event 60.00 ns\nrust_push_event 50.00 ns\nc_push_raw 40.00 ns\n"
         "c_push_raw_reject 30.00 ns\nck_push_mpmc 6.00 ns\n"
         "rust_push_raw 40.00 ns\nck_push 1.00 ns\nevq_1p1c 20.00 Mevents/s\n"
-        "ck_1p1c 16.00 Mevents/s\nFFI overhead, event push: C 60 ns / Rust 50 ns = 1.20x\n"
+        "ck_1p1c 16.00 Mevents/s\nrounds 5 count\nffi_event_ratio 1.18 x\n"
+        "ffi_event_ratio_range 1.05 1.40 x\nffi_raw_ratio 0.98 x\nffi_raw_ratio_range 0.90 1.10 x\n"
+        "FFI overhead, event push:  C 60.00 ns / Rust 50.00 ns (medians of 5 rounds); ...\n"
     )
     py = {
         "python": "3.11.7",
@@ -94,9 +111,10 @@ def self_test() -> None:
         "pipeline_events_per_s": {"evqueue (batch=64, default)": 3e6, "queue.Queue + threads": 5e5},
     }
     c = c_figures(c_text)
-    assert c["ck_1p1c"] == 16.0 and len(c) == 9, c
+    assert c["ck_1p1c"] == 16.0 and c["ffi_event_ratio_high"] == 1.40 and len(c) == 16, c
     text = render(c, py)
-    for want in ["| 1.20× |", "ck_ring 40.0× faster", "ck_ring 5.0× faster", "| 1.25× |", "4.0× faster", "2.0× slower", "| 6.0× |"]:
+    for want in ["| 1.18× (range 1.05–1.40 over 5 rounds) |", "| 0.98× (range 0.90–1.10 over 5 rounds) |",
+                 "in 5 alternating rounds", "ck_ring 40.0× faster", "ck_ring 5.0× faster", "| 1.25× |", "4.0× faster", "2.0× slower", "| 6.0× |"]:
         assert want in text, (want, text)
     with tempfile.TemporaryDirectory() as d:
         paths = [Path(d, n) for n in ("c.txt", "py.json", "B.md")]
@@ -108,6 +126,12 @@ def self_test() -> None:
         out = paths[2].read_text()
         assert out.startswith("before\n") and out.endswith("after\n") and "old" not in out, out
         assert out.count(BEGIN) == 1 and "ck_ring 40.0× faster" in out, out
+    try:
+        render(c_figures(c_text.replace("ffi_raw_ratio_range 0.90 1.10 x\n", "")), py)
+    except SystemExit as e:
+        assert "ffi_raw_ratio_low" in str(e), e
+    else:
+        raise AssertionError("a C bench output without a ratio range must be refused")
     print("lang_tables self-test: 1 passed, 0 failed")
 
 
