@@ -11,6 +11,9 @@
 # a shared machine, under whatever lock keeps other timed runs out). On 2 cores expect
 # noise of 10-20 %, more for one producer to one consumer (both cores busy).
 set -euo pipefail
+# A bench that fails inside `$(...)` below must stop the script, not leave a
+# round out of the medians.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
 out=target/c-bench
 mkdir -p "$out"
