@@ -10,16 +10,18 @@
 //!   way.
 //!   Criterion times the whole round (emit, wait for the handler); the wake
 //!   latency itself is sampled per event and printed as median and p99.
-//! - `wake/interleaved/...` (printed, not a criterion row): `parked` and the
-//!   floor sampled alternately in one loop (1000 each, about 4 s), so both
-//!   see the same machine, split by the CPU the woken thread ran on.
+//! - `wake/interleaved/gap_*/...` (printed, not criterion rows): `parked`
+//!   and the floor sampled alternately in one loop, so both see the same
+//!   machine, after idle gaps of 0.2, 2 and 10 ms (about 11 s in all); split
+//!   by the CPU the woken thread ran on, with how often it started before
+//!   the waker's call returned.
 //! - `dispatch/N`: events per second through a no-op handler with N
 //!   workers (1, 2, 8): `Reject` policy so no event is lost (the producer
 //!   retries on `Full`), timed from the first emit to the flush that sees
 //!   the last one handled.
 //!
 //! Defaults otherwise (65536 slots of 256 bytes). `cargo bench -p benches
-//! --bench dispatcher` takes about half a minute; `cargo test -p benches
+//! --bench dispatcher` takes about a minute and a half; `cargo test -p benches
 //! --bench dispatcher` runs each row once.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -233,12 +235,22 @@ fn dispatch(c: &mut Criterion) {
 /// `wake/parked` and its floor, sampled alternately in one loop so both see
 /// the same machine (the two criterion rows run a minute apart, and on a
 /// shared VM the floor alone moves 2x between minutes). Each sample: sleep
-/// 2 ms, then one wake timed as above. Printed split by where the woken
-/// thread ran: on the waker's CPU it runs when the scheduler preempts the
-/// waker; on the other CPU it first waits for that (idle, halted) virtual
-/// CPU to be woken by the host.
+/// for the idle gap, then one wake timed as above. Three gaps, all well past
+/// the workers' 50 µs spin: the longer the machine idles, the colder the
+/// wake path (on this VM the host reuses an idle virtual CPU's caches).
+///
+/// Printed per gap, split by where the woken thread ran: on the waker's CPU
+/// it runs when the scheduler preempts the waker, or else when the waker
+/// yields; on the other CPU it first waits for that (idle, halted) virtual
+/// CPU to be woken by the host. Also counted: how often the woken thread
+/// started before the waker's `emit` or `unpark` returned (on the waker's
+/// CPU, that is a preemption at once).
 fn wake_interleaved(_: &mut Criterion) {
-    let rounds = if benches::bench_mode() { 1000 } else { 10 };
+    let full = benches::bench_mode();
+    // (gap, rounds): about 1, 4 and 6 s of sampling.
+    let gaps = [(200, 1000), (2_000, 1000), (10_000, 300)].map(|(us, rounds)| {
+        (Duration::from_micros(us), if full { rounds } else { 5 })
+    });
     let base = Instant::now();
     let started = Arc::new(AtomicU64::new(0));
     let woken_cpu = Arc::new(AtomicU64::new(0));
@@ -250,33 +262,48 @@ fn wake_interleaved(_: &mut Criterion) {
         Ok(())
     });
     let floor = FloorThread::spawn(base, started.clone(), woken_cpu.clone());
-    // [evqueue, floor] x [same CPU, other CPU]
-    let mut samples: [[Vec<u64>; 2]; 2] = Default::default();
-    for _ in 0..rounds {
-        for (row, by_cpu) in samples.iter_mut().enumerate() {
-            std::thread::sleep(Duration::from_millis(2));
-            started.store(0, SeqCst);
-            let waker_cpu = current_cpu();
-            let t0 = base.elapsed().as_nanos() as u64;
-            if row == 0 {
-                queue.emit(&Event::new("ping")).expect("emit");
-            } else {
-                floor.wake();
+    for (gap, rounds) in gaps {
+        // [evqueue, floor] x [same CPU, other CPU]
+        let mut samples: [[Vec<u64>; 2]; 2] = Default::default();
+        let mut preempted = [0usize; 2];
+        for _ in 0..rounds {
+            for (row, by_cpu) in samples.iter_mut().enumerate() {
+                std::thread::sleep(gap);
+                started.store(0, SeqCst);
+                let waker_cpu = current_cpu();
+                let t0 = base.elapsed().as_nanos() as u64;
+                if row == 0 {
+                    queue.emit(&Event::new("ping")).expect("emit");
+                } else {
+                    floor.wake();
+                }
+                if started.load(Acquire) != 0 {
+                    preempted[row] += 1;
+                }
+                let ns = wait_started(&started, t0);
+                let other = woken_cpu.load(Acquire) != waker_cpu;
+                by_cpu[usize::from(other)].push(ns);
             }
-            let ns = wait_started(&started, t0);
-            let other = woken_cpu.load(Acquire) != waker_cpu;
-            by_cpu[usize::from(other)].push(ns);
+        }
+        let gap_name = format!("gap_{}us", gap.as_micros());
+        for ((name, by_cpu), preempted) in ["parked", "park_unpark_floor"]
+            .iter()
+            .zip(samples)
+            .zip(preempted)
+        {
+            let all: Vec<u64> = by_cpu.concat();
+            println!(
+                "wake/interleaved/{gap_name}/{name}: started before the waker's call returned in {preempted} of {}",
+                all.len()
+            );
+            report(&format!("interleaved/{gap_name}/{name}"), all);
+            for (place, s) in ["waker's CPU", "other CPU"].iter().zip(by_cpu) {
+                report(&format!("interleaved/{gap_name}/{name}, woken on the {place}"), s);
+            }
         }
     }
     drop(floor);
     queue.shutdown(WAIT_LIMIT).expect("shutdown");
-    for (name, by_cpu) in ["parked", "park_unpark_floor"].iter().zip(samples) {
-        let all: Vec<u64> = by_cpu.concat();
-        report(&format!("interleaved/{name}"), all);
-        for (place, s) in ["waker's CPU", "other CPU"].iter().zip(by_cpu) {
-            report(&format!("interleaved/{name}, woken on the {place}"), s);
-        }
-    }
 }
 
 /// The calling thread's CPU (Linux), for the split above; 0 elsewhere.
