@@ -248,9 +248,8 @@ fn dispatch(c: &mut Criterion) {
 fn wake_interleaved(_: &mut Criterion) {
     let full = benches::bench_mode();
     // (gap, rounds): about 1, 4 and 6 s of sampling.
-    let gaps = [(200, 1000), (2_000, 1000), (10_000, 300)].map(|(us, rounds)| {
-        (Duration::from_micros(us), if full { rounds } else { 5 })
-    });
+    let gaps = [(200, 1000), (2_000, 1000), (10_000, 300)]
+        .map(|(us, rounds)| (Duration::from_micros(us), if full { rounds } else { 5 }));
     let base = Instant::now();
     let started = Arc::new(AtomicU64::new(0));
     let woken_cpu = Arc::new(AtomicU64::new(0));
@@ -298,7 +297,10 @@ fn wake_interleaved(_: &mut Criterion) {
             );
             report(&format!("interleaved/{gap_name}/{name}"), all);
             for (place, s) in ["waker's CPU", "other CPU"].iter().zip(by_cpu) {
-                report(&format!("interleaved/{gap_name}/{name}, woken on the {place}"), s);
+                report(
+                    &format!("interleaved/{gap_name}/{name}, woken on the {place}"),
+                    s,
+                );
             }
         }
     }
