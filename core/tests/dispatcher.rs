@@ -798,6 +798,23 @@ fn bad_input_gets_clear_errors() {
     );
     let msg = DispatchError::InvalidWorkers { workers: 0 }.to_string();
     assert!(msg.contains("worker count 0"), "{msg}");
+    // std's thread spawn would panic on this name; the builder refuses it.
+    let named = EventQueue::builder()
+        .thread_name("bad\0name")
+        .build_paused();
+    assert_eq!(
+        named.as_ref().err(),
+        Some(&DispatchError::InvalidThreadName {
+            prefix: "bad\0name".into()
+        })
+    );
+    let msg = named.err().unwrap().to_string();
+    assert!(msg.contains("NUL byte"), "{msg}");
+    assert!(EventQueue::builder()
+        .thread_name("bad\0name")
+        .workers(1)
+        .build()
+        .is_err());
 
     let q = EventQueue::builder()
         .capacity(16)

@@ -115,7 +115,9 @@ impl EventQueueBuilder {
     }
 
     /// Worker thread name prefix; workers are named `{prefix}-{index}`
-    /// (Linux keeps the first 15 bytes). Default `evqueue-worker`.
+    /// (Linux keeps the first 15 bytes). Default `evqueue-worker`. A prefix
+    /// with a NUL byte makes `build` fail with
+    /// [`DispatchError::InvalidThreadName`].
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
         self.thread_name = prefix.into();
         self

@@ -21,6 +21,12 @@ pub enum DispatchError {
         /// The batch size asked for.
         batch: usize,
     },
+    /// The worker thread name prefix contains a NUL byte, which thread
+    /// names cannot hold.
+    InvalidThreadName {
+        /// The prefix asked for.
+        prefix: String,
+    },
     /// The operating system refused to start a worker thread.
     Spawn(String),
     /// [`EventQueue::start`](super::EventQueue::start) was called on a queue
@@ -56,6 +62,10 @@ impl fmt::Display for DispatchError {
                 f,
                 "claim batch {batch} is invalid: it must be between 1 and {}",
                 super::EventQueueBuilder::MAX_CLAIM_BATCH
+            ),
+            DispatchError::InvalidThreadName { prefix } => write!(
+                f,
+                "worker thread name prefix {prefix:?} is invalid: it contains a NUL byte"
             ),
             DispatchError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
             DispatchError::AlreadyStarted => f.write_str("the queue's workers are already started"),

@@ -279,6 +279,12 @@ impl EventQueue {
                 batch: config.claim_batch,
             });
         }
+        // `std::thread::Builder::spawn` panics on such a name; refuse it here.
+        if config.thread_name.contains('\0') {
+            return Err(DispatchError::InvalidThreadName {
+                prefix: config.thread_name,
+            });
+        }
         let ring = Arc::new(HeapRing::with_capacity(
             config.capacity,
             config.slot_bytes,
