@@ -579,3 +579,58 @@ fn dropping_batch_and_buffered_writes_what_they_hold() {
     drop(sink);
     assert_eq!(rec.events().len(), 3);
 }
+
+/// `Duration::MAX` as "wait as long as it takes" works everywhere a sink
+/// takes a timeout (it used to panic: `Instant + Duration` overflowed).
+#[test]
+fn the_longest_timeout_waits_instead_of_panicking() {
+    let rec = Recorder::default();
+    let buffered = Buffered::new(rec.clone(), 16, 16).unwrap();
+    buffered.write(&[ev("a", 0)]).unwrap();
+    buffered.flush(Duration::MAX).unwrap();
+    buffered.close(Duration::MAX).unwrap();
+    assert_eq!(rec.events().len(), 1);
+
+    let rec = Recorder::default();
+    let batch = Batch::new(rec.clone(), BatchConfig::default()).unwrap();
+    batch.write(&[ev("a", 0)]).unwrap();
+    batch.flush(Duration::MAX).unwrap();
+    batch.close(Duration::MAX).unwrap();
+    assert_eq!(rec.events().len(), 1);
+
+    let rec = Recorder::default();
+    let retry = Retry::new(rec.clone(), RetryPolicy::default()).unwrap();
+    retry.write(&[ev("a", 0)]).unwrap();
+    retry.close(Duration::MAX).unwrap();
+    assert_eq!(rec.events().len(), 1);
+
+    let rec = Recorder::default();
+    let fan = FanOut::new().with("rec", rec.clone(), 16).unwrap();
+    fan.write(&[ev("a", 0)]).unwrap();
+    fan.flush(Duration::MAX).unwrap();
+    fan.close(Duration::MAX).unwrap();
+    assert_eq!(rec.events().len(), 1);
+
+    // A retry whose backoff may be as long as a `Duration` can be.
+    let failing = FnSink::new(|_: &[OwnedEvent]| Err("down".into()));
+    let policy = RetryPolicy::default().attempts(2).max_delay(Duration::MAX);
+    let retry = Arc::new(Retry::new(failing, policy).unwrap());
+    let writer = {
+        let retry = retry.clone();
+        std::thread::spawn(move || retry.write(&[ev("a", 0)]))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    retry.close(Duration::from_millis(50)).ok();
+    assert!(writer.join().expect("no panic").is_err());
+
+    // A breaker whose cool-down is as long as a `Duration` can be (on a
+    // fake clock, so the wait passes at once).
+    let clock = Arc::new(FakeClock::new());
+    let policy = RetryPolicy::default()
+        .unlimited_attempts()
+        .breaker_threshold(1)
+        .breaker_cooldown(Duration::MAX);
+    let sink = Retry::with_clock(Flaky::new(1, clock.clone()), policy, clock.clone()).unwrap();
+    sink.write(&[ev("a", 0)]).unwrap();
+    assert_eq!(sink.stats().breaker_waits, 1);
+}

@@ -601,6 +601,25 @@ fn bad_configuration_is_refused() {
     })
     .err();
     assert!(matches!(e, Some(ForwardError::Config(_))));
+    // Zero timeouts (every connect would fail), and durations too long to
+    // compute with (these used to panic on overflow).
+    let zero = Duration::ZERO;
+    let long = Duration::MAX;
+    refused(RedisForwarder::new(
+        RedisConfig::new(url, "s").timeouts(zero, Duration::from_secs(1)),
+    ));
+    refused(RedisForwarder::new(
+        RedisConfig::new(url, "s").timeouts(Duration::from_secs(1), zero),
+    ));
+    let sources = [
+        SourceConfig::new(url, "s", "g", "c").timeouts(zero, Duration::from_secs(5)),
+        SourceConfig::new(url, "s", "g", "c").block(long),
+        SourceConfig::new(url, "s", "g", "c").claim_idle(long),
+    ];
+    for config in sources {
+        let e = RedisSource::spawn(config, |_| Ok(())).err();
+        assert!(matches!(e, Some(ForwardError::Config(_))), "{e:?}");
+    }
     // Strict decoding.
     let bad: [&[(&str, &str)]; 5] = [
         &[("ts", "1"), ("ext", "0")],

@@ -11,7 +11,7 @@
 //! A batch the inner sink refuses is counted as failed: put a [`Retry`](super::Retry)
 //! inside the batcher (`Batch::new(Retry::new(..))`) to retry whole batches.
 
-use super::clock::lock;
+use super::clock::{deadline_after, lock};
 use super::{event_bytes, ForwardError, Sink, SinkError};
 use crate::OwnedEvent;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -348,7 +348,7 @@ impl<S: Sink> Sink for Batch<S> {
     /// Stops the interval thread, writes what is buffered, closes the inner
     /// sink.
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         self.stop_timer();
         let r = self.shared.send(lock(&self.shared.buffer), Trigger::Flush);
         let closed = self

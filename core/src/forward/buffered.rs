@@ -12,7 +12,7 @@
 //! its own queue (and drops only its own events), a failing one fails only
 //! its own writes.
 
-use super::clock::lock;
+use super::clock::{deadline_after, lock};
 use super::{ForwardError, Sink, SinkError};
 use crate::OwnedEvent;
 use std::collections::VecDeque;
@@ -285,7 +285,7 @@ impl<S: Sink> Sink for Buffered<S> {
     /// Waits until every queued event was written (or refused by the inner
     /// sink), then flushes the inner sink.
     fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let pending = self.wait_drained(deadline);
         if pending > 0 {
             return Err(Box::new(ForwardError::Timeout { pending }));
@@ -299,7 +299,7 @@ impl<S: Sink> Sink for Buffered<S> {
     /// `timeout`; then closes the inner sink (which cancels a write that is
     /// still retrying) and counts what is left as abandoned.
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let s = &*self.shared;
         lock(&s.queue).closed = true;
         s.work.notify_all();
@@ -425,12 +425,12 @@ impl Sink for FanOut {
     }
 
     fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         self.each(|b| b.flush(deadline.saturating_duration_since(Instant::now())))
     }
 
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         self.each(|b| b.close(deadline.saturating_duration_since(Instant::now())))
     }
 }

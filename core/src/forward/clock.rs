@@ -13,6 +13,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// `at + d`; a `d` too long to add (`Duration::MAX`, as a caller's "wait
+/// forever") gives an instant about a century later instead of the panic
+/// `Instant + Duration` makes on overflow.
+pub(crate) fn later(at: Instant, d: Duration) -> Instant {
+    const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(d)
+        .or_else(|| at.checked_add(FOREVER))
+        .unwrap_or(at)
+}
+
+/// The instant `d` from now, as [`later`].
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    later(Instant::now(), d)
+}
+
 /// A one-way flag that wakes sleepers when set.
 #[derive(Debug, Default)]
 pub struct Cancel {
@@ -40,7 +55,7 @@ impl Cancel {
     /// Sleeps for `d` of real time or until the flag is set; returns whether
     /// it is set.
     pub fn sleep(&self, d: Duration) -> bool {
-        let deadline = Instant::now() + d;
+        let deadline = deadline_after(d);
         let mut cancelled = lock(&self.cancelled);
         while !*cancelled {
             let now = Instant::now();
@@ -114,7 +129,8 @@ impl FakeClock {
 
     /// Moves the time forward by `d` (not recorded as a sleep).
     pub fn advance(&self, d: Duration) {
-        lock(&self.state).0 += d;
+        let mut state = lock(&self.state);
+        state.0 = state.0.saturating_add(d);
     }
 
     /// Every sleep so far, in order.
@@ -130,11 +146,11 @@ impl FakeClock {
 
 impl Clock for FakeClock {
     fn now(&self) -> Instant {
-        self.start + lock(&self.state).0
+        later(self.start, lock(&self.state).0)
     }
     fn sleep(&self, d: Duration, _cancel: &Cancel) {
         let mut state = lock(&self.state);
-        state.0 += d;
+        state.0 = state.0.saturating_add(d);
         state.1.push(d);
     }
 }

@@ -9,7 +9,7 @@
 //! failure (a success closes it again). So a dead service costs one attempt
 //! per cool-down, not a storm of them.
 
-use super::clock::{lock, Cancel, Clock, SystemClock};
+use super::clock::{deadline_after, later, lock, Cancel, Clock, SystemClock};
 use super::{ForwardError, Sink, SinkError};
 use crate::OwnedEvent;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
@@ -298,7 +298,7 @@ impl<S: Sink> Retry<S> {
                     if st.open_until.map_or(true, |until| until <= now) {
                         self.breaker_opened.fetch_add(1, Relaxed);
                     }
-                    st.open_until = Some(now + self.policy.breaker_cooldown);
+                    st.open_until = Some(later(now, self.policy.breaker_cooldown));
                 }
                 let cap = self.policy.cap(attempt);
                 let r = splitmix(&mut st.rng);
@@ -359,7 +359,7 @@ impl<S: Sink> Sink for Retry<S> {
     /// then cancels them (their batches are counted as abandoned) and
     /// closes the inner sink.
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         self.closed.store(true, SeqCst);
         while self.in_flight.load(SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));

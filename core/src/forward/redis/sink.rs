@@ -52,7 +52,8 @@ impl RedisStreamSink {
         })
     }
 
-    /// Sets the connect and read/write timeouts (defaults 2 s and 5 s).
+    /// Sets the connect and read/write timeouts (defaults 2 s and 5 s). A
+    /// zero timeout makes every connect fail (sockets refuse it).
     pub fn timeouts(mut self, connect: Duration, io: Duration) -> Self {
         self.connect_timeout = connect;
         self.io_timeout = io;
@@ -221,7 +222,7 @@ impl RedisConfig {
         self.retry = policy;
         self
     }
-    /// Connect and read/write timeouts.
+    /// Connect and read/write timeouts (not zero).
     pub fn timeouts(mut self, connect: Duration, io: Duration) -> Self {
         self.connect_timeout = connect;
         self.io_timeout = io;
@@ -286,6 +287,12 @@ impl RedisForwarder {
         }
         if config.buffer == 0 {
             return Err(ForwardError::Config("buffer must be at least 1".into()));
+        }
+        if config.connect_timeout.is_zero() || config.io_timeout.is_zero() {
+            // Every connect would fail: sockets refuse a zero timeout.
+            return Err(ForwardError::Config(
+                "the connect and I/O timeouts must not be zero".into(),
+            ));
         }
         let raw = RedisStreamSink::new(&config.url, &config.stream, config.maxlen)?
             .timeouts(config.connect_timeout, config.io_timeout);

@@ -10,6 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The longest `claim_idle`: a year is past any real redelivery delay, and
+/// keeps the milliseconds sent to Redis and the next-claim instant in range.
+const MAX_CLAIM_IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How a [`RedisSource`] reads.
 #[derive(Clone)]
 pub struct SourceConfig {
@@ -101,7 +105,7 @@ impl SourceConfig {
         self
     }
     /// Take over entries that another consumer (or a failed handler) left
-    /// pending this long (`>= 1 ms`).
+    /// pending this long (1 ms to 365 days).
     pub fn claim_idle(mut self, d: Duration) -> Self {
         self.claim_idle = d;
         self
@@ -112,7 +116,8 @@ impl SourceConfig {
         self.start_id = id.to_owned();
         self
     }
-    /// Connect and read/write timeouts.
+    /// Connect and read/write timeouts (not zero; the I/O timeout at least
+    /// twice `block`).
     pub fn timeouts(mut self, connect: Duration, io: Duration) -> Self {
         self.connect_timeout = connect;
         self.io_timeout = io;
@@ -127,11 +132,14 @@ impl SourceConfig {
         if !(1..=10_000).contains(&self.count) {
             return bad("count must be 1..=10000");
         }
-        if self.block < Duration::from_millis(1) || self.block * 2 > self.io_timeout {
+        if self.connect_timeout.is_zero() {
+            return bad("the connect timeout must not be zero");
+        }
+        if self.block < Duration::from_millis(1) || self.block > self.io_timeout / 2 {
             return bad("block must be at least 1 ms and at most half the I/O timeout");
         }
-        if self.claim_idle < Duration::from_millis(1) {
-            return bad("claim_idle must be at least 1 ms");
+        if self.claim_idle < Duration::from_millis(1) || self.claim_idle > MAX_CLAIM_IDLE {
+            return bad("claim_idle must be between 1 ms and 365 days");
         }
         if self.max_deliveries == Some(0) {
             return bad("max_deliveries must be at least 1");
