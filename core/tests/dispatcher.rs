@@ -7,7 +7,7 @@
 
 use evqueue::{
     DispatchError, Error, Event, EventQueue, Failure, Overflow, Payload, RecvError,
-    RecvTimeoutError, ShutdownReport, Start,
+    RecvTimeoutError, ShutdownReport, Start, SESSION_END_REASON,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
@@ -65,6 +65,13 @@ fn routes_by_name_to_catch_all_and_session_handlers() {
     q.emit(&Event::new("unrouted")).unwrap();
     q.emit_session_start(&[("user", "ada")]).unwrap();
     q.emit_session_end("timeout", &[("user", "ada")]).unwrap();
+    // A second reason among the properties is refused; nothing is emitted.
+    assert_eq!(
+        q.emit_session_end("timeout", &[("reason", "other")]),
+        Err(Error::ReservedKey {
+            key: SESSION_END_REASON
+        })
+    );
     q.flush(PATIENCE).unwrap();
 
     let mut got = log.lock().unwrap().clone();
@@ -311,6 +318,7 @@ fn flush_or_shutdown_inside_a_handler_is_an_error() {
     let (weak, r) = (Arc::downgrade(&q), results.clone());
     q.on("inner", move |_| {
         let q = weak.upgrade().ok_or("queue gone")?;
+        assert!(q.is_worker_thread());
         r.lock().unwrap().push(q.flush(Duration::from_secs(1)));
         r.lock()
             .unwrap()
@@ -325,6 +333,7 @@ fn flush_or_shutdown_inside_a_handler_is_an_error() {
         [Err(DispatchError::InHandler), Err(DispatchError::InHandler)]
     );
     assert!(!q.is_shut_down());
+    assert!(!q.is_worker_thread());
     assert!(DispatchError::InHandler
         .to_string()
         .contains("wait on itself"));
@@ -1069,4 +1078,37 @@ fn unbounded_timeouts_wait_instead_of_overflowing() {
     assert_eq!(stream.recv_timeout(Duration::MAX).unwrap().name, "tick");
     let report = queue.shutdown(Duration::MAX).unwrap();
     assert_eq!((report.handled, report.timed_out), (1, false));
+}
+
+/// Shutdown racing pushes in flight: the shutdown's wake-up can come before
+/// the last push commits, and that push wakes only one parked worker. The
+/// others must still see the ring closed and exit, well before the deadline
+/// (a lost wake-up here left a worker parked until the deadline: about one
+/// round in seven hit it before the fix).
+#[test]
+fn shutdown_racing_pushes_wakes_every_worker() {
+    for round in 0..40u64 {
+        let q = Arc::new(
+            EventQueue::builder()
+                .capacity(64)
+                .slot_bytes(64)
+                .workers(2)
+                .build()
+                .unwrap(),
+        );
+        q.on_any(|_| Ok(()));
+        let pushers: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                std::thread::spawn(move || while q.emit(&Event::new("e")) != Err(Error::Closed) {})
+            })
+            .collect();
+        std::thread::sleep(Duration::from_micros(500 + 500 * (round % 8)));
+        let report = q.shutdown(Duration::from_secs(3)).unwrap();
+        for p in pushers {
+            p.join().unwrap();
+        }
+        assert!(!report.timed_out, "round {round}: {report:?}");
+        assert_eq!(report.left, 0, "round {round}: {report:?}");
+    }
 }

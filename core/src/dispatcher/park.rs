@@ -191,6 +191,14 @@ impl Sleepers {
         if self.waiting.load(Relaxed) == 0 {
             return;
         }
+        self.wake_all_locked();
+    }
+
+    /// [`wake_all`](Self::wake_all) without the unlocked look at the count:
+    /// for a waker whose condition is not a push followed by a `SeqCst`
+    /// fence. Whatever the waker saw before this call happens before the
+    /// re-check of a sleeper that registers after it (both take the lock).
+    pub(crate) fn wake_all_locked(&self) {
         let all = {
             let mut state = lock(&self.state);
             self.waiting.store(0, Relaxed);

@@ -60,6 +60,13 @@ impl Drop for ExitGuard<'_> {
         // Pairs with the fence of a shutdown waiting for the count to drop.
         fence(SeqCst);
         self.0.exited.wake_all();
+        // A worker exits when the ring is closed and drained (or at the
+        // deadline), and then every other worker must exit too. But the
+        // shutdown's wake-up may have come before the last push in flight
+        // committed: the workers it woke found the ring empty and parked
+        // again, and that push woke only one of them (this one). Wake the
+        // rest: each re-checks and sees the ring closed and drained.
+        self.0.wake.workers.wake_all_locked();
     }
 }
 
