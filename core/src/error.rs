@@ -72,6 +72,12 @@ pub enum Error {
     },
     /// Bytes that were decoded as an event are not a valid encoded event.
     Malformed,
+    /// A property key that the call sets from an argument of its own: the
+    /// `reason` of [`EventQueue::emit_session_end`](crate::EventQueue::emit_session_end).
+    ReservedKey {
+        /// The key.
+        key: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -114,6 +120,10 @@ impl fmt::Display for Error {
                 write!(f, "{count} properties are more than the limit of {max}")
             }
             Error::Malformed => f.write_str("bytes are not a valid encoded event"),
+            Error::ReservedKey { key } => write!(
+                f,
+                "property key {key:?} is reserved here: it is set from its own argument"
+            ),
         }
     }
 }

@@ -68,7 +68,7 @@ pub use codec::{
 pub use dispatcher::{
     DispatchError, Emitter, EventQueue, EventQueueBuilder, EventSubscriber, Failure, HandlerError,
     HandlerResult, NameFailures, OwnedEvent, QueueStats, RecvTimeoutError, ShutdownReport,
-    SubscriberStats, SESSION_END, SESSION_START,
+    SubscriberStats, SESSION_END, SESSION_END_REASON, SESSION_START,
 };
 pub use error::{Error, RecvError};
 pub use producer::{MpProducer, Producer};

@@ -817,7 +817,8 @@ pub unsafe extern "C" fn evq_emit_session_start(
 
 /// Pushes a `session_end` event whose first property is `reason` (UTF-8,
 /// `reason_len` bytes, may be empty), followed by these properties. Errors
-/// as `evq_push`. Any thread.
+/// as `evq_push`, and `EVQ_INVALID_ARGUMENT` when a property's key is
+/// `reason` (handlers would see two). Any thread.
 ///
 /// # Safety
 /// `q` is a live queue; `reason` points to `reason_len` readable bytes (or

@@ -181,6 +181,7 @@ impl ToStatus for Error {
             Error::KeyTooLong { .. } => EVQ_KEY_TOO_LONG,
             Error::ValueTooLong { .. } => EVQ_VALUE_TOO_LONG,
             Error::TooManyProperties { .. } => EVQ_TOO_MANY_PROPERTIES,
+            Error::ReservedKey { .. } => EVQ_INVALID_ARGUMENT,
             // ProducerTaken, Malformed and future variants cannot come from
             // the calls this crate makes: report them as internal.
             _ => EVQ_PANIC,

@@ -347,6 +347,9 @@ static void test_sessions(void) {
   CHECK_STATUS(evq_emit_session_start(q, &user, 1), EVQ_OK);
   CHECK_STATUS(evq_emit_session_end(q, "logout", 6, &user, 1), EVQ_OK);
   CHECK_STATUS(evq_emit_session_end(q, "\xff", 1, NULL, 0), EVQ_INVALID_UTF8);
+  evq_property second_reason = PROP("reason", "other");
+  CHECK_STATUS(evq_emit_session_end(q, "logout", 6, &second_reason, 1), EVQ_INVALID_ARGUMENT);
+  CHECK(strstr(evq_last_error(), "\"reason\"") != NULL);
   CHECK_STATUS(evq_emit_session_start(q, NULL, 1), EVQ_NULL_POINTER);
   CHECK_STATUS(evq_flush(q, 10000), EVQ_OK);
   CHECK(atomic_load(&s.starts) == 1 && atomic_load(&s.ends) == 1 && atomic_load(&s.good_reason) == 1);

@@ -18,6 +18,8 @@ use std::sync::Arc;
 pub const SESSION_START: &str = "session_start";
 /// Name of the built-in session end event (it carries a `reason` property).
 pub const SESSION_END: &str = "session_end";
+/// The property of a [`SESSION_END`] event that holds its reason.
+pub const SESSION_END_REASON: &str = "reason";
 
 /// The error a handler returns: any error type, boxed (`?` converts into it).
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -35,7 +35,9 @@ mod worker;
 
 pub use builder::EventQueueBuilder;
 pub use error::{DispatchError, RecvTimeoutError};
-pub use handlers::{Failure, HandlerError, HandlerResult, SESSION_END, SESSION_START};
+pub use handlers::{
+    Failure, HandlerError, HandlerResult, SESSION_END, SESSION_END_REASON, SESSION_START,
+};
 pub use queue::{Emitter, EventQueue, ShutdownReport};
 pub use stats::{NameFailures, QueueStats, SubscriberStats};
 pub use subscriber::{EventSubscriber, OwnedEvent};

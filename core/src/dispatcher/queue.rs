@@ -7,7 +7,10 @@ use super::stats::{NameFailures, QueueStats, SubscriberStats};
 use super::subscriber::OwnedEvent;
 use super::subscriber::{EventSubscriber, SubscriberState};
 use super::worker::{self, WorkerSlot, IDLE};
-use super::{DispatchError, EventQueueBuilder, Failure, HandlerResult, SESSION_END, SESSION_START};
+use super::{
+    DispatchError, EventQueueBuilder, Failure, HandlerResult, SESSION_END, SESSION_END_REASON,
+    SESSION_START,
+};
 use crate::{
     check_name, Claim, Error, Event, EventView, HeapRing, MpProducer, Payload, RawView, RecvError,
     Start,
@@ -170,14 +173,21 @@ impl Emitter {
     }
 
     /// Emits `session_end` with a `reason` property followed by these
-    /// properties.
+    /// properties. A `reason` among `properties` is refused with
+    /// [`Error::ReservedKey`] (handlers would see two), and nothing is
+    /// emitted.
     pub fn emit_session_end(
         &self,
         reason: &str,
         properties: &[(&str, &str)],
     ) -> Result<u64, Error> {
+        if properties.iter().any(|&(key, _)| key == SESSION_END_REASON) {
+            return Err(Error::ReservedKey {
+                key: SESSION_END_REASON,
+            });
+        }
         let mut all = Vec::with_capacity(properties.len() + 1);
-        all.push(("reason", reason));
+        all.push((SESSION_END_REASON, reason));
         all.extend_from_slice(properties);
         self.emit(&Event::new(SESSION_END).properties(&all))
     }
@@ -622,6 +632,14 @@ impl EventQueue {
     /// Whether [`shutdown`](Self::shutdown) has started.
     pub fn is_shut_down(&self) -> bool {
         self.shared.ring.is_closed()
+    }
+
+    /// Whether the calling thread is one of this queue's workers, that is,
+    /// inside one of its handlers, its error hook or its `around_batch`
+    /// wrapper: where [`flush`](Self::flush) and [`shutdown`](Self::shutdown)
+    /// fail with [`DispatchError::InHandler`].
+    pub fn is_worker_thread(&self) -> bool {
+        worker::in_worker_of(self.shared.id)
     }
 
     /// Waits until every event pushed before this call has been handled (its
