@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import atexit
+import os
 
 from ._evqueue import (
     MAX_NAME_LEN,
@@ -33,6 +34,7 @@ from ._evqueue import (
     ShutdownReport,
     Stats,
     Subscriber,
+    _after_fork_in_child,
     _close_all,
 )
 
@@ -54,3 +56,8 @@ __all__ = [
 # Close every open queue while the interpreter still runs: a worker thread
 # must never try to take the GIL of a finalizing interpreter.
 atexit.register(_close_all)
+
+# A queue made before os.fork() has its worker threads in the parent: in the
+# child its methods raise EvqueueError instead of waiting on threads that are
+# not there.
+os.register_at_fork(after_in_child=_after_fork_in_child)

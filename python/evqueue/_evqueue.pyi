@@ -19,6 +19,7 @@ __all__ = [
     "ShutdownReport",
     "Stats",
     "Subscriber",
+    "_after_fork_in_child",
     "_close_all",
 ]
 
@@ -239,4 +240,5 @@ class EventQueue:
         /,
     ) -> bool: ...
 
+def _after_fork_in_child() -> None: ...
 def _close_all() -> None: ...

@@ -118,6 +118,7 @@ fn event_error(e: evqueue::Error) -> PyErr {
         | Error::KeyTooLong { .. }
         | Error::ValueTooLong { .. }
         | Error::TooManyProperties { .. }
+        | Error::ReservedKey { .. }
         | Error::Malformed => InvalidEvent::new_err(message),
         Error::InvalidCapacity { .. } | Error::InvalidSlotSize { .. } => {
             PyValueError::new_err(message)

@@ -3,11 +3,13 @@
 
 use crate::args::{self, FOREVER};
 use crate::errors::EvqueueError;
+use crate::queue::{check_same_process, fork_generation, wait_interruptibly};
 use evqueue::forward::redis::{RedisConfig, RedisForwarder as CoreForwarder};
 use evqueue::forward::ForwardError;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::sync::Arc;
 
 /// Attaches a forwarder to `queue` (a catch-all handler); see
 /// `EventQueue.forward_to_redis`.
@@ -23,7 +25,10 @@ pub(crate) fn attach(
         config = config.maxlen(maxlen);
     }
     match CoreForwarder::attach(queue, config) {
-        Ok(inner) => Ok(RedisForwarder { inner }),
+        Ok(inner) => Ok(RedisForwarder {
+            inner: Arc::new(inner),
+            generation: fork_generation(),
+        }),
         Err(e @ ForwardError::Config(_)) => Err(PyValueError::new_err(e.to_string())),
         Err(e) => Err(EvqueueError::new_err(e.to_string())),
     }
@@ -39,7 +44,19 @@ pub(crate) fn attach(
 /// (the stream then has everything).
 #[pyclass(module = "evqueue", frozen)]
 pub(crate) struct RedisForwarder {
-    inner: CoreForwarder,
+    inner: Arc<CoreForwarder>,
+    /// The fork generation it was made in: its writer thread is there.
+    generation: u64,
+}
+
+impl Drop for RedisForwarder {
+    fn drop(&mut self) {
+        if self.generation != fork_generation() {
+            // Inherited through `os.fork()`: its writer thread is in the
+            // parent, and closing it here would wait for nothing. Leak it.
+            std::mem::forget(self.inner.clone());
+        }
+    }
 }
 
 #[pymethods]
@@ -67,11 +84,13 @@ impl RedisForwarder {
 
     /// Waits until every event taken so far is in the stream, for at most
     /// `timeout` seconds (None: no limit). True when done, False on
-    /// timeout. Releases the GIL while it waits.
+    /// timeout. Releases the GIL while it waits; Ctrl-C interrupts it.
     #[pyo3(signature = (timeout = None))]
     fn flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        check_same_process(self.generation, "forwarder")?;
         let timeout = args::timeout(timeout)?.unwrap_or(FOREVER);
-        match py.detach(|| self.inner.flush(timeout)) {
+        let inner = self.inner.clone();
+        match wait_interruptibly(py, "evqueue-redis-flush", move || inner.flush(timeout))? {
             Ok(()) => Ok(true),
             Err(e) if matches!(e.downcast_ref(), Some(ForwardError::Timeout { .. })) => Ok(false),
             Err(e) => Err(EvqueueError::new_err(e.to_string())),
@@ -80,11 +99,14 @@ impl RedisForwarder {
 
     /// Writes what is buffered (retrying for at most `timeout` seconds; None:
     /// no limit), then stops. Raises `EvqueueError` naming how many events
-    /// were given up when the time ran out. Releases the GIL while it waits.
+    /// were given up when the time ran out. Releases the GIL while it waits;
+    /// Ctrl-C interrupts the wait (the close goes on in the background).
     #[pyo3(signature = (timeout = None))]
     fn close(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        check_same_process(self.generation, "forwarder")?;
         let timeout = args::timeout(timeout)?.unwrap_or(FOREVER);
-        py.detach(|| self.inner.close(timeout))
+        let inner = self.inner.clone();
+        wait_interruptibly(py, "evqueue-redis-close", move || inner.close(timeout))?
             .map_err(|e| EvqueueError::new_err(e.to_string()))
     }
 

@@ -17,8 +17,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCFunction, PyDict, PyString, PyTuple};
 use pyo3::{ffi, PyTraverseError, PyVisit};
 use std::sync::atomic::{
-    AtomicBool,
-    Ordering::{Acquire, Release},
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -30,10 +30,70 @@ pub(crate) const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 /// What `drop` (and the interpreter's exit) gives a queue to drain.
 const DROP_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Every live queue, so the interpreter's exit can close them while Python
-/// still runs (worker threads must not try to take the GIL of a finalizing
-/// interpreter).
-static LIVE: Mutex<Vec<Weak<evqueue::EventQueue>>> = Mutex::new(Vec::new());
+/// Every live queue with the fork generation it was made in, so the
+/// interpreter's exit can close them while Python still runs (worker threads
+/// must not try to take the GIL of a finalizing interpreter).
+static LIVE: Mutex<Vec<(u64, Weak<evqueue::EventQueue>)>> = Mutex::new(Vec::new());
+
+/// How many times this process is a child of `os.fork()` (the package
+/// registers [`_after_fork_in_child`] with `os.register_at_fork`). A queue or
+/// forwarder made in an earlier generation has no threads here: its worker
+/// and writer threads stayed in the parent.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Called in the child after `os.fork()`.
+#[pyfunction]
+pub(crate) fn _after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Relaxed);
+}
+
+/// This process's fork generation, to stamp a new queue or forwarder with.
+pub(crate) fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Relaxed)
+}
+
+/// Refuses an object made before `os.fork()` (its threads are in the
+/// parent: waiting on them would hang, joining them would panic).
+pub(crate) fn check_same_process(generation: u64, what: &str) -> PyResult<()> {
+    if generation == fork_generation() {
+        return Ok(());
+    }
+    Err(EvqueueError::new_err(format!(
+        "this {what} was made before os.fork(): its threads stayed in the parent \
+         process, so it cannot be used in the child; make a new one here"
+    )))
+}
+
+/// Runs `work` on a helper thread named `name` and waits for its result
+/// with the GIL released, taking signals every [`SIGNAL_CHECK`]: a wait
+/// inside native code would otherwise hold off Ctrl-C until it ends. If a
+/// signal handler raises (KeyboardInterrupt), that is returned and `work`
+/// goes on in the background; its result is dropped.
+pub(crate) fn wait_interruptibly<T: Send + 'static>(
+    py: Python<'_>,
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> PyResult<T> {
+    let (tx, mut rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| EvqueueError::new_err(format!("could not start a {name} thread: {e}")))?;
+    loop {
+        let rx = &mut rx;
+        match py.detach(move || rx.recv_timeout(SIGNAL_CHECK)) {
+            Ok(result) => return Ok(result),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(EvqueueError::new_err(format!(
+                    "the {name} thread ended early"
+                )));
+            }
+        }
+    }
+}
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -89,9 +149,16 @@ pub(crate) struct EventQueue {
     inner: Arc<evqueue::EventQueue>,
     callbacks: Mutex<Callbacks>,
     error_hook: ErrorSlot,
+    /// The fork generation it was made in (see [`check_same_process`]).
+    generation: u64,
 }
 
 impl EventQueue {
+    /// Refuses a queue inherited through `os.fork()`.
+    fn check_process(&self) -> PyResult<()> {
+        check_same_process(self.generation, "queue")
+    }
+
     fn register(&self, name: Option<&str>, handler: &Bound<'_, PyAny>) -> PyResult<()> {
         if !handler.is_callable() {
             return Err(PyTypeError::new_err(format!(
@@ -137,6 +204,7 @@ impl EventQueue {
         timestamp: u64,
         external: bool,
     ) -> PyResult<u64> {
+        self.check_process()?;
         let name = args::str_arg(name, "the event name")?.to_str()?;
         let event = evqueue::Event::new(name)
             .timestamp(timestamp)
@@ -322,6 +390,15 @@ impl EventQueue {
         overflow: Option<&Bound<'_, PyAny>>,
         batch: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        if EXITING.load(Acquire) {
+            // `_close_all` has run: nothing would close this queue before the
+            // interpreter finalizes, and dropping it then would wait forever
+            // on workers parked for the GIL.
+            return Err(EvqueueError::new_err(
+                "the interpreter is exiting (evqueue's atexit hook has run): \
+                 a new queue cannot be made now",
+            ));
+        }
         let mut builder = evqueue::EventQueue::builder()
             .drop_deadline(DROP_DEADLINE)
             .thread_name("evqueue-py")
@@ -345,21 +422,24 @@ impl EventQueue {
         let inner = Arc::new(builder.build_paused().map_err(py_err)?);
         let error_hook = ErrorSlot::default();
         inner.on_error(error_hook_fn(error_hook.clone()));
+        let generation = fork_generation();
         {
             let mut live = lock(&LIVE);
-            live.retain(|w| w.strong_count() > 0);
-            live.push(Arc::downgrade(&inner));
+            live.retain(|(_, w)| w.strong_count() > 0);
+            live.push((generation, Arc::downgrade(&inner)));
         }
         Ok(EventQueue {
             inner,
             callbacks: Mutex::default(),
             error_hook,
+            generation,
         })
     }
 
     /// Starts the worker threads. Raises `EvqueueError` if they already run
     /// and `QueueClosed` after `close()`.
     fn start(&self) -> PyResult<()> {
+        self.check_process()?;
         self.inner.start().map_err(py_err)
     }
 
@@ -495,6 +575,7 @@ impl EventQueue {
         body: &Bound<'_, PyAny>,
         external: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
+        self.check_process()?;
         let external = match external {
             Some(e) => args::bool_arg(e, "external")?,
             None => true,
@@ -517,6 +598,7 @@ impl EventQueue {
     /// `QueueClosed` part way leaves the events before it emitted (the message
     /// says how many).
     fn emit_many(&self, events: &Bound<'_, PyAny>) -> PyResult<usize> {
+        self.check_process()?;
         let py = events.py();
         let iter = events.try_iter().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -576,6 +658,7 @@ impl EventQueue {
     /// Emits `session_start` with these properties; returns its sequence number.
     #[pyo3(signature = (props = None))]
     fn emit_session_start(&self, props: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+        self.check_process()?;
         let props = Props::from_arg(props)?;
         let pairs = props.pairs()?;
         self.inner.emit_session_start(&pairs).map_err(py_err)
@@ -589,6 +672,7 @@ impl EventQueue {
         reason: &Bound<'_, PyAny>,
         props: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
+        self.check_process()?;
         let reason = args::str_arg(reason, "reason")?.to_str()?;
         let props = Props::from_arg(props)?;
         let pairs = props.pairs()?;
@@ -603,6 +687,7 @@ impl EventQueue {
     /// wait on itself).
     #[pyo3(signature = (timeout = None))]
     fn flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        self.check_process()?;
         let total = args::timeout(timeout)?.unwrap_or(FOREVER);
         // A first look in this thread: done already, refused from inside a
         // handler (the core knows its workers by thread), or a short wait.
@@ -614,25 +699,7 @@ impl EventQueue {
                 // flush keeps its target (the events emitted before it).
                 let inner = self.inner.clone();
                 let left = total - first;
-                let (tx, mut rx) = std::sync::mpsc::sync_channel(1);
-                std::thread::Builder::new()
-                    .name("evqueue-flush".into())
-                    .spawn(move || {
-                        let _ = tx.send(inner.flush(left));
-                    })
-                    .map_err(|e| {
-                        EvqueueError::new_err(format!("could not start a flush thread: {e}"))
-                    })?;
-                loop {
-                    let rx = &mut rx;
-                    match py.detach(move || rx.recv_timeout(SIGNAL_CHECK)) {
-                        Ok(result) => break result,
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                            return Err(EvqueueError::new_err("the flush thread ended early"));
-                        }
-                    }
-                }
+                wait_interruptibly(py, "evqueue-flush", move || inner.flush(left))?
             }
             other => other,
         };
@@ -646,16 +713,26 @@ impl EventQueue {
     /// Closes the queue: emits raise `QueueClosed` from now on; the workers
     /// drain what is left for at most `timeout` seconds (None: until empty),
     /// then stop. Returns a `ShutdownReport` (the same one on later calls).
-    /// Releases the GIL while it waits.
+    /// Releases the GIL while it waits; Ctrl-C interrupts the wait (the
+    /// queue still closes, in the background: call `close` again for the
+    /// report). Raises `EvqueueError` from inside a handler (it would wait
+    /// on itself).
     #[pyo3(signature = (timeout = None))]
     fn close(
         &self,
         py: Python<'_>,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<ShutdownReport> {
+        self.check_process()?;
         let timeout = args::timeout(timeout)?.unwrap_or(FOREVER);
-        let inner = &self.inner;
-        let report = py.detach(|| inner.shutdown(timeout)).map_err(py_err)?;
+        // The core refuses this on a worker thread; the helper thread below
+        // is not one, so ask here.
+        if self.inner.is_worker_thread() {
+            return Err(py_err(DispatchError::InHandler));
+        }
+        let inner = self.inner.clone();
+        let report = wait_interruptibly(py, "evqueue-close", move || inner.shutdown(timeout))?
+            .map_err(py_err)?;
         // The core dropped its handlers; drop our references too.
         self.__clear__();
         Ok(ShutdownReport(report))
@@ -679,6 +756,7 @@ impl EventQueue {
         batch: Option<&Bound<'_, PyAny>>,
         maxlen: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<crate::forward::RedisForwarder> {
+        self.check_process()?;
         let batch = match batch {
             Some(b) => usize::try_from(args::uint(b, "batch")?).unwrap_or(usize::MAX),
             None => 256,
@@ -703,6 +781,7 @@ impl EventQueue {
         text_signature = "($self, from_oldest=False)"
     )]
     fn subscribe(&self, from_oldest: Option<&Bound<'_, PyAny>>) -> PyResult<Subscriber> {
+        self.check_process()?;
         let oldest = match from_oldest {
             Some(o) => args::bool_arg(o, "from_oldest")?,
             None => false,
@@ -737,6 +816,7 @@ impl EventQueue {
 
     /// Starts the workers (if not started yet) and returns the queue.
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().check_process()?;
         match slf.get().inner.start() {
             Ok(()) | Err(DispatchError::AlreadyStarted) => Ok(slf),
             Err(e) => Err(py_err(e)),
@@ -794,6 +874,12 @@ impl EventQueue {
 
 impl Drop for EventQueue {
     fn drop(&mut self) {
+        if self.generation != fork_generation() {
+            // Inherited through `os.fork()`: its workers are in the parent,
+            // and joining them here would panic. Leak it.
+            std::mem::forget(self.inner.clone());
+            return;
+        }
         // Shut down with the GIL released: the workers need it to finish
         // their batches. (From inside a handler the core refuses to wait on
         // itself and stops the workers without joining them.)
@@ -811,8 +897,12 @@ impl Drop for EventQueue {
 #[pyfunction]
 pub(crate) fn _close_all(py: Python<'_>) {
     EXITING.store(true, Release);
-    let live: Vec<Arc<evqueue::EventQueue>> =
-        lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
+    let generation = fork_generation();
+    let live: Vec<Arc<evqueue::EventQueue>> = lock(&LIVE)
+        .iter()
+        .filter(|(g, _)| *g == generation)
+        .filter_map(|(_, w)| w.upgrade())
+        .collect();
     py.detach(|| {
         for queue in &live {
             let _ = queue.shutdown(DROP_DEADLINE);

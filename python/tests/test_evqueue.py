@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import textwrap
 import gc
 import sys
 import threading
@@ -454,6 +457,7 @@ async def async_handler(event: Event) -> None:
         (lambda q: q.emit_session_start({"k": 1}), TypeError),
         (lambda q: q.emit_session_end(None), TypeError),
         (lambda q: q.emit_session_end("r", {"k": BIG}), evqueue.EventTooLarge),
+        (lambda q: q.emit_session_end("r", {"reason": "other"}), evqueue.InvalidEvent),
         (lambda q: q.flush(-1), ValueError),
         (lambda q: q.flush(float("nan")), ValueError),
         (lambda q: q.flush("1"), TypeError),
@@ -642,6 +646,77 @@ def test_interpreter_exit_with_open_queues() -> None:
     assert done.stderr == ""
 
 
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Runs `code` in a fresh interpreter (fork warnings of newer CPythons off)."""
+    return subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_queue_made_before_fork_is_refused_in_the_child() -> None:
+    """Its worker threads stayed in the parent: in the child every wait on
+    them would hang and every join would panic. It raises instead; a new
+    queue works; both processes exit cleanly."""
+    done = run_python(
+        """
+        import os, evqueue
+        q = evqueue.EventQueue(capacity=64, workers=2)
+        q.on_any(lambda e: None)
+        q.start()
+        q.emit("before")
+        pid = os.fork()
+        if pid == 0:
+            said = []
+            for call in (lambda: q.emit("x"), lambda: q.flush(1), lambda: q.close(1),
+                         lambda: q.subscribe(), lambda: q.start()):
+                try:
+                    call()
+                    said.append("ran")
+                except evqueue.EvqueueError as e:
+                    said.append("refused" if "os.fork()" in str(e) else repr(e))
+            fresh = evqueue.EventQueue(capacity=64, workers=1)
+            fresh.on_any(lambda e: None)
+            fresh.start()
+            fresh.emit("x")
+            os.write(1, (",".join(said) + f" fresh={fresh.flush(5)}\\n").encode())
+        else:
+            _, status = os.waitpid(pid, 0)
+            report = q.close(5)
+            os.write(1, f"child status={status} parent handled={report.handled}\\n".encode())
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused,refused,refused,refused,refused fresh=True" in done.stdout, done.stdout
+    assert "child status=0 parent handled=1" in done.stdout, done.stdout
+    assert done.stderr == ""
+
+
+def test_no_queue_is_made_after_the_exit_hook_ran() -> None:
+    """evqueue's atexit hook closes every queue; one made after it (by a hook
+    registered before evqueue was imported) would never be closed, and the
+    interpreter's exit would wait on it forever. It is refused instead."""
+    done = run_python(
+        """
+        import atexit, os
+        def late():
+            import evqueue
+            try:
+                evqueue.EventQueue(capacity=64, workers=1)
+                os.write(1, b"made\\n")
+            except evqueue.EvqueueError as e:
+                os.write(1, f"refused: {e}\\n".encode())
+        atexit.register(late)  # runs after evqueue's own hook
+        import evqueue
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused: the interpreter is exiting" in done.stdout, done.stdout
+
+
 def thread_states() -> int:
     """Python thread states of this interpreter (CPython: walks the list)."""
     import ctypes
@@ -683,15 +758,38 @@ def test_waits_can_be_interrupted() -> None:
     q.start()
     q.emit("stuck")
     sub = q.subscribe()
-    for wait in (lambda: q.flush(), lambda: sub.recv()):
+    # close() last: interrupted, it goes on closing in the background.
+    for wait in (lambda: q.flush(), lambda: sub.recv(), lambda: q.close()):
         threading.Timer(0.05, _thread.interrupt_main).start()
         t0 = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
             wait()
         assert time.monotonic() - t0 < 2
+    assert not release.is_set()  # each wait was cut short, not finished
     release.set()
+    report = q.close(T)
+    assert (report.handled, report.left, report.timed_out) == (1, 0, False)
+
+
+def test_forwarder_waits_can_be_interrupted() -> None:
+    """A forwarder to a Redis that is not there retries until closed; its
+    flush() and close() without a timeout still take Ctrl-C."""
+    import _thread
+
+    q = EventQueue(capacity=64, workers=1)
+    fwd = q.forward_to_redis("redis://127.0.0.1:1/", "s")  # nothing listens there
+    q.start()
+    q.emit("x")
     assert q.flush(T)
+    for wait in (lambda: fwd.flush(), lambda: fwd.close()):
+        threading.Timer(0.05, _thread.interrupt_main).start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            wait()
+        assert time.monotonic() - t0 < 2
     q.close(T)
+    with pytest.raises(evqueue.EvqueueError):
+        fwd.close(0.1)  # the event could not be written: given up, and said so
 
 
 def test_try_recv_never_blocks_on_a_busy_subscriber() -> None:
