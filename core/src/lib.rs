@@ -68,7 +68,8 @@ pub use codec::{
 pub use dispatcher::{
     DispatchError, Emitter, EventQueue, EventQueueBuilder, EventSubscriber, Failure, HandlerError,
     HandlerResult, NameFailures, OwnedEvent, QueueStats, RecvTimeoutError, ShutdownReport,
-    SubscriberStats, SESSION_END, SESSION_END_REASON, SESSION_START,
+    SubscriberStats, MAX_FAILURE_NAMES, OTHER_FAILURE_NAMES, SESSION_END, SESSION_END_REASON,
+    SESSION_START,
 };
 pub use error::{Error, RecvError};
 pub use producer::{MpProducer, Producer};

@@ -1112,3 +1112,30 @@ fn shutdown_racing_pushes_wakes_every_worker() {
         assert_eq!(report.left, 0, "round {round}: {report:?}");
     }
 }
+
+/// Event names can come from clients (`emit_json`), so the per-name failure
+/// counts are bounded: past `MAX_FAILURE_NAMES` names, new ones share one
+/// entry, and the totals still count everything.
+#[test]
+fn failure_counts_per_name_are_bounded() {
+    let q = EventQueue::builder()
+        .capacity(4096)
+        .workers(2)
+        .build()
+        .unwrap();
+    q.on_any(|_| Err("refused".into()));
+    let names = evqueue::MAX_FAILURE_NAMES + 10;
+    for i in 0..names {
+        q.emit(&Event::new(&format!("client_{i}"))).unwrap();
+    }
+    q.flush(PATIENCE).unwrap();
+    let stats = q.stats();
+    assert_eq!(stats.handler_errors, names as u64);
+    assert_eq!(stats.failures_by_name.len(), evqueue::MAX_FAILURE_NAMES + 1);
+    assert_eq!(
+        stats.failures_by_name[evqueue::OTHER_FAILURE_NAMES].errors,
+        (names - evqueue::MAX_FAILURE_NAMES) as u64
+    );
+    let counted: u64 = stats.failures_by_name.values().map(|f| f.errors).sum();
+    assert_eq!(counted, names as u64);
+}

@@ -38,6 +38,6 @@ pub use error::{DispatchError, RecvTimeoutError};
 pub use handlers::{
     Failure, HandlerError, HandlerResult, SESSION_END, SESSION_END_REASON, SESSION_START,
 };
-pub use queue::{Emitter, EventQueue, ShutdownReport};
+pub use queue::{Emitter, EventQueue, ShutdownReport, MAX_FAILURE_NAMES, OTHER_FAILURE_NAMES};
 pub use stats::{NameFailures, QueueStats, SubscriberStats};
 pub use subscriber::{EventSubscriber, OwnedEvent};

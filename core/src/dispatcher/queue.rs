@@ -83,7 +83,14 @@ impl Shared {
         self.errors.fetch_add(errors, Relaxed);
         self.panics.fetch_add(panics, Relaxed);
         let mut map = lock(&self.failures);
-        let entry = map.entry(name.to_owned()).or_default();
+        // Names can come from clients (`emit_json`): past the bound, new
+        // names share one entry, so the map (and the metrics) stay bounded.
+        let key = if map.len() < MAX_FAILURE_NAMES || map.contains_key(name) {
+            name
+        } else {
+            OTHER_FAILURE_NAMES
+        };
+        let entry = map.entry(key.to_owned()).or_default();
         entry.errors += errors;
         entry.panics += panics;
     }
@@ -100,6 +107,15 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Distinct event names [`QueueStats::failures_by_name`] counts on their
+/// own; failures of further names are counted under [`OTHER_FAILURE_NAMES`].
+pub const MAX_FAILURE_NAMES: usize = 1024;
+
+/// The [`QueueStats::failures_by_name`] entry for names past
+/// [`MAX_FAILURE_NAMES`] (spelled like the `<raw>` and `<malformed>` entries;
+/// an event really named `<other>` would share it).
+pub const OTHER_FAILURE_NAMES: &str = "<other>";
 
 /// A cloneable, thread-safe handle that emits into a queue. It keeps the ring
 /// alive but not the workers or the handlers, so a handler may capture one to

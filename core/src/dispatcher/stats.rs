@@ -42,7 +42,10 @@ pub struct QueueStats {
     pub handler_errors: u64,
     /// Handler panics caught, all names together.
     pub panics: u64,
-    /// Errors and panics per event name (names that never failed are absent).
+    /// Errors and panics per event name (names that never failed are
+    /// absent). At most [`MAX_FAILURE_NAMES`](crate::MAX_FAILURE_NAMES)
+    /// names, since names may come from clients: failures of names beyond
+    /// that are counted under [`OTHER_FAILURE_NAMES`](crate::OTHER_FAILURE_NAMES).
     pub failures_by_name: BTreeMap<String, NameFailures>,
     /// Live subscribers, by id.
     pub subscribers: Vec<SubscriberStats>,
