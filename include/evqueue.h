@@ -140,7 +140,8 @@ typedef enum evq_status {
    */
   EVQ_TOO_LARGE = 14,
   /**
-   * The buffer given is smaller than `evq_pop_buffer_size`.
+   * The buffer given is too small: smaller than `evq_pop_buffer_size`
+   * for a pop or receive, or than the size `evq_stats_prometheus` says.
    */
   EVQ_BUFFER_TOO_SMALL = 15,
   /**

@@ -807,6 +807,9 @@ fn bad_input_gets_clear_errors() {
     );
     let msg = DispatchError::InvalidWorkers { workers: 0 }.to_string();
     assert!(msg.contains("worker count 0"), "{msg}");
+    // Out of memory is said as such, not as a bad configuration.
+    let msg = DispatchError::Config(Error::AllocationFailed { bytes: 1 << 50 }).to_string();
+    assert!(msg.starts_with("could not allocate"), "{msg}");
     // std's thread spawn would panic on this name; the builder refuses it.
     let named = EventQueue::builder()
         .thread_name("bad\0name")

@@ -112,7 +112,15 @@ impl Text {
         fail(match self {
             Text::Name => evq_core::Error::NameTooLong { len, max },
             Text::Key => evq_core::Error::KeyTooLong { len, max },
-            Text::Value | Text::Reason => evq_core::Error::ValueTooLong { len, max },
+            Text::Value => evq_core::Error::ValueTooLong { len, max },
+            // The reason is stored as a property value: same status, but
+            // the message names it.
+            Text::Reason => {
+                return fail_with(
+                    evq_status::EVQ_VALUE_TOO_LONG,
+                    &format!("session end reason of {len} bytes is longer than the limit of {max}"),
+                )
+            }
         })
     }
 
@@ -1499,7 +1507,13 @@ pub unsafe extern "C" fn evq_stats_prometheus(
         // SAFETY: NULL or writable.
         unsafe { store(needed, need) };
         if buf_len < need {
-            return fail(evq_core::RecvError::BufferTooSmall { needed: need, got: buf_len });
+            return fail_with(
+                evq_status::EVQ_BUFFER_TOO_SMALL,
+                &format!(
+                    "buffer of {buf_len} bytes is smaller than the {need} bytes of the \
+                     metrics text (with its NUL)"
+                ),
+            );
         }
         if buf.is_null() {
             return fail_with(evq_status::EVQ_NULL_POINTER, "argument `buf` is NULL");

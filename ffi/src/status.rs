@@ -49,7 +49,8 @@ pub enum evq_status {
     EVQ_TOO_MANY_PROPERTIES = 13,
     /// The encoded event or raw payload does not fit in one slot.
     EVQ_TOO_LARGE = 14,
-    /// The buffer given is smaller than `evq_pop_buffer_size`.
+    /// The buffer given is too small: smaller than `evq_pop_buffer_size`
+    /// for a pop or receive, or than the size `evq_stats_prometheus` says.
     EVQ_BUFFER_TOO_SMALL = 15,
     /// A configuration value is out of range (capacity, slot size, workers,
     /// overflow, claim batch).
@@ -144,7 +145,9 @@ impl evq_status {
             EVQ_VALUE_TOO_LONG => c"property value is longer than 65535 bytes",
             EVQ_TOO_MANY_PROPERTIES => c"more than 65535 properties",
             EVQ_TOO_LARGE => c"event does not fit in one slot",
-            EVQ_BUFFER_TOO_SMALL => c"buffer is smaller than evq_pop_buffer_size",
+            EVQ_BUFFER_TOO_SMALL => {
+                c"buffer is too small (see evq_pop_buffer_size, evq_stats_prometheus)"
+            }
             EVQ_INVALID_CONFIG => c"invalid queue configuration",
             EVQ_ALLOC_FAILED => c"could not allocate the ring",
             EVQ_SPAWN_FAILED => c"could not start a worker thread",

@@ -350,6 +350,10 @@ static void test_sessions(void) {
   evq_property second_reason = PROP("reason", "other");
   CHECK_STATUS(evq_emit_session_end(q, "logout", 6, &second_reason, 1), EVQ_INVALID_ARGUMENT);
   CHECK(strstr(evq_last_error(), "\"reason\"") != NULL);
+  static char long_reason[70000];
+  memset(long_reason, 'r', sizeof long_reason);
+  CHECK_STATUS(evq_emit_session_end(q, long_reason, sizeof long_reason, NULL, 0), EVQ_VALUE_TOO_LONG);
+  CHECK(strstr(evq_last_error(), "session end reason of 70000 bytes") != NULL);
   CHECK_STATUS(evq_emit_session_start(q, NULL, 1), EVQ_NULL_POINTER);
   CHECK_STATUS(evq_flush(q, 10000), EVQ_OK);
   CHECK(atomic_load(&s.starts) == 1 && atomic_load(&s.ends) == 1 && atomic_load(&s.good_reason) == 1);
@@ -776,6 +780,7 @@ static void test_bad_inputs(void) {
   /* Prometheus text: ask the size, then render. */
   size_t need = 0;
   CHECK_STATUS(evq_stats_prometheus(q, NULL, 0, &need), EVQ_BUFFER_TOO_SMALL);
+  CHECK(strstr(evq_last_error(), "metrics text") != NULL);
   CHECK(need > 100);
   char *text = malloc(need);
   CHECK_STATUS(evq_stats_prometheus(q, text, need, NULL), EVQ_OK);

@@ -52,6 +52,8 @@ pub enum DispatchError {
 impl fmt::Display for DispatchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // Running out of memory is not a configuration mistake.
+            DispatchError::Config(e @ crate::Error::AllocationFailed { .. }) => write!(f, "{e}"),
             DispatchError::Config(e) => write!(f, "invalid queue configuration: {e}"),
             DispatchError::InvalidWorkers { workers } => write!(
                 f,
