@@ -787,7 +787,10 @@ impl EventQueue {
             None => false,
         };
         let start = if oldest { Start::Oldest } else { Start::Now };
-        Ok(Subscriber::new(self.inner.subscribe(start)))
+        Ok(Subscriber::new(
+            self.inner.subscribe(start),
+            self.generation,
+        ))
     }
 
     /// Slots in the ring.

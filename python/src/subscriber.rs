@@ -8,12 +8,12 @@
 
 use crate::errors::{py_err, QueueClosed};
 use crate::event::Event;
-use crate::queue::{lock, SIGNAL_CHECK};
+use crate::queue::{check_same_process, fork_generation, lock, SIGNAL_CHECK};
 use evqueue::{EventSubscriber, OwnedEvent, RecvError, RecvTimeoutError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 struct State {
@@ -76,9 +76,24 @@ impl State {
 /// the queue is closed and everything was read.
 #[pyclass(module = "evqueue", frozen)]
 pub(crate) struct Subscriber {
-    state: Mutex<State>,
+    /// An `Arc` only so that a subscriber inherited through `os.fork()` can
+    /// be leaked (see `Drop`).
+    state: Arc<Mutex<State>>,
     lagged: AtomicU64,
     id: u64,
+    /// The fork generation its queue was made in.
+    generation: u64,
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        if self.generation != fork_generation() {
+            // Inherited through `os.fork()`: dropping the core subscriber
+            // takes its queue's subscriber lock, which a thread of the parent
+            // may have held at the fork. Leak it.
+            std::mem::forget(self.state.clone());
+        }
+    }
 }
 
 fn closed() -> PyErr {
@@ -86,18 +101,21 @@ fn closed() -> PyErr {
 }
 
 impl Subscriber {
-    pub(crate) fn new(inner: EventSubscriber) -> Self {
+    /// A subscriber of a queue made in fork generation `generation`.
+    pub(crate) fn new(inner: EventSubscriber, generation: u64) -> Self {
         Subscriber {
             id: inner.id(),
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 inner,
                 pending: None,
-            }),
+            })),
             lagged: AtomicU64::new(0),
+            generation,
         }
     }
 
     fn recv_inner(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Event>> {
+        check_same_process(self.generation, "subscriber")?;
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let slice = deadline.map_or(SIGNAL_CHECK, |d| {
@@ -126,6 +144,7 @@ impl Subscriber {
     /// while another thread is inside `recv` on this subscriber). Raises
     /// `QueueClosed` once the queue is closed and everything was read.
     fn try_recv(&self) -> PyResult<Option<Event>> {
+        check_same_process(self.generation, "subscriber")?;
         let mut state = match self.state.try_lock() {
             Ok(state) => state,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
