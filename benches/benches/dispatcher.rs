@@ -264,7 +264,7 @@ fn wake_interleaved(_: &mut Criterion) {
     for (gap, rounds) in gaps {
         // [evqueue, floor] x [same CPU, other CPU]
         let mut samples: [[Vec<u64>; 2]; 2] = Default::default();
-        let mut preempted = [0usize; 2];
+        let mut started_early = [0usize; 2];
         for _ in 0..rounds {
             for (row, by_cpu) in samples.iter_mut().enumerate() {
                 std::thread::sleep(gap);
@@ -277,7 +277,7 @@ fn wake_interleaved(_: &mut Criterion) {
                     floor.wake();
                 }
                 if started.load(Acquire) != 0 {
-                    preempted[row] += 1;
+                    started_early[row] += 1;
                 }
                 let ns = wait_started(&started, t0);
                 let other = woken_cpu.load(Acquire) != waker_cpu;
@@ -285,14 +285,14 @@ fn wake_interleaved(_: &mut Criterion) {
             }
         }
         let gap_name = format!("gap_{}us", gap.as_micros());
-        for ((name, by_cpu), preempted) in ["parked", "park_unpark_floor"]
+        for ((name, by_cpu), started_early) in ["parked", "park_unpark_floor"]
             .iter()
             .zip(samples)
-            .zip(preempted)
+            .zip(started_early)
         {
             let all: Vec<u64> = by_cpu.concat();
             println!(
-                "wake/interleaved/{gap_name}/{name}: started before the waker's call returned in {preempted} of {}",
+                "wake/interleaved/{gap_name}/{name}: started before the waker's call returned in {started_early} of {}",
                 all.len()
             );
             report(&format!("interleaved/{gap_name}/{name}"), all);

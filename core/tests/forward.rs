@@ -584,32 +584,20 @@ fn dropping_batch_and_buffered_writes_what_they_hold() {
 /// takes a timeout (it used to panic: `Instant + Duration` overflowed).
 #[test]
 fn the_longest_timeout_waits_instead_of_panicking() {
-    let rec = Recorder::default();
-    let buffered = Buffered::new(rec.clone(), 16, 16).unwrap();
-    buffered.write(&[ev("a", 0)]).unwrap();
-    buffered.flush(Duration::MAX).unwrap();
-    buffered.close(Duration::MAX).unwrap();
-    assert_eq!(rec.events().len(), 1);
-
-    let rec = Recorder::default();
-    let batch = Batch::new(rec.clone(), BatchConfig::default()).unwrap();
-    batch.write(&[ev("a", 0)]).unwrap();
-    batch.flush(Duration::MAX).unwrap();
-    batch.close(Duration::MAX).unwrap();
-    assert_eq!(rec.events().len(), 1);
-
-    let rec = Recorder::default();
-    let retry = Retry::new(rec.clone(), RetryPolicy::default()).unwrap();
-    retry.write(&[ev("a", 0)]).unwrap();
-    retry.close(Duration::MAX).unwrap();
-    assert_eq!(rec.events().len(), 1);
-
-    let rec = Recorder::default();
-    let fan = FanOut::new().with("rec", rec.clone(), 16).unwrap();
-    fan.write(&[ev("a", 0)]).unwrap();
-    fan.flush(Duration::MAX).unwrap();
-    fan.close(Duration::MAX).unwrap();
-    assert_eq!(rec.events().len(), 1);
+    // Each sink over its own recorder: one write, then flush and close
+    // with the longest timeout; the event must have come through.
+    fn waits(make: impl FnOnce(Recorder) -> Box<dyn Sink>) {
+        let rec = Recorder::default();
+        let sink = make(rec.clone());
+        sink.write(&[ev("a", 0)]).unwrap();
+        sink.flush(Duration::MAX).unwrap();
+        sink.close(Duration::MAX).unwrap();
+        assert_eq!(rec.events().len(), 1);
+    }
+    waits(|rec| Box::new(Buffered::new(rec, 16, 16).unwrap()));
+    waits(|rec| Box::new(Batch::new(rec, BatchConfig::default()).unwrap()));
+    waits(|rec| Box::new(Retry::new(rec, RetryPolicy::default()).unwrap()));
+    waits(|rec| Box::new(FanOut::new().with("rec", rec, 16).unwrap()));
 
     // A retry whose backoff may be as long as a `Duration` can be.
     let failing = FnSink::new(|_: &[OwnedEvent]| Err("down".into()));
