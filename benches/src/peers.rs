@@ -192,6 +192,14 @@ impl EvSub {
             buf: vec![0; ring.slot_bytes()],
         }
     }
+
+    /// The same subscriber with another lag policy.
+    pub fn with_lag(self, lag: evqueue::Lag) -> Self {
+        EvSub {
+            sub: self.sub.with_lag(lag),
+            buf: self.buf,
+        }
+    }
 }
 
 impl<const N: usize> Rx<N> for EvSub {
@@ -339,6 +347,17 @@ impl<const N: usize> Tx<N> for PhTx<N> {
 
     fn send_all(&mut self, batch: &[[u8; N]]) {
         self.0.publish_batch(batch);
+    }
+}
+
+/// `photon_ring::Publisher::try_publish` on a `channel_bounded` (lossless:
+/// `false` when the slowest subscriber is a whole ring behind).
+pub struct PhBoundedTx<const N: usize>(pub photon_ring::Publisher<[u8; N]>);
+
+impl<const N: usize> Tx<N> for PhBoundedTx<N> {
+    #[inline]
+    fn send(&mut self, payload: &[u8; N]) -> bool {
+        self.0.try_publish(*payload).is_ok()
     }
 }
 

@@ -13,8 +13,10 @@
 //!   [`Ring::try_claim_batch`] hand each event to exactly one caller, in push
 //!   order.
 //! - **Subscribers** ([`Subscriber`]) each keep a private cursor and see every
-//!   event; one that was lapped gets [`RecvError::Lagged`] and continues from
-//!   the oldest retained event.
+//!   event; one that was lapped gets [`RecvError::Lagged`] and continues
+//!   where its [`Lag`] policy says: by default with some headroom past the
+//!   oldest retained event, so a reader slower than the producer still gets
+//!   runs of events instead of being lapped again at once.
 //! - **Events** ([`Event`], [`EventView`]): the Nakama event encoded into one
 //!   slot and decoded as a borrowed view. Raw byte payloads work too.
 //!
@@ -75,10 +77,10 @@ pub use error::{Error, RecvError};
 pub use producer::{MpProducer, Producer};
 #[cfg(feature = "alloc")]
 pub use ring::HeapRing;
-pub use ring::{Claim, Overflow, Ring, RingRef, StaticRing, Stats};
+pub use ring::{Claim, Lag, Overflow, Ring, RingRef, StaticRing, Stats};
 #[cfg(feature = "alloc")]
 pub use storage::HeapSlots;
-pub use storage::{StaticSlots, Storage, WORD_BYTES};
+pub use storage::{slot_footprint, StaticSlots, Storage, LINE_BYTES, WORD_BYTES};
 pub use subscriber::{Start, Subscriber};
 
 /// Smallest slot: room for an event header and a short name.

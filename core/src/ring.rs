@@ -9,8 +9,10 @@
 //!   copies the words (relaxed), issues an acquire fence and re-loads the
 //!   stamp; an unchanged stamp proves the copy is whole, a changed one means
 //!   the slot was overwritten during the copy and the copy is discarded.
-//!   A stamp of a later lap means `c` was overwritten: skip to the oldest
-//!   retained sequence number, `head - capacity`.
+//!   A stamp of a later lap means `c` was overwritten: skip ahead as the
+//!   reader's [`Lag`] policy says (by default an eighth of the ring past the
+//!   oldest retained sequence number, `head - capacity`, so that the reader
+//!   is not on the slot the producer overwrites next).
 //! - The worker group copies first and claims second: a compare-exchange of
 //!   the shared cursor `c → c + n` after the copy validated. Exactly one
 //!   worker wins each sequence number; the cursor only moves forward, so each
@@ -42,6 +44,44 @@ pub enum Overflow {
     Reject,
 }
 
+/// Where a reader that was lapped (the worker group, or a [`Subscriber`](crate::Subscriber))
+/// continues. Whatever the policy, every sequence number it passes over is
+/// counted: [`RecvError::Lagged`] for a subscriber, [`Claim::lost`] (or
+/// `Lagged`) and [`Stats::overwritten`] for the worker group.
+///
+/// ```
+/// use evqueue::{HeapRing, Lag, Overflow, RecvError, Start};
+/// // 16 slots: the headroom is 16 / 8 = 2 events.
+/// let ring = HeapRing::with_capacity(16, 16, Overflow::Overwrite).unwrap();
+/// let mut sub = ring.subscribe(Start::Now);
+/// let mut oldest = ring.subscribe(Start::Now).with_lag(Lag::Oldest);
+/// let p = ring.mp_producer().unwrap();
+/// for i in 0..40u8 { p.push(&[i]).unwrap(); }   // 40 events, 16 retained: 24..40
+/// let mut buf = [0u8; 16];
+/// assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Lagged(26)));
+/// assert_eq!(sub.try_recv(&mut buf).unwrap().seq, 26);
+/// assert_eq!(oldest.try_recv(&mut buf), Err(RecvError::Lagged(24)));
+/// assert_eq!(oldest.try_recv(&mut buf).unwrap().seq, 24);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Lag {
+    /// The oldest event the ring still holds: loses the fewest events when
+    /// the producer has stopped. But that slot is the one a running producer
+    /// overwrites next, so a reader slower than the producer is lapped again
+    /// at once, over and over, and delivers a small fraction of what it can.
+    Oldest,
+    /// An eighth of the ring past the oldest event (at least one): the
+    /// default. A reader slower than a running producer gets runs of
+    /// consecutive events between laps and delivers about as many events per
+    /// second as it can handle; when the producer has stopped, it loses at
+    /// most an eighth of the ring more than [`Oldest`](Self::Oldest) would.
+    #[default]
+    Headroom,
+    /// The newest event pushed: the reader gives up the backlog and follows
+    /// the producer, for a view that must be as fresh as possible.
+    Newest,
+}
+
 /// Bit 63 of `head`: the ring is closed and `head` no longer moves.
 pub(crate) const CLOSED: u64 = 1 << 63;
 
@@ -69,6 +109,8 @@ pub struct Ring<S: Storage> {
     /// Producer mode and close request: `SINGLE_LIVE | MULTI | CLOSE_REQUESTED`.
     pub(crate) control: AtomicU8,
     overflow: Overflow,
+    /// Where the worker group continues when it was lapped.
+    lag: Lag,
     pub(crate) slots: S,
 }
 
@@ -107,6 +149,13 @@ pub struct Claim {
     pub seq: u64,
     /// Payload length in bytes.
     pub len: usize,
+    /// Worker-group claims only: sequence numbers this call passed over as
+    /// lost just before `seq` (events overwritten or skipped by the
+    /// [`Lag`] policy, and the rare abandoned ticket of a multi-producer).
+    /// Every sequence number the worker group passes over is reported to
+    /// exactly one caller, here or as [`RecvError::Lagged`]. Always 0 for
+    /// subscribers, which get `Lagged` instead.
+    pub lost: u64,
 }
 
 impl Claim {
@@ -150,7 +199,7 @@ pub(crate) enum Blocked {
     NotYet,
     /// An abandoned ticket: no event has this sequence number; skip it.
     Hole,
-    /// Overwritten by a later lap: skip to the oldest retained event.
+    /// Overwritten by a later lap: skip as the [`Lag`] policy says.
     Lapped,
     /// Overwritten during the copy: look again.
     Torn,
@@ -182,6 +231,20 @@ impl<const SLOTS: usize, const WORDS: usize> Ring<StaticSlots<SLOTS, WORDS>> {
             Ring::from_storage(StaticSlots::new(), overflow)
         }
     }
+
+    const_fn! {
+        /// The same ring with the worker group continuing as `lag` says when
+        /// it is lapped (default [`Lag::Headroom`]).
+        ///
+        /// ```
+        /// use evqueue::{Lag, Overflow, StaticRing};
+        /// static RING: StaticRing<64, 4> = StaticRing::new(Overflow::Overwrite).with_lag(Lag::Oldest);
+        /// assert_eq!(RING.lag(), Lag::Oldest);
+        /// ```
+        pub fn with_lag(self, lag: Lag) -> Self {
+            Ring { lag, ..self }
+        }
+    }
 }
 
 #[cfg(feature = "alloc")]
@@ -206,6 +269,12 @@ impl Ring<HeapSlots> {
             overflow,
         ))
     }
+
+    /// The same ring with the worker group continuing as `lag` says when it
+    /// is lapped (default [`Lag::Headroom`]).
+    pub fn with_lag(self, lag: Lag) -> Self {
+        Ring { lag, ..self }
+    }
 }
 
 impl<S: Storage> Ring<S> {
@@ -223,9 +292,16 @@ impl<S: Storage> Ring<S> {
                 }),
                 control: AtomicU8::new(0),
                 overflow,
+                lag: Lag::Headroom,
                 slots,
             }
         }
+    }
+
+    /// Where the worker group continues when it was lapped.
+    #[inline]
+    pub fn lag(&self) -> Lag {
+        self.lag
     }
 
     /// Number of slots.
@@ -316,16 +392,23 @@ impl<S: Storage> Ring<S> {
     pub fn try_claim(&self, buf: &mut [u8]) -> Result<Claim, RecvError> {
         self.check_buffer(buf.len())?;
         let mut cursor = self.worker.load(Acquire);
+        let mut lost = 0;
         loop {
             cursor = match self.copy_event::<true>(cursor, buf) {
                 Ok(len) => match self
                     .worker
                     .compare_exchange(cursor, cursor + 1, AcqRel, Acquire)
                 {
-                    Ok(_) => return Ok(Claim { seq: cursor, len }),
+                    Ok(_) => {
+                        return Ok(Claim {
+                            seq: cursor,
+                            len,
+                            lost,
+                        })
+                    }
                     Err(now) => now,
                 },
-                Err(blocked) => self.worker_blocked(cursor, blocked)?,
+                Err(blocked) => self.worker_blocked(cursor, blocked, &mut lost)?,
             };
             spin_loop();
         }
@@ -357,6 +440,7 @@ impl<S: Storage> Ring<S> {
             return Ok(0);
         }
         let mut cursor = self.worker.load(Acquire);
+        let mut lost = 0;
         loop {
             // Copy the run of ready events from the cursor; stop at the first
             // one that is not (it is dealt with once it is at the cursor).
@@ -366,7 +450,7 @@ impl<S: Storage> Ring<S> {
                 let seq = cursor + n as u64;
                 match self.copy_event::<false>(seq, &mut buf[n * slot_bytes..(n + 1) * slot_bytes])
                 {
-                    Ok(len) => claims[n] = Claim { seq, len },
+                    Ok(len) => claims[n] = Claim { seq, len, lost: 0 },
                     Err(blocked) => {
                         first_blocked = blocked;
                         break;
@@ -379,11 +463,14 @@ impl<S: Storage> Ring<S> {
                     .worker
                     .compare_exchange(cursor, cursor + n as u64, AcqRel, Acquire)
                 {
-                    Ok(_) => return Ok(n),
+                    Ok(_) => {
+                        claims[0].lost = lost;
+                        return Ok(n);
+                    }
                     Err(now) => now,
                 }
             } else {
-                self.worker_blocked(cursor, first_blocked)?
+                self.worker_blocked(cursor, first_blocked, &mut lost)?
             };
             spin_loop();
         }
@@ -443,12 +530,19 @@ impl<S: Storage> Ring<S> {
         Ok(())
     }
 
-    /// Where a reader lapped at `cursor` continues: the oldest sequence number
-    /// the ring can still hold, and at least one past `cursor` (the stamp
-    /// already proved `cursor` gone, even if `head` is not yet published).
-    pub(crate) fn oldest_retained(&self, cursor: u64) -> u64 {
+    /// Where a reader lapped at `cursor` continues under `lag`: never past
+    /// `head`, and at least one past `cursor` (the stamp already proved
+    /// `cursor` gone, even if `head` is not yet published).
+    pub(crate) fn lag_target(&self, cursor: u64, lag: Lag) -> u64 {
         let cap = self.capacity() as u64;
-        self.head_seq().saturating_sub(cap).max(cursor + 1)
+        let head = self.head_seq();
+        let oldest = head.saturating_sub(cap);
+        let to = match lag {
+            Lag::Oldest => oldest,
+            Lag::Headroom => oldest + (cap / 8).max(1),
+            Lag::Newest => head.saturating_sub(1),
+        };
+        to.min(head).max(cursor + 1)
     }
 
     /// How many events a batch read can take: `claims` entries, as many as
@@ -487,11 +581,13 @@ impl<S: Storage> Ring<S> {
     }
 
     /// Moves the worker cursor from `cursor` past lost sequence numbers to
-    /// `to`, counting them; returns the cursor to continue from.
-    fn skip_worker(&self, cursor: u64, to: u64) -> u64 {
+    /// `to`, counting them (in the ring's total and in `lost`, what this
+    /// call reports); returns the cursor to continue from.
+    fn skip_worker(&self, cursor: u64, to: u64, lost: &mut u64) -> u64 {
         match self.worker.compare_exchange(cursor, to, AcqRel, Acquire) {
             Ok(_) => {
                 self.counters.skipped.fetch_add(to - cursor, Relaxed);
+                *lost += to - cursor;
                 to
             }
             Err(now) => now,
@@ -500,12 +596,22 @@ impl<S: Storage> Ring<S> {
 
     /// The worker group could not copy the event at `cursor`: skip it (and
     /// count it) when it is lost, report `Empty` or `Closed` when it is not
-    /// there yet. Returns the cursor to continue from.
-    fn worker_blocked(&self, cursor: u64, blocked: Blocked) -> Result<u64, RecvError> {
+    /// there yet (or `Lagged` with what this call skipped, so that every
+    /// skip reaches one caller). Returns the cursor to continue from.
+    fn worker_blocked(
+        &self,
+        cursor: u64,
+        blocked: Blocked,
+        lost: &mut u64,
+    ) -> Result<u64, RecvError> {
         match blocked {
+            Blocked::NotYet if *lost > 0 => Err(RecvError::Lagged(*lost)),
             Blocked::NotYet => Err(self.empty_or_closed(cursor)),
-            Blocked::Hole => Ok(self.skip_worker(cursor, cursor + 1)),
-            Blocked::Lapped => Ok(self.skip_worker(cursor, self.oldest_retained(cursor))),
+            Blocked::Hole => Ok(self.skip_worker(cursor, cursor + 1, lost)),
+            Blocked::Lapped => {
+                let to = self.lag_target(cursor, self.lag);
+                Ok(self.skip_worker(cursor, to, lost))
+            }
             Blocked::Torn => Ok(cursor),
         }
     }

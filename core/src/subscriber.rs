@@ -3,7 +3,7 @@
 //! state, so a slow subscriber slows nobody down.
 
 use crate::error::RecvError;
-use crate::ring::{Blocked, Claim, RingRef};
+use crate::ring::{Blocked, Claim, Lag, RingRef};
 use crate::sync::spin_loop;
 
 /// Where a new subscriber starts reading.
@@ -25,10 +25,11 @@ pub enum Start {
 /// let p = ring.mp_producer().unwrap();
 /// for i in 0..6u8 { p.push(&[i]).unwrap(); }      // laps the 4-slot ring
 /// let mut buf = [0u8; 16];
-/// assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Lagged(2)));
-/// let claim = sub.try_recv(&mut buf).unwrap();     // oldest retained
-/// assert_eq!((claim.seq, buf[0]), (2, 2));
-/// assert_eq!(sub.missed(), 2);
+/// // 2..6 are retained; the default `Lag::Headroom` continues one past the oldest.
+/// assert_eq!(sub.try_recv(&mut buf), Err(RecvError::Lagged(3)));
+/// let claim = sub.try_recv(&mut buf).unwrap();
+/// assert_eq!((claim.seq, buf[0]), (3, 3));
+/// assert_eq!(sub.missed(), 3);
 /// ```
 pub struct Subscriber<R: RingRef> {
     ring: R,
@@ -36,6 +37,8 @@ pub struct Subscriber<R: RingRef> {
     cursor: u64,
     /// Sequence numbers lost to lapping so far.
     missed: u64,
+    /// Where to continue when lapped.
+    lag: Lag,
 }
 
 impl<R: RingRef> Subscriber<R> {
@@ -51,14 +54,23 @@ impl<R: RingRef> Subscriber<R> {
             ring,
             cursor,
             missed: 0,
+            lag: Lag::Headroom,
         }
+    }
+
+    /// The same subscriber, continuing as `lag` says when it is lapped
+    /// (default [`Lag::Headroom`]; see [`Lag`]).
+    pub fn with_lag(mut self, lag: Lag) -> Self {
+        self.lag = lag;
+        self
     }
 
     /// Receives the next event into `buf` (at least a slot long).
     ///
     /// Returns [`RecvError::Lagged`]`(n)` once when this subscriber was
     /// lapped and `n` sequence numbers were lost; the next call continues
-    /// from the oldest retained event. `n` counts sequence numbers: with
+    /// where its [`Lag`] policy says (by default an eighth of the ring past
+    /// the oldest retained event). `n` counts sequence numbers: with
     /// multi-producers it can include the rare abandoned ticket (a hole,
     /// which was never an event), so it is an upper bound on lost events.
     /// [`RecvError::Closed`] once the ring is closed
@@ -72,12 +84,12 @@ impl<R: RingRef> Subscriber<R> {
                 Ok(len) => {
                     let seq = self.cursor;
                     self.cursor += 1;
-                    return Ok(Claim { seq, len });
+                    return Ok(Claim { seq, len, lost: 0 });
                 }
                 Err(Blocked::NotYet) => return Err(r.empty_or_closed(self.cursor)),
                 Err(Blocked::Hole) => self.cursor += 1,
                 Err(Blocked::Lapped) => {
-                    let to = r.oldest_retained(self.cursor);
+                    let to = r.lag_target(self.cursor, self.lag);
                     let lost = to - self.cursor;
                     self.cursor = to;
                     self.missed += lost;
@@ -132,7 +144,11 @@ impl<R: RingRef> Subscriber<R> {
                     }
                 }
             };
-            *claim = Claim { seq: cursor, len };
+            *claim = Claim {
+                seq: cursor,
+                len,
+                lost: 0,
+            };
             cursor += 1;
             n += 1;
         }

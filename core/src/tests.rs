@@ -99,7 +99,7 @@ fn too_large_payload_changes_nothing() {
 
 #[test]
 fn overwrite_counts_the_oldest_events_lost() {
-    let r = ring(4, 16, Overflow::Overwrite);
+    let r = ring(4, 16, Overflow::Overwrite).with_lag(Lag::Oldest);
     let mut p = r.producer().unwrap();
     for i in 0..7u8 {
         assert_eq!(p.push(&[i]), Ok(i as u64));
@@ -121,6 +121,63 @@ fn overwrite_counts_the_oldest_events_lost() {
         (7, 4, 3, 0)
     );
     assert_eq!(s.high_water, 4);
+}
+
+/// Each lag policy moves a lapped worker group to its own place, and the
+/// claim that follows reports what the call passed over.
+#[test]
+fn lapped_worker_group_continues_as_its_lag_policy_says() {
+    // 16 slots, 40 pushes: 24..40 retained; the headroom is 16 / 8 = 2.
+    for (lag, first) in [(Lag::Oldest, 24), (Lag::Headroom, 26), (Lag::Newest, 39)] {
+        let r = ring(16, 16, Overflow::Overwrite).with_lag(lag);
+        assert_eq!(r.lag(), lag);
+        let mut p = r.producer().unwrap();
+        for i in 0..40u8 {
+            p.push(&[i]).unwrap();
+        }
+        let mut buf = [0u8; 16];
+        let claim = r.try_claim(&mut buf).unwrap();
+        assert_eq!((claim.seq, claim.lost, buf[0]), (first, first, first as u8));
+        let next = r.try_claim(&mut buf).map(|c| (c.seq, c.lost));
+        if first < 39 {
+            assert_eq!(next, Ok((first + 1, 0)), "{lag:?}");
+        }
+        let s = r.stats();
+        assert_eq!(s.overwritten, first, "{lag:?}");
+        // A batch claim reports the skip on its first claim only.
+        let r = ring(16, 16, Overflow::Overwrite).with_lag(lag);
+        let p = r.mp_producer().unwrap();
+        for i in 0..40u8 {
+            p.push(&[i]).unwrap();
+        }
+        let (mut buf, mut claims) = ([0u8; 4 * 16], [Claim::default(); 4]);
+        let n = r.try_claim_batch(&mut buf, &mut claims).unwrap();
+        assert_eq!(claims[0].seq, first);
+        assert_eq!(claims[0].lost, first);
+        assert!(claims[1..n].iter().all(|c| c.lost == 0));
+    }
+}
+
+/// A call that skipped lost events and then found nothing reports them as
+/// `Lagged`, so no skip goes unreported; the next call finds `Empty`.
+#[test]
+fn a_skip_followed_by_nothing_is_reported_as_lagged() {
+    // One slot: the headroom reaches the head, so nothing follows the skip.
+    let r = ring(1, 16, Overflow::Overwrite);
+    let mut p = r.producer().unwrap();
+    for i in 0..3u8 {
+        p.push(&[i]).unwrap();
+    }
+    let mut buf = [0u8; 16];
+    assert_eq!(r.try_claim(&mut buf), Err(RecvError::Lagged(3)));
+    assert_eq!(r.try_claim(&mut buf), Err(RecvError::Empty));
+    let s = r.stats();
+    assert_eq!(
+        (s.pushed, s.overwritten, s.delivered, s.depth),
+        (3, 3, 0, 0)
+    );
+    p.push(&[3]).unwrap();
+    assert_eq!(r.try_claim(&mut buf).map(|c| (c.seq, c.lost)), Ok((3, 0)));
 }
 
 #[test]
@@ -236,16 +293,27 @@ fn subscribers_see_everything_and_report_lag() {
         p.push(&[i]).unwrap();
     }
     assert_eq!(now.lag(), 4, "lag saturates at the capacity");
-    assert_eq!(now.try_recv(&mut buf), Err(RecvError::Lagged(2)));
-    assert_eq!(now.missed(), 2);
+    // 3..=6 retained; the default headroom (one slot of four) continues at 4.
+    assert_eq!(now.try_recv(&mut buf), Err(RecvError::Lagged(3)));
+    assert_eq!(now.missed(), 3);
     let seqs: Vec<u64> =
         core::iter::from_fn(|| now.try_recv(&mut buf).ok().map(|c| c.seq)).collect();
-    assert_eq!(seqs, [3, 4, 5, 6]);
+    assert_eq!(seqs, [4, 5, 6]);
     assert_eq!(buf[0], 6);
-    assert_eq!(oldest.try_recv(&mut buf), Err(RecvError::Lagged(2)));
-    assert_eq!(oldest.next_seq(), 3);
+    assert_eq!(oldest.try_recv(&mut buf), Err(RecvError::Lagged(3)));
+    assert_eq!(oldest.next_seq(), 4);
+    // `Lag::Oldest` continues at the oldest retained event, `Newest` at the newest.
+    let mut at_oldest = r.subscribe(Start::Oldest).with_lag(Lag::Oldest);
+    let mut at_newest = r.subscribe(Start::Oldest).with_lag(Lag::Newest);
+    for i in 7..=10u8 {
+        p.push(&[i]).unwrap();
+    }
+    assert_eq!(at_oldest.try_recv(&mut buf), Err(RecvError::Lagged(4)));
+    assert_eq!(at_oldest.next_seq(), 7);
+    assert_eq!(at_newest.try_recv(&mut buf), Err(RecvError::Lagged(7)));
+    assert_eq!(at_newest.try_recv(&mut buf).map(|c| c.seq), Ok(10));
     // Subscribers do not move the worker group.
-    assert_eq!(claim_all(&r).len(), 4);
+    assert_eq!(claim_all(&r).len(), 3);
 }
 
 #[test]
@@ -269,20 +337,19 @@ fn subscriber_batches_match_single_reads_and_report_laps() {
     assert_eq!(sub.try_recv_batch(&mut buf, &mut claims), Ok(2));
     assert_eq!((claims[1].seq, buf[16]), (1, 1));
     for i in 2..9u8 {
-        p.push(&[i]).unwrap(); // laps the subscriber (cursor 2, oldest 5)
+        p.push(&[i]).unwrap(); // laps the subscriber (cursor 2, oldest 5, headroom 1)
     }
     assert_eq!(
         sub.try_recv_batch(&mut buf, &mut claims),
-        Err(RecvError::Lagged(3))
+        Err(RecvError::Lagged(4))
     );
     assert_eq!(
         sub.try_recv_batch(&mut buf, &mut claims),
         Ok(3),
         "at most 3 a batch"
     );
-    assert_eq!((claims[0].seq, claims[2].seq, buf[32]), (5, 7, 7));
-    assert_eq!(sub.try_recv_batch(&mut buf, &mut claims), Ok(1));
-    assert_eq!(sub.missed(), 3);
+    assert_eq!((claims[0].seq, claims[2].seq, buf[32]), (6, 8, 8));
+    assert_eq!(sub.missed(), 4);
     r.close();
     assert_eq!(
         sub.try_recv_batch(&mut buf, &mut claims),

@@ -77,6 +77,12 @@ impl Model {
         self.head.saturating_sub(self.capacity)
     }
 
+    /// Where a lapped reader continues under the default `Lag::Headroom`:
+    /// an eighth of the ring (at least one) past the oldest, at most `head`.
+    fn resume(&self) -> u64 {
+        (self.oldest() + (self.capacity / 8).max(1)).min(self.head)
+    }
+
     fn payload(&self, seq: u64) -> Vec<u8> {
         let first = self.head - self.retained.len() as u64;
         assert!(
@@ -129,13 +135,16 @@ impl Model {
         }
     }
 
-    /// The worker group passes what was overwritten.
-    fn skip_lapped(&mut self) {
-        let oldest = self.oldest();
-        if self.worker < oldest {
-            self.skipped += oldest - self.worker;
-            self.worker = oldest;
+    /// The worker group passes what was overwritten; returns how many.
+    fn skip_lapped(&mut self) -> u64 {
+        if self.worker >= self.oldest() {
+            return 0;
         }
+        let to = self.resume();
+        let lost = to - self.worker;
+        self.skipped += lost;
+        self.worker = to;
+        lost
     }
 
     fn claim(&mut self, buf_len: usize) -> Result<(Claim, Vec<u8>), RecvError> {
@@ -145,7 +154,10 @@ impl Model {
                 got: buf_len,
             });
         }
-        self.skip_lapped();
+        let lost = self.skip_lapped();
+        if self.worker == self.head && lost > 0 {
+            return Err(RecvError::Lagged(lost));
+        }
         if self.worker == self.head {
             return Err(self.empty_or_closed(self.worker));
         }
@@ -156,6 +168,7 @@ impl Model {
             Claim {
                 seq,
                 len: bytes.len(),
+                lost,
             },
             bytes,
         ))
@@ -176,18 +189,23 @@ impl Model {
                 got: buf_len,
             });
         }
-        self.skip_lapped();
+        let lost = self.skip_lapped();
         let n = max.min((self.head - self.worker) as usize);
+        if n == 0 && lost > 0 {
+            return Err(RecvError::Lagged(lost));
+        }
         if n == 0 {
             return Err(self.empty_or_closed(self.worker));
         }
-        let out = (self.worker..self.worker + n as u64)
+        let first = self.worker;
+        let out = (first..first + n as u64)
             .map(|seq| {
                 let bytes = self.payload(seq);
                 (
                     Claim {
                         seq,
                         len: bytes.len(),
+                        lost: if seq == first { lost } else { 0 },
                     },
                     bytes,
                 )
@@ -204,11 +222,11 @@ impl Model {
                 got: buf_len,
             });
         }
-        let oldest = self.oldest();
         let (cursor, missed) = self.subs[i].expect("model: no such subscriber");
-        if cursor < oldest {
-            let lost = oldest - cursor;
-            self.subs[i] = Some((oldest, missed + lost));
+        if cursor < self.oldest() {
+            let to = self.resume();
+            let lost = to - cursor;
+            self.subs[i] = Some((to, missed + lost));
             return Err(RecvError::Lagged(lost));
         }
         if cursor == self.head {
@@ -220,6 +238,7 @@ impl Model {
             Claim {
                 seq: cursor,
                 len: bytes.len(),
+                lost: 0,
             },
             bytes,
         ))
@@ -724,7 +743,14 @@ fn check_round_trip(event: &GenEvent, single: bool) -> Result<(), TestCaseError>
 
     let mut buf = vec![0u8; BIG_SLOT];
     let claim = ring.try_claim(&mut buf).unwrap();
-    prop_assert_eq!(claim, Claim { seq: 0, len });
+    prop_assert_eq!(
+        claim,
+        Claim {
+            seq: 0,
+            len,
+            lost: 0
+        }
+    );
     let mut sub_buf = vec![0u8; BIG_SLOT];
     let sub_claim = sub.try_recv(&mut sub_buf).unwrap();
     prop_assert_eq!(sub_claim, claim);
@@ -825,6 +851,7 @@ fn check_decode(bytes: &[u8]) -> Result<(), TestCaseError> {
         prop_assert_eq!(via_claim, direct);
         // A claim longer than the buffer it is read from is malformed, not a panic.
         let too_long = Claim {
+            lost: 0,
             seq: 0,
             len: buf.len() + 1,
         };

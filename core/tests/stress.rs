@@ -317,6 +317,9 @@ struct WorkerReport {
     name: &'static str,
     /// Events claimed (valid or not): what the ring counts as delivered.
     claimed: u64,
+    /// Sequence numbers this worker's calls passed over as lost
+    /// (`Claim::lost` and `Lagged`).
+    lost: u64,
     batch_calls: u64,
     batch_events: u64,
     largest_batch: usize,
@@ -339,6 +342,7 @@ fn run_worker(
     let mut report = WorkerReport {
         name,
         claimed: 0,
+        lost: 0,
         batch_calls: 0,
         batch_events: 0,
         largest_batch: 0,
@@ -377,6 +381,10 @@ fn run_worker(
                 continue;
             }
             Err(RecvError::Closed) => return report,
+            Err(RecvError::Lagged(n)) => {
+                report.lost += n;
+                continue;
+            }
             Err(e) => {
                 report
                     .failures
@@ -406,6 +414,7 @@ fn run_worker(
         }
         for (i, claim) in claims[..n].iter().enumerate() {
             report.claimed += 1;
+            report.lost += claim.lost;
             if claim.seq != claims[0].seq + i as u64 {
                 report
                     .failures
@@ -1118,6 +1127,11 @@ fn scenario_a_single_producer_overwrite() {
         "torn events in the worker group"
     );
     let claimed = check_disjoint("A", &w0, &w1);
+    assert_eq!(
+        claimed + w0.lost + w1.lost,
+        ring.next_seq(),
+        "every sequence number is claimed or reported lost to one worker"
+    );
     assert_eq!(stats.pushed, events, "{stats:?}");
     assert_eq!(
         stats.delivered, claimed,
@@ -1218,6 +1232,11 @@ fn scenario_b_two_mp_producers_overwrite() {
         "torn events in the worker group"
     );
     let claimed = check_disjoint("B", &w0, &w1);
+    assert_eq!(
+        claimed + w0.lost + w1.lost,
+        ring.next_seq(),
+        "every sequence number is claimed or reported lost to one worker"
+    );
     assert_eq!(ring.stats(), stats, "a refused push changed the counters");
     assert_eq!(stats.pushed, 2 * events, "{stats:?}");
     assert_eq!(

@@ -539,7 +539,14 @@ impl EventQueue {
     /// Errors: [`RecvError::Empty`], [`RecvError::Closed`] (shut down and
     /// drained), [`RecvError::BufferTooSmall`].
     pub fn try_pop_into(&self, buf: &mut [u8]) -> Result<Claim, RecvError> {
-        let claim = self.shared.ring.try_claim(buf)?;
+        let claim = loop {
+            match self.shared.ring.try_claim(buf) {
+                // Lost events were skipped and nothing followed yet: they
+                // are counted in the stats; look again.
+                Err(RecvError::Lagged(_)) => continue,
+                other => break other?,
+            }
+        };
         self.shared.popped.fetch_add(1, Relaxed);
         Ok(claim)
     }

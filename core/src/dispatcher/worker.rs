@@ -136,7 +136,15 @@ fn claim(
 ) -> Result<usize, RecvError> {
     let slot = &shared.slots[index];
     slot.handling.store(shared.ring.worker_position(), SeqCst);
-    match shared.ring.try_claim_batch(buf, claims) {
+    let claimed = loop {
+        match shared.ring.try_claim_batch(buf, claims) {
+            // This call skipped lost events and then found nothing: the
+            // loss is in the ring's stats; look again.
+            Err(RecvError::Lagged(_)) => continue,
+            other => break other,
+        }
+    };
+    match claimed {
         Ok(n) => {
             slot.handling.store(claims[0].seq, Release);
             Ok(n)
