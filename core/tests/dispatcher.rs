@@ -1143,3 +1143,74 @@ fn failure_counts_per_name_are_bounded() {
     let counted: u64 = stats.failures_by_name.values().map(|f| f.errors).sum();
     assert_eq!(counted, names as u64);
 }
+
+/// The nice value of the calling thread, from `/proc/thread-self/stat`.
+#[cfg(target_os = "linux")]
+fn thread_nice() -> i64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // Fields after the command name (which may hold spaces): state is the
+    // first, nice the 17th.
+    let after = &stat[stat.rfind(')').unwrap() + 1..];
+    after.split_whitespace().nth(16).unwrap().parse().unwrap()
+}
+
+/// Workers run `worker_nice` levels below the thread that started them
+/// (default 5), the start hook runs on each worker before any event, and a
+/// nice out of range is refused.
+#[cfg(target_os = "linux")]
+#[test]
+fn workers_run_below_the_emitting_threads_priority() {
+    let base = thread_nice();
+    for (levels, expected) in [(None, (base + 5).min(19)), (Some(0), base), (Some(39), 19)] {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s, h) = (seen.clone(), seen.clone());
+        let mut builder =
+            small(2).on_worker_start(move |i| s.lock().unwrap().push((i, thread_nice())));
+        if let Some(levels) = levels {
+            builder = builder.worker_nice(levels);
+        }
+        let q = builder.build().unwrap();
+        q.on_any(move |_| {
+            h.lock().unwrap().push((99, thread_nice()));
+            Ok(())
+        });
+        q.emit(&Event::new("tick")).unwrap();
+        q.flush(PATIENCE).unwrap();
+        q.shutdown(PATIENCE).unwrap();
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [(0, expected), (1, expected), (99, expected)],
+            "{levels:?}"
+        );
+    }
+    assert_eq!(
+        thread_nice(),
+        base,
+        "the emitting thread keeps its priority"
+    );
+    assert_eq!(
+        small(1).worker_nice(40).build().err(),
+        Some(DispatchError::InvalidNice { levels: 40 })
+    );
+}
+
+/// A panicking start hook is counted as a panic and the worker runs on.
+#[test]
+fn a_panicking_worker_start_hook_is_counted_and_survived() {
+    let q = small(1)
+        .on_worker_start(|_| panic!("no pinning here"))
+        .build()
+        .unwrap();
+    let handled = Arc::new(AtomicU64::new(0));
+    let h = handled.clone();
+    q.on_any(move |_| {
+        h.fetch_add(1, Relaxed);
+        Ok(())
+    });
+    q.emit(&Event::new("tick")).unwrap();
+    q.flush(PATIENCE).unwrap();
+    assert_eq!(handled.load(Relaxed), 1);
+    assert_eq!(q.stats().panics, 1);
+}

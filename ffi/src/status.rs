@@ -197,9 +197,9 @@ impl ToStatus for DispatchError {
         use evq_status::*;
         match self {
             DispatchError::Config(e) => e.status(),
-            DispatchError::InvalidWorkers { .. } | DispatchError::InvalidBatch { .. } => {
-                EVQ_INVALID_CONFIG
-            }
+            DispatchError::InvalidWorkers { .. }
+            | DispatchError::InvalidBatch { .. }
+            | DispatchError::InvalidNice { .. } => EVQ_INVALID_CONFIG,
             DispatchError::Spawn(_) => EVQ_SPAWN_FAILED,
             DispatchError::InHandler => EVQ_IN_HANDLER,
             DispatchError::Timeout { .. } => EVQ_TIMEOUT,

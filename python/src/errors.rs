@@ -91,7 +91,8 @@ impl From<Failure> for PyErr {
             Failure::Dispatch(
                 e @ (DispatchError::Config(_)
                 | DispatchError::InvalidWorkers { .. }
-                | DispatchError::InvalidBatch { .. }),
+                | DispatchError::InvalidBatch { .. }
+                | DispatchError::InvalidNice { .. }),
             ) => PyValueError::new_err(e.to_string()),
             Failure::Dispatch(e @ (DispatchError::Closed | DispatchError::ShutDown { .. })) => {
                 QueueClosed::new_err(e.to_string())

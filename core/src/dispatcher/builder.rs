@@ -18,6 +18,16 @@ impl std::fmt::Debug for AroundBatch {
     }
 }
 
+/// Runs on each worker thread as it starts; see [`EventQueueBuilder::on_worker_start`].
+#[derive(Clone)]
+pub(crate) struct WorkerStart(pub(crate) Arc<dyn Fn(usize) + Send + Sync + 'static>);
+
+impl std::fmt::Debug for WorkerStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerStart(..)")
+    }
+}
+
 /// Configures and starts an [`EventQueue`]. Defaults are Nakama's: 65536
 /// slots of 256 bytes, 8 workers, [`Overflow::Overwrite`].
 ///
@@ -48,6 +58,8 @@ pub struct EventQueueBuilder {
     pub(crate) thread_name: String,
     pub(crate) claim_batch: usize,
     pub(crate) around_batch: Option<AroundBatch>,
+    pub(crate) worker_nice: u8,
+    pub(crate) on_worker_start: Option<WorkerStart>,
 }
 
 impl Default for EventQueueBuilder {
@@ -60,8 +72,10 @@ impl Default for EventQueueBuilder {
             spin: Duration::from_micros(50),
             drop_deadline: Duration::from_secs(5),
             thread_name: "evqueue-worker".into(),
-            claim_batch: 1,
+            claim_batch: 32,
             around_batch: None,
+            worker_nice: 5,
+            on_worker_start: None,
         }
     }
 }
@@ -123,11 +137,14 @@ impl EventQueueBuilder {
         self
     }
 
-    /// How many events a worker claims at once, 1 to
-    /// [`MAX_CLAIM_BATCH`](Self::MAX_CLAIM_BATCH). Default 1: with slow
-    /// handlers, every idle worker can take the next event. Larger batches
-    /// cut the per-event claim cost (one CAS per batch) when handlers are
-    /// fast, and pair with [`around_batch`](Self::around_batch).
+    /// The most events a worker claims at once, 1 to
+    /// [`MAX_CLAIM_BATCH`](Self::MAX_CLAIM_BATCH). Default 32. A worker
+    /// claims at most its share of the backlog it saw last (the events
+    /// waiting, divided by the worker count), so with a short backlog every
+    /// idle worker can still take the next event and a slow handler holds
+    /// up no batch; with a long one a batch costs one claim (one CAS)
+    /// instead of one per event. Handlers still get events one at a time.
+    /// Pairs with [`around_batch`](Self::around_batch).
     pub fn claim_batch(mut self, events: usize) -> Self {
         self.claim_batch = events;
         self
@@ -167,11 +184,58 @@ impl EventQueueBuilder {
         self
     }
 
+    /// How many nice levels below the thread that starts them the worker
+    /// threads run (Linux; elsewhere the workers keep their priority), 0 to
+    /// [`MAX_WORKER_NICE`](Self::MAX_WORKER_NICE). Default 5: when handlers
+    /// keep every core busy, a thread that emits (a player's request) gets
+    /// the CPU before the workers do, so a burst of slow handlers does not
+    /// stall it for whole scheduler slices; idle cores still run the
+    /// workers at full speed. 0 keeps them at the same priority. A value
+    /// over the maximum makes `build` fail with
+    /// [`DispatchError::InvalidNice`].
+    pub fn worker_nice(mut self, levels: u8) -> Self {
+        self.worker_nice = levels;
+        self
+    }
+
+    /// Runs `start(index)` on each worker thread as it starts, after its
+    /// priority is set and before it handles any event: to pin it to a CPU,
+    /// register it with a profiler, or set a priority of your own. A panic
+    /// in `start` is caught and counted as a handler panic; the worker runs
+    /// on.
+    ///
+    /// ```
+    /// use evqueue::EventQueue;
+    /// use std::sync::{Arc, Mutex};
+    /// let started = Arc::new(Mutex::new(Vec::new()));
+    /// let s = started.clone();
+    /// let queue = EventQueue::builder().capacity(64).workers(2)
+    ///     .on_worker_start(move |index| s.lock().unwrap().push(index))
+    ///     .build()?;
+    /// queue.shutdown(std::time::Duration::from_secs(5))?;
+    /// let mut seen = started.lock().unwrap().clone();
+    /// seen.sort();
+    /// assert_eq!(seen, [0, 1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_worker_start<F>(mut self, start: F) -> Self
+    where
+        F: Fn(usize) + Send + Sync + 'static,
+    {
+        self.on_worker_start = Some(WorkerStart(Arc::new(start)));
+        self
+    }
+
+    /// Largest [`worker_nice`](Self::worker_nice) accepted (Linux's range
+    /// of nice values is -20 to 19).
+    pub const MAX_WORKER_NICE: u8 = 39;
+
     /// Allocates the ring and starts the workers.
     ///
     /// Fails with [`DispatchError::Config`] for a bad capacity or slot size,
     /// [`DispatchError::InvalidWorkers`] for a worker count out of range,
-    /// [`DispatchError::InvalidBatch`] for a claim batch out of range, and
+    /// [`DispatchError::InvalidBatch`] for a claim batch out of range,
+    /// [`DispatchError::InvalidNice`] for a worker nice out of range, and
     /// [`DispatchError::Spawn`] if a thread cannot start (the workers already
     /// started are stopped and joined).
     pub fn build(self) -> Result<EventQueue, DispatchError> {

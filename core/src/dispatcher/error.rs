@@ -21,6 +21,12 @@ pub enum DispatchError {
         /// The batch size asked for.
         batch: usize,
     },
+    /// The worker nice must be at most
+    /// [`EventQueueBuilder::MAX_WORKER_NICE`](super::EventQueueBuilder::MAX_WORKER_NICE).
+    InvalidNice {
+        /// The nice levels asked for.
+        levels: u8,
+    },
     /// The worker thread name prefix contains a NUL byte, which thread
     /// names cannot hold.
     InvalidThreadName {
@@ -64,6 +70,11 @@ impl fmt::Display for DispatchError {
                 f,
                 "claim batch {batch} is invalid: it must be between 1 and {}",
                 super::EventQueueBuilder::MAX_CLAIM_BATCH
+            ),
+            DispatchError::InvalidNice { levels } => write!(
+                f,
+                "worker nice {levels} is invalid: it must be at most {}",
+                super::EventQueueBuilder::MAX_WORKER_NICE
             ),
             DispatchError::InvalidThreadName { prefix } => write!(
                 f,

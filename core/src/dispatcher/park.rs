@@ -14,7 +14,7 @@
 //! registered and wakes it, or the sleeper's re-check sees the change.
 
 use super::queue::lock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::Instant;
@@ -77,6 +77,14 @@ fn current_cpu() -> usize {
 pub(crate) struct Sleepers {
     /// Threads on the list. Changed under the lock, read without it.
     waiting: AtomicUsize,
+    /// A sleeper taken off by [`Sleepers::wake_one`] has not resumed yet.
+    /// Set under the lock, read without it. When the sleeper resumes it
+    /// clears this, issues a `SeqCst` fence and then looks for work, so it
+    /// sees everything pushed before a `wake_one` that found this set (that
+    /// push also fenced before its look): such a `wake_one` wakes nobody
+    /// else and takes no lock. (Waking a herd, with more workers than cores,
+    /// costs far more than it adds.)
+    waking: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -84,12 +92,6 @@ pub(crate) struct Sleepers {
 struct State {
     /// Most recently parked last: it is woken first (its cache is warmest).
     parked: Vec<Arc<Sleeper>>,
-    /// A sleeper taken off by [`Sleepers::wake_one`] has not resumed yet.
-    /// When it does, it takes this lock and then looks for work, so it will
-    /// see everything pushed before a `wake_one` that found this set: such a
-    /// `wake_one` wakes nobody else. (Waking a herd, with more workers than
-    /// cores, costs far more than it adds.)
-    waking: bool,
 }
 
 impl Sleepers {
@@ -112,7 +114,8 @@ impl Sleepers {
             state.parked.swap_remove(at);
             self.waiting.store(state.parked.len(), Relaxed);
         } else {
-            state.waking = false; // it was woken: it has resumed
+            // It was woken: it has resumed (and re-checked just before).
+            self.waking.store(false, Relaxed);
         }
     }
 
@@ -140,9 +143,16 @@ impl Sleepers {
         true
     }
 
-    /// A woken sleeper is back: the next `wake_one` may wake another.
+    /// A woken sleeper is back: the next `wake_one` may wake another. The
+    /// fence pairs with the one a push issues before it reads `waking`:
+    /// either that push saw `waking` cleared (and wakes someone if needed),
+    /// or the caller's next look for work sees the push.
     fn resumed(&self) {
-        lock(&self.state).waking = false;
+        {
+            let _state = lock(&self.state);
+            self.waking.store(false, Relaxed);
+        }
+        fence(SeqCst);
     }
 
     /// Wakes one parked thread, if any and if none woken earlier is still on
@@ -164,12 +174,13 @@ impl Sleepers {
 
     #[inline]
     fn wake_one_noting(&self, waker_cpu: impl FnOnce() -> usize) {
-        if self.waiting.load(Relaxed) == 0 {
+        // Two loads and no lock when nobody sleeps or a wake is under way.
+        if self.waiting.load(Relaxed) == 0 || self.waking.load(Relaxed) {
             return;
         }
         let sleeper = {
             let mut state = lock(&self.state);
-            if state.waking {
+            if self.waking.load(Relaxed) {
                 return;
             }
             let sleeper = state.parked.pop();
@@ -177,7 +188,7 @@ impl Sleepers {
             if let Some(s) = &sleeper {
                 s.waker_cpu.store(waker_cpu(), Relaxed);
                 s.woken.store(true, Release);
-                state.waking = true;
+                self.waking.store(true, Relaxed);
             }
             sleeper
         };

@@ -1,6 +1,6 @@
 //! [`EventQueue`], its [`Emitter`] handles, flush and shutdown.
 
-use super::builder::AroundBatch;
+use super::builder::{AroundBatch, WorkerStart};
 use super::handlers::{self, Handler, Registry};
 use super::park::{Sleeper, Sleepers};
 use super::stats::{NameFailures, QueueStats, SubscriberStats};
@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     pub(crate) spin: Duration,
     pub(crate) claim_batch: usize,
     pub(crate) around_batch: Option<AroundBatch>,
+    /// Nice levels below their starter the workers run at (Linux).
+    pub(crate) worker_nice: u8,
+    pub(crate) on_worker_start: Option<WorkerStart>,
     /// Set once by `start`.
     pub(crate) started: AtomicBool,
     /// Events taken by `try_pop` (pull mode).
@@ -305,6 +308,11 @@ impl EventQueue {
                 batch: config.claim_batch,
             });
         }
+        if config.worker_nice > EventQueueBuilder::MAX_WORKER_NICE {
+            return Err(DispatchError::InvalidNice {
+                levels: config.worker_nice,
+            });
+        }
         // `std::thread::Builder::spawn` panics on such a name; refuse it here.
         if config.thread_name.contains('\0') {
             return Err(DispatchError::InvalidThreadName {
@@ -332,6 +340,8 @@ impl EventQueue {
             spin: config.spin,
             claim_batch: config.claim_batch,
             around_batch: config.around_batch,
+            worker_nice: config.worker_nice,
+            on_worker_start: config.on_worker_start,
             started: AtomicBool::new(false),
             popped: AtomicU64::new(0),
             stop: AtomicBool::new(false),

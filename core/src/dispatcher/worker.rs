@@ -73,20 +73,39 @@ impl Drop for ExitGuard<'_> {
 pub(crate) fn run(shared: &Shared, index: usize) {
     WORKER_OF.with(|w| w.set(shared.id));
     let _exit = ExitGuard(shared, index);
+    lower_priority(shared.worker_nice);
+    if let Some(start) = &shared.on_worker_start {
+        if catch_unwind(AssertUnwindSafe(|| (start.0)(index))).is_err() {
+            shared.panics.fetch_add(1, Relaxed);
+        }
+    }
     let slot = &shared.slots[index];
     let slot_bytes = shared.ring.slot_bytes();
     let mut buf = vec![0u8; shared.claim_batch * slot_bytes];
     let mut claims = vec![Claim::default(); shared.claim_batch];
     let me = Sleeper::current();
     let mut parked_long = false;
-    while let Some(n) = next_batch(shared, index, &me, &mut parked_long, &mut buf, &mut claims) {
+    // How many to claim next: this worker's share of the backlog it saw
+    // after its last batch (1 after an idle spell).
+    let mut share = 1;
+    while let Some(n) = next_batch(
+        shared,
+        index,
+        &me,
+        &mut parked_long,
+        &mut buf[..share * slot_bytes],
+        &mut claims[..share],
+    ) {
         // More waiting behind this batch: wake a helper if one is parked (an
         // atomic load when nobody is). No fence needed: this only adds
         // parallelism; every push already notifies with a fence, and this
         // worker drains the ring itself before it parks.
-        if shared.ring.next_seq() > claims[n - 1].seq + 1 {
+        let backlog = shared.ring.next_seq().saturating_sub(claims[n - 1].seq + 1);
+        if backlog > 0 {
             shared.wake.workers.wake_one_helper();
         }
+        let workers = shared.slots.len() as u64;
+        share = (backlog / workers).clamp(1, shared.claim_batch as u64) as usize;
         let registry = shared.registry.load();
         let mut done = false;
         let mut run = || {
@@ -105,6 +124,29 @@ pub(crate) fn run(shared: &Shared, index: usize) {
         }
         run();
     }
+}
+
+/// Moves the calling thread `levels` nice levels below where it is (at most
+/// to 19, the lowest), on Linux. Best effort: lowering one's own priority
+/// needs no privilege, and a failure leaves the thread as it was.
+fn lower_priority(levels: u8) {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    if levels > 0 {
+        // SAFETY: gettid, getpriority and setpriority take plain integers and
+        // touch no memory of ours. `who` 0 with PRIO_PROCESS is the calling
+        // thread on Linux, whose nice values are per thread.
+        unsafe {
+            *libc::__errno_location() = 0;
+            let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+            if now == -1 && *libc::__errno_location() != 0 {
+                return;
+            }
+            let target = (now + i32::from(levels)).min(19);
+            libc::setpriority(libc::PRIO_PROCESS, 0, target);
+        }
+    }
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    let _ = levels;
 }
 
 /// Dispatches one claimed payload to its handlers and counts failures.
