@@ -216,6 +216,68 @@ fn lapped_subscriber_reports_lag_and_continues() {
     });
 }
 
+/// Two workers lapped by a producer (2 slots, so the default headroom is
+/// one slot): every sequence number is claimed by one worker or reported
+/// lost to exactly one caller, in `Claim::lost` or `Lagged`, and the ring's
+/// counters agree. (About a minute with `LOOM_MAX_PREEMPTIONS=2`.)
+#[test]
+fn lapped_workers_report_every_skip_once() {
+    /// Up to `tries` claims (all of them when `tries` is `None`, until
+    /// `Empty`): what was claimed, and what was reported lost.
+    fn claim(ring: &HeapRing, tries: Option<usize>) -> (Vec<(u64, u64)>, u64) {
+        let mut buf = [0u8; SLOT];
+        let (mut seen, mut lost) = (Vec::new(), 0u64);
+        for _ in 0..tries.unwrap_or(usize::MAX) {
+            match ring.try_claim(&mut buf) {
+                Ok(c) => {
+                    seen.push((c.seq, value(&buf, c.len)));
+                    lost += c.lost;
+                }
+                Err(RecvError::Lagged(n)) => {
+                    assert!(n > 0);
+                    lost += n;
+                }
+                Err(_) if tries.is_none() => break,
+                Err(_) => {}
+            }
+        }
+        (seen, lost)
+    }
+    loom::model(|| {
+        let ring = new_ring(2, Overflow::Overwrite);
+        let mut producer = Producer::new(ring.clone()).unwrap();
+        let t = thread::spawn(move || {
+            for seq in 0..3 {
+                producer.push(&payload(seq)).unwrap();
+            }
+        });
+        let r = ring.clone();
+        let other = thread::spawn(move || claim(&r, Some(2)));
+        let (mut seen, mut lost) = claim(&ring, Some(2));
+        let (seen_other, lost_other) = other.join().unwrap();
+        t.join().unwrap();
+        let (rest, lost_rest) = claim(&ring, None);
+        for part in [&seen, &seen_other, &rest] {
+            assert_exactly_once_in_order(part);
+            assert!(part.iter().all(|(seq, v)| seq == v), "wrong payload");
+        }
+        seen.extend(seen_other);
+        seen.extend(rest);
+        lost += lost_other + lost_rest;
+        seen.sort_unstable();
+        let received = seen.len() as u64;
+        seen.dedup();
+        assert_eq!(seen.len() as u64, received, "an event claimed twice");
+        assert_eq!(
+            received + lost,
+            3,
+            "every seq claimed or reported lost once"
+        );
+        let s = ring.stats();
+        assert_eq!((s.pushed, s.delivered, s.overwritten), (3, received, lost));
+    });
+}
+
 /// Close while a worker claims: every push that succeeded is delivered
 /// before the worker sees `Closed`; pushes after the close fail.
 #[test]
