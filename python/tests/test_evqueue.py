@@ -439,6 +439,8 @@ async def async_handler(event: Event) -> None:
         (lambda q: q.emit("a", external=1), TypeError),
         (lambda q: q.emit_json(b"{"), evqueue.InvalidEvent),
         (lambda q: q.emit_json(b"[]"), evqueue.InvalidEvent),
+        (lambda q: q.emit_json(b'["level_up"]'), evqueue.InvalidEvent),
+        (lambda q: q.emit_json(b'["level_up", {"level": "7"}, "2026-11-23T05:00:00Z"]'), evqueue.InvalidEvent),
         (lambda q: q.emit_json(b'{"name": ""}'), evqueue.InvalidEvent),
         (lambda q: q.emit_json(b'{"name": "a", "properties": {"k": 1}}'), evqueue.InvalidEvent),
         (lambda q: q.emit_json(b'{"name": "a", "timestamp": "yesterday"}'), evqueue.InvalidEvent),

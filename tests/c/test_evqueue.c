@@ -579,6 +579,10 @@ static void test_json(void) {
       {"{\"name\": ", EVQ_JSON_SYNTAX},
       {"not json", EVQ_JSON_SYNTAX},
       {"[1, 2]", EVQ_JSON_SHAPE},
+      /* One object and nothing else: no array read field by field. */
+      {"[\"level_up\"]", EVQ_JSON_SHAPE},
+      {"[\"level_up\", {\"level\": \"7\"}]", EVQ_JSON_SHAPE},
+      {"{\"name\": \"x\", \"name\": \"y\"}", EVQ_JSON_SHAPE},
       {"{\"properties\": {}}", EVQ_JSON_SHAPE},
       {"{\"name\": \"x\", \"properties\": {\"level\": 7}}", EVQ_JSON_SHAPE},
       {"{\"name\": \"x\", \"extra\": 1}", EVQ_JSON_SHAPE},
