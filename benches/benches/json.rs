@@ -1,7 +1,13 @@
-//! JSON ingestion ([`evqueue::json::parse_event`]): the cost per byte of the
-//! most expensive bodies a hostile client can send, against benign bodies of
-//! the same size. Figures are per body byte (`Throughput::Bytes`); every body
-//! is close to [`MAX_JSON_BYTES`] (64 KiB), the largest accepted.
+//! JSON ingestion: the cost per byte of the most expensive bodies a hostile
+//! client can send, against benign bodies of the same size. Figures are per
+//! body byte (`Throughput::Bytes`); every body is close to [`MAX_JSON_BYTES`]
+//! (64 KiB), the largest accepted. Three groups, same shapes:
+//! `json_parse/*` is [`parse_event`] (owned strings out), `json_emit/*` is
+//! `EventQueue::emit_json` into a paused queue with slots big enough for
+//! any accepted body (parse, check, push), and `json_floor/*` is serde_json
+//! walking the body into `IgnoredAny`: the tokenizer alone.
+//!
+//! Shapes:
 //!
 //! - `benign/one_value`: one property whose value fills the body.
 //! - `benign/16_props`: 16 properties, values of about 4 KiB.
@@ -9,28 +15,26 @@
 //!   accepted. The old duplicate-key check compared every pair of keys.
 //! - `keys/short_then_duplicate`: the same, then the first key again: refused.
 //! - `keys/same_repeated`: one key repeated to fill the body: refused.
-//! - `keys/long_8`, `keys/long_64`: 8 or 64 keys of equal length, differing
-//!   only in their last bytes (the longest common prefix a comparison must
-//!   read), then a duplicate; 8 is the most the pairwise scan handles (above
-//!   that, a hash set). Refused.
+//! - `keys/long_8`, `keys/long_64`: 8 or 64 keys of equal length, the last
+//!   one a duplicate of the first, differing only in their last bytes (the
+//!   longest common prefix a comparison must read); 8 is the most the
+//!   pairwise scan handles (above that, a hash set). Refused.
 //! - `keys/escaped`: short keys written as `\u` escapes, so the parser
 //!   unescapes every key. Accepted.
 //! - `nesting/array`, `nesting/in_properties`: `[` repeated to fill the
 //!   body, at the top and where a property value belongs: refused at the
 //!   first `[`.
 //!
-//! `cargo bench -p benches --bench json` takes about a minute;
+//! `cargo bench -p benches --bench json` takes about 80 s;
 //! `cargo test -p benches --bench json` checks every row's outcome once.
-//! For a figure that does not depend on a quiet machine, count instructions
-//! of one row: `valgrind --tool=callgrind --toggle-collect='*parse_event*'
-//! target/release/deps/json-<hash> --bench keys/short_distinct --profile-time 1`
-//! (see the issue 17 report for the instruction counts per byte).
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use evqueue::json::{parse_event, JsonError, MAX_JSON_BYTES};
+use evqueue::EventQueue;
+use serde::de::IgnoredAny;
 
 /// What a body must parse to; checked once per row before timing.
 #[derive(Clone, Copy, Debug)]
@@ -74,12 +78,13 @@ fn short_key(i: usize) -> String {
     String::from_utf8(bytes.to_vec()).expect("ASCII")
 }
 
-/// `keys` keys of the same length, sharing all but their last 4 bytes.
+/// `keys` keys of the same length, sharing all but their last 4 bytes; the
+/// last repeats the first.
 fn long_keys(keys: usize) -> String {
-    let len = MAX_JSON_BYTES / (keys + 1) - 8;
+    let len = MAX_JSON_BYTES / keys - 8;
     let key = |i: usize| format!("{}{i:04}", "k".repeat(len - 4));
     let last = format!(r#""{}":"""#, key(0));
-    properties_body(keys, |i| format!(r#""{}":"""#, key(i)), Some(&last))
+    properties_body(keys - 1, |i| format!(r#""{}":"""#, key(i)), Some(&last))
 }
 
 fn shapes() -> Vec<(&'static str, String, Outcome)> {
@@ -154,13 +159,58 @@ fn check(name: &str, body: &str, want: Outcome) {
 }
 
 fn parse(c: &mut Criterion) {
-    let mut g = c.benchmark_group("json");
+    let mut g = c.benchmark_group("json_parse");
     for (name, body, want) in shapes() {
         check(name, &body, want);
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function(name, |b| {
             b.iter(|| {
                 let _ = black_box(parse_event(black_box(body.as_bytes())));
+            })
+        });
+    }
+    g.finish();
+}
+
+/// `emit_json` into a paused queue whose slots hold any accepted body: the
+/// whole ingestion path (parse, check, encode, push) for each shape.
+fn emit(c: &mut Criterion) {
+    let queue = EventQueue::builder()
+        .capacity(4)
+        .slot_bytes(2 * MAX_JSON_BYTES)
+        .workers(1)
+        .build_paused()
+        .expect("bench queue");
+    let mut g = c.benchmark_group("json_emit");
+    for (name, body, want) in shapes() {
+        let got = queue.emit_json(body.as_bytes(), true);
+        assert_eq!(
+            got.is_ok(),
+            matches!(want, Outcome::Accepted),
+            "{name}: {got:?}"
+        );
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let _ = black_box(queue.emit_json(black_box(body.as_bytes()), true));
+            })
+        });
+    }
+    g.finish();
+}
+
+/// serde_json alone walking each body without keeping anything
+/// (`IgnoredAny`): the tokenizer's own cost per byte, which no parser built
+/// on it can beat.
+fn floor(c: &mut Criterion) {
+    let mut g = c.benchmark_group("json_floor");
+    for (name, body, _) in shapes() {
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let _ = black_box(serde_json::from_slice::<IgnoredAny>(black_box(
+                    body.as_bytes(),
+                )));
             })
         });
     }
@@ -176,6 +226,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = json_benches;
     config = config();
-    targets = parse
+    targets = parse, emit, floor
 }
 criterion_main!(json_benches);

@@ -17,6 +17,7 @@
 use crate::{encoded_len, Error, Event};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
@@ -116,13 +117,53 @@ impl JsonEvent {
 /// # Ok::<(), JsonError>(())
 /// ```
 pub fn parse_event(body: &[u8]) -> Result<JsonEvent, JsonError> {
+    let event = parse_borrowed(body)?;
+    Ok(JsonEvent {
+        name: event.name.into_owned(),
+        properties: event
+            .properties
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        timestamp: event.timestamp,
+    })
+}
+
+/// Parses and checks one event body as [`parse_event`] does, then calls `f`
+/// with it as an [`Event`], without copying the strings that have no escapes.
+pub(crate) fn with_parsed_event<R>(
+    body: &[u8],
+    external: bool,
+    f: impl FnOnce(&Event<'_>) -> R,
+) -> Result<R, JsonError> {
+    Ok(parse_borrowed(body)?.with_event(external, f))
+}
+
+/// A parsed and checked event whose strings borrow the body where they can.
+struct Parsed<'a> {
+    name: Cow<'a, str>,
+    properties: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    timestamp: u64,
+}
+
+impl Parsed<'_> {
+    fn with_event<R>(&self, external: bool, f: impl FnOnce(&Event<'_>) -> R) -> R {
+        let pairs: Vec<(&str, &str)> = self.properties.iter().map(|(k, v)| (&**k, &**v)).collect();
+        f(&Event::new(&self.name)
+            .properties(&pairs)
+            .timestamp(self.timestamp)
+            .external(external))
+    }
+}
+
+fn parse_borrowed(body: &[u8]) -> Result<Parsed<'_>, JsonError> {
     if body.len() > MAX_JSON_BYTES {
         return Err(JsonError::TooLarge {
             len: body.len(),
             max: MAX_JSON_BYTES,
         });
     }
-    let raw: RawBody = serde_json::from_slice(body).map_err(|e| {
+    let raw: RawBody<'_> = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             JsonError::Shape(e.to_string())
         } else {
@@ -131,10 +172,10 @@ pub fn parse_event(body: &[u8]) -> Result<JsonEvent, JsonError> {
     })?;
     let timestamp = match raw.timestamp {
         None => 0,
-        Some(text) => parse_timestamp(&text)?,
+        Some(text) => parse_timestamp(&text.0)?,
     };
-    let event = JsonEvent {
-        name: raw.name,
+    let event = Parsed {
+        name: raw.name.0,
         properties: raw.properties.map_or_else(Vec::new, |p| p.0),
         timestamp,
     };
@@ -155,13 +196,13 @@ fn parse_timestamp(text: &str) -> Result<u64, JsonError> {
 /// derive also accepts a sequence for a struct, so `["level_up"]` would pass
 /// as an event named `level_up`. A field may be absent but not `null`, and
 /// may not appear twice.
-struct RawBody {
-    name: String,
-    properties: Option<OrderedProperties>,
-    timestamp: Option<String>,
+struct RawBody<'de> {
+    name: JsonStr<'de>,
+    properties: Option<OrderedProperties<'de>>,
+    timestamp: Option<JsonStr<'de>>,
 }
 
-impl<'de> Deserialize<'de> for RawBody {
+impl<'de> Deserialize<'de> for RawBody<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(BodyVisitor)
     }
@@ -172,7 +213,7 @@ const FIELDS: &[&str] = &["name", "properties", "timestamp"];
 struct BodyVisitor;
 
 impl<'de> Visitor<'de> for BodyVisitor {
-    type Value = RawBody;
+    type Value = RawBody<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an event object")
@@ -237,10 +278,41 @@ impl<'de> Visitor<'de> for FieldVisitor {
     }
 }
 
-/// String-to-string pairs in document order, duplicate keys refused.
-struct OrderedProperties(Vec<(String, String)>);
+/// A JSON string, borrowed from the body unless it had escapes.
+struct JsonStr<'de>(Cow<'de, str>);
 
-impl<'de> Deserialize<'de> for OrderedProperties {
+impl<'de> Deserialize<'de> for JsonStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(JsonStrVisitor)
+    }
+}
+
+struct JsonStrVisitor;
+
+impl<'de> Visitor<'de> for JsonStrVisitor {
+    type Value = JsonStr<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(JsonStr(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(JsonStr(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(JsonStr(Cow::Owned(v)))
+    }
+}
+
+/// String-to-string pairs in document order, duplicate keys refused.
+struct OrderedProperties<'de>(Vec<(Cow<'de, str>, Cow<'de, str>)>);
+
+impl<'de> Deserialize<'de> for OrderedProperties<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(PropertiesVisitor)
     }
@@ -254,16 +326,16 @@ struct PropertiesVisitor;
 const SCAN_PROPERTIES: usize = 8;
 
 impl<'de> Visitor<'de> for PropertiesVisitor {
-    type Value = OrderedProperties;
+    type Value = OrderedProperties<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of string values")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        while let Some(pair) = map.next_entry::<String, String>()? {
-            pairs.push(pair);
+        let mut pairs = Vec::new();
+        while let Some((key, value)) = map.next_entry::<JsonStr<'de>, JsonStr<'de>>()? {
+            pairs.push((key.0, value.0));
         }
         if let Some(key) = first_duplicate(&pairs) {
             return Err(de::Error::custom(format_args!(

@@ -179,8 +179,9 @@ impl Emitter {
     /// ```
     #[cfg(feature = "json")]
     pub fn emit_json(&self, body: &[u8], external: bool) -> Result<u64, crate::json::JsonError> {
-        let event = crate::json::parse_event(body)?;
-        Ok(event.with_event(external, |e| self.emit(e))?)
+        Ok(crate::json::with_parsed_event(body, external, |e| {
+            self.emit(e)
+        })??)
     }
 
     /// Emits `session_start` with these properties.
