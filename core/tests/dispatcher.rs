@@ -1142,3 +1142,64 @@ fn failure_counts_per_name_are_bounded() {
     let counted: u64 = stats.failures_by_name.values().map(|f| f.errors).sum();
     assert_eq!(counted, names as u64);
 }
+
+/// The final report counts only pushes that were accepted (issue 17, item
+/// 3). Four threads emit until they get `Closed` while `shutdown` races
+/// them, on a ring small enough that producers lap each other: a ticket
+/// lapped before its producer wrote it is retried, and the retry can find
+/// the ring closed; that push returned `Closed`, so the report must not
+/// count it, however late its producer gets to account for it.
+///
+/// Fails today in about 80 of 200 rounds (debug build, 2 cores). The fix
+/// is in the ring (`MpProducer` under `Overwrite`: a lapped ticket is an
+/// accepted push that was overwritten, not a hole retried under a new
+/// ticket), which the lead is changing; run with `--ignored` until then.
+#[test]
+#[ignore = "issue 17 item 3: needs the MpProducer change in core/src/producer.rs"]
+fn the_shutdown_report_counts_only_accepted_pushes() {
+    let mut wrong = Vec::new();
+    for round in 0..200u64 {
+        let q = Arc::new(
+            EventQueue::builder()
+                .capacity(4)
+                .slot_bytes(64)
+                .workers(1)
+                .build()
+                .unwrap(),
+        );
+        q.on_any(|_| Ok(()));
+        let start = Arc::new(std::sync::Barrier::new(5));
+        let pushers: Vec<_> = (0..4)
+            .map(|_| {
+                let (q, start) = (q.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let mut ok = 0u64;
+                    loop {
+                        match q.emit(&Event::new("e")) {
+                            Ok(_) => ok += 1,
+                            Err(Error::Closed) => return ok,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        std::thread::sleep(Duration::from_micros(200 + 100 * (round % 8)));
+        let report = q.shutdown(Duration::from_secs(2)).unwrap();
+        let ok: u64 = pushers.into_iter().map(|p| p.join().unwrap()).sum();
+        assert!(balanced(&report), "round {round}: {report:?}");
+        if report.pushed != ok {
+            wrong.push((round, ok, report));
+        }
+        let again = q.shutdown(Duration::from_secs(2)).unwrap();
+        assert_eq!(again, report, "round {round}: the report is final");
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of 200 rounds reported pushes that returned Closed: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+}
