@@ -937,7 +937,8 @@ enum evq_status evq_stats(const struct evq_queue *q, struct evq_queue_stats *out
  * (`buf_len` bytes, NUL-terminated). Stores the bytes needed, NUL included,
  * in `*needed` when not NULL. Returns `EVQ_BUFFER_TOO_SMALL` (writing
  * nothing) when `buf_len` is less than that; a NULL `buf` with `buf_len` 0
- * asks for the size. Any thread.
+ * asks for the size. A NULL `buf` with any other length is
+ * `EVQ_NULL_POINTER` (and `*needed` is not written). Any thread.
  *
  * # Safety
  * `q` is a live queue; `buf` points to `buf_len` writable bytes (or is

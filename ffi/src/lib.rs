@@ -1488,7 +1488,8 @@ pub unsafe extern "C" fn evq_stats(q: *const evq_queue, out: *mut evq_queue_stat
 /// (`buf_len` bytes, NUL-terminated). Stores the bytes needed, NUL included,
 /// in `*needed` when not NULL. Returns `EVQ_BUFFER_TOO_SMALL` (writing
 /// nothing) when `buf_len` is less than that; a NULL `buf` with `buf_len` 0
-/// asks for the size. Any thread.
+/// asks for the size. A NULL `buf` with any other length is
+/// `EVQ_NULL_POINTER` (and `*needed` is not written). Any thread.
 ///
 /// # Safety
 /// `q` is a live queue; `buf` points to `buf_len` writable bytes (or is
@@ -1501,6 +1502,11 @@ pub unsafe extern "C" fn evq_stats_prometheus(
     needed: *mut usize,
 ) -> evq_status {
     ffi_boundary!(q; {
+        // NULL with 0 is the size query; NULL with a length is an error,
+        // whether or not that length would have been enough.
+        if buf.is_null() && buf_len > 0 {
+            return fail_with(evq_status::EVQ_NULL_POINTER, "argument `buf` is NULL");
+        }
         // SAFETY: live queue.
         let text = unsafe { queue(q) }.stats().to_prometheus();
         let need = text.len() + 1;
@@ -1515,10 +1521,8 @@ pub unsafe extern "C" fn evq_stats_prometheus(
                 ),
             );
         }
-        if buf.is_null() {
-            return fail_with(evq_status::EVQ_NULL_POINTER, "argument `buf` is NULL");
-        }
-        // SAFETY: `buf` has `buf_len >= need` writable bytes.
+        // SAFETY: `buf` is not NULL (checked above, and `buf_len >= need > 0`)
+        // and has `buf_len >= need` writable bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
             buf.add(text.len()).write(0);

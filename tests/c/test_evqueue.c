@@ -786,6 +786,13 @@ static void test_bad_inputs(void) {
   CHECK_STATUS(evq_stats_prometheus(q, NULL, 0, &need), EVQ_BUFFER_TOO_SMALL);
   CHECK(strstr(evq_last_error(), "metrics text") != NULL);
   CHECK(need > 100);
+  /* A NULL buffer with a length is a NULL pointer, whatever the length,
+   * and writes nothing. */
+  size_t untouched = 7;
+  CHECK_STATUS(evq_stats_prometheus(q, NULL, 10, &untouched), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_stats_prometheus(q, NULL, need, &untouched), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_stats_prometheus(q, NULL, SIZE_MAX, NULL), EVQ_NULL_POINTER);
+  CHECK(untouched == 7);
   char *text = malloc(need);
   CHECK_STATUS(evq_stats_prometheus(q, text, need, NULL), EVQ_OK);
   CHECK(strstr(text, "evqueue_events_pushed_total 4\n") != NULL);
