@@ -146,7 +146,8 @@ class Subscriber:
     def _wait(self, timeout: float) -> bool: ...
     @property
     def lagged(self) -> int:
-        """Events this subscriber missed so far."""
+        """Sequence numbers this subscriber missed so far (overwritten before
+        it read them): an upper bound on the events it lost."""
     @property
     def id(self) -> int:
         """This subscriber's id, as in `Stats.subscribers`."""
