@@ -249,6 +249,7 @@ static void test_threads_overwrite_accounting(void) {
   CHECK(s.pushed == total);
   CHECK(s.popped == popped);
   CHECK(s.overwritten + s.popped == total);
+  CHECK(s.lost == s.overwritten && s.rejected == 0);
   CHECK(s.depth == 0 && s.handled == 0);
   free(buf);
   evq_free(q);
@@ -382,7 +383,10 @@ static void test_pull_mode(void) {
   CHECK_STATUS(evq_push_raw(q, &h, sizeof h, 42, &seq), EVQ_OK);
   CHECK(seq == 1);
   evq_event now = make_event("tick", NULL, 0);
+  /* Timestamp 0 is stamped at push, with the clock evq_now reads. */
+  uint64_t before = evq_now();
   CHECK_STATUS(evq_push(q, &now, NULL), EVQ_OK);
+  uint64_t after = evq_now();
 
   size_t len = evq_pop_buffer_size(q);
   CHECK(len > 256);
@@ -415,6 +419,7 @@ static void test_pull_mode(void) {
 
   CHECK_STATUS(evq_try_pop(q, buf, len, &p), EVQ_OK);
   CHECK(p.event.timestamp > 1700000000000000000ull); /* stamped at push */
+  CHECK(before <= p.event.timestamp && p.event.timestamp <= after);
   CHECK(p.event.properties == NULL && p.event.property_count == 0);
   CHECK_STATUS(evq_try_pop(q, buf, len, &p), EVQ_EMPTY);
 
@@ -810,6 +815,12 @@ static void test_bad_inputs(void) {
   CHECK_STATUS(evq_push(q, &e, NULL), EVQ_FULL);
   CHECK_STATUS(evq_stats(q, &s), EVQ_OK);
   CHECK(s.rejected == 1 && s.depth == 16 && s.overwritten == 0);
+  /* lost = overwritten + rejected; pushed = handled + popped + lost + depth. */
+  CHECK(s.lost == 1 && s.pushed == 17);
+  CHECK(s.pushed == s.handled + s.popped + s.lost + s.depth);
+  evq_shutdown_report r;
+  CHECK_STATUS(evq_shutdown(q, 0, &r), EVQ_OK);
+  CHECK(r.lost == 1 && r.pushed == r.handled + r.popped + r.lost + r.left);
   evq_free(q);
 }
 
