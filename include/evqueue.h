@@ -85,8 +85,9 @@ typedef enum evq_status {
   EVQ_EMPTY = 1,
   /**
    * A subscriber was lapped: events were overwritten before it read them
-   * (the count is stored in `*missed`); the next receive continues from
-   * the oldest retained event.
+   * (`*missed` gets the count of sequence numbers overwritten, an upper
+   * bound on the events lost); the next receive continues from the oldest
+   * retained event.
    */
   EVQ_LAGGED = 2,
   /**
@@ -305,7 +306,8 @@ typedef struct evq_event {
    */
   size_t property_count;
   /**
-   * Nanoseconds since the Unix epoch; 0 in `evq_push` means "now".
+   * Nanoseconds since the Unix epoch; 0 in `evq_push` means "stamp it at
+   * push time" (the clock of `evq_now`).
    */
   uint64_t timestamp;
   /**
@@ -409,7 +411,8 @@ typedef struct evq_payload {
 
 /**
  * What `evq_shutdown` reports. Once the workers are joined,
- * `pushed = handled + popped + overwritten + rejected + left`.
+ * `pushed = handled + popped + lost + left`, where
+ * `lost = overwritten + rejected` (`pushed` includes rejected pushes).
  */
 typedef struct evq_shutdown_report {
   /**
@@ -448,12 +451,17 @@ typedef struct evq_shutdown_report {
    * True when the deadline passed before the workers drained the ring.
    */
   bool timed_out;
+  /**
+   * Events lost: `overwritten + rejected`.
+   */
+  uint64_t lost;
 } evq_shutdown_report;
 
 /**
  * A snapshot of a queue's counters, each read atomically (not all at
  * once). Once the queue is quiet:
- * `pushed = handled + popped + overwritten + rejected + depth`.
+ * `pushed = handled + popped + lost + depth`, where
+ * `lost = overwritten + rejected` (`pushed` includes rejected pushes).
  */
 typedef struct evq_queue_stats {
   /**
@@ -516,6 +524,10 @@ typedef struct evq_queue_stats {
    * Largest lag among the live subscribers (events pushed, not yet read).
    */
   uint64_t max_subscriber_lag;
+  /**
+   * Events lost: `overwritten + rejected`.
+   */
+  uint64_t lost;
 } evq_queue_stats;
 
 #ifdef __cplusplus
@@ -597,10 +609,18 @@ enum evq_status evq_start(const struct evq_queue *q);
 void evq_free(struct evq_queue *q);
 
 /**
+ * The current time in nanoseconds since the Unix epoch (0 if the system
+ * clock is before 1970): the clock that stamps an event pushed with
+ * timestamp 0, for callers that want the time before pushing. Any thread.
+ */
+uint64_t evq_now(void);
+
+/**
  * Pushes an event; safe from any number of threads at once, including
  * from handlers. Never blocks. Stores the sequence number in `*seq_out`
  * when `seq_out` is not NULL. `event->seq` is ignored; a timestamp of 0
- * means now. Everything `event` points to is only read during the call.
+ * means "stamp it now" (with `evq_now`'s clock). Everything `event` points
+ * to is only read during the call.
  *
  * Fails, pushing nothing, with `EVQ_NULL_POINTER`, `EVQ_INVALID_UTF8`,
  * `EVQ_EMPTY_NAME`, `EVQ_NAME_TOO_LONG`, `EVQ_EMPTY_KEY`,
@@ -937,7 +957,8 @@ enum evq_status evq_stats(const struct evq_queue *q, struct evq_queue_stats *out
  * (`buf_len` bytes, NUL-terminated). Stores the bytes needed, NUL included,
  * in `*needed` when not NULL. Returns `EVQ_BUFFER_TOO_SMALL` (writing
  * nothing) when `buf_len` is less than that; a NULL `buf` with `buf_len` 0
- * asks for the size. Any thread.
+ * asks for the size. A NULL `buf` with any other length is
+ * `EVQ_NULL_POINTER` (and `*needed` is not written). Any thread.
  *
  * # Safety
  * `q` is a live queue; `buf` points to `buf_len` writable bytes (or is

@@ -52,15 +52,17 @@ pub struct Event<'a> {
     pub name: &'a str,
     /// String properties, keys 1 to [`MAX_KEY_LEN`] bytes, values up to [`MAX_VALUE_LEN`].
     pub properties: &'a [(&'a str, &'a str)],
-    /// Nanoseconds since the Unix epoch; 0 means "stamp it at push time"
-    /// (with the `std` feature; without a clock it stays 0).
+    /// Nanoseconds since the Unix epoch; 0 (the default) means "stamp it at
+    /// push time" with the `std` feature ([`now_nanos`](crate::now_nanos)'s
+    /// clock); without `std` there is no clock and it stays 0.
     pub timestamp: u64,
     /// True when a client sent the event rather than the server.
     pub external: bool,
 }
 
 impl<'a> Event<'a> {
-    /// An event with this name, no properties, timestamp 0, not external.
+    /// An event with this name, no properties, timestamp 0 (stamped at
+    /// push time with `std`), not external.
     pub const fn new(name: &'a str) -> Self {
         Event {
             name,
@@ -74,7 +76,8 @@ impl<'a> Event<'a> {
         self.properties = properties;
         self
     }
-    /// With this timestamp (ns since the Unix epoch).
+    /// With this timestamp (ns since the Unix epoch); 0 means "stamp it at
+    /// push time" (with `std`; see [`now_nanos`](crate::now_nanos)).
     pub const fn timestamp(mut self, timestamp: u64) -> Self {
         self.timestamp = timestamp;
         self
@@ -217,11 +220,25 @@ pub(crate) fn raw_header(timestamp: u64) -> [u8; EVENT_HEADER_BYTES] {
 pub(crate) fn timestamp_or_now(timestamp: u64) -> u64 {
     #[cfg(feature = "std")]
     if timestamp == 0 {
-        return std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        return now_nanos();
     }
     timestamp
+}
+
+/// The current time in nanoseconds since the Unix epoch: the clock that
+/// stamps an event pushed with timestamp 0. 0 if the system clock is before
+/// 1970; saturates in 2554.
+///
+/// ```
+/// use evqueue::{now_nanos, Event};
+/// let event = Event::new("match_end").timestamp(now_nanos()); // the same as leaving it 0
+/// assert!(event.timestamp > 1_600_000_000_000_000_000);
+/// ```
+#[cfg(feature = "std")]
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// A decoded event borrowing the receive buffer: no allocation.

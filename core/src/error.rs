@@ -139,8 +139,12 @@ pub enum RecvError {
     Empty,
     /// The ring is closed and everything in it was received.
     Closed,
-    /// Subscribers only: this many sequence numbers were overwritten before
-    /// the subscriber read them. It continues from the oldest retained event.
+    /// Subscribers only: the subscriber was lapped, and this many sequence
+    /// numbers were overwritten before it read them; it continues from the
+    /// oldest retained event. A count of sequence numbers, not of events:
+    /// with multi-producers it can include an abandoned ticket (a hole, never
+    /// an event), so it is an upper bound on the events this subscriber lost
+    /// (exact with a single producer).
     Lagged(u64),
     /// The buffer given is smaller than a slot.
     BufferTooSmall {
@@ -156,7 +160,7 @@ impl fmt::Display for RecvError {
         match *self {
             RecvError::Empty => f.write_str("no event available"),
             RecvError::Closed => f.write_str("queue is closed and drained"),
-            RecvError::Lagged(n) => write!(f, "subscriber lagged: {n} events were overwritten"),
+            RecvError::Lagged(n) => lagged(f, n),
             RecvError::BufferTooSmall { needed, got } => {
                 write!(
                     f,
@@ -169,3 +173,29 @@ impl fmt::Display for RecvError {
 
 #[cfg(feature = "std")]
 impl std::error::Error for RecvError {}
+
+/// The one wording of a lap, for [`RecvError::Lagged`] and the dispatcher's
+/// `RecvTimeoutError::Lagged`.
+pub(crate) fn lagged(f: &mut fmt::Formatter<'_>, n: u64) -> fmt::Result {
+    write!(
+        f,
+        "subscriber lagged: {n} sequence numbers were overwritten before it read them \
+         (at most {n} events lost)"
+    )
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::RecvError;
+
+    /// Issue 17: the message counts sequence numbers, as the docs do (it
+    /// said "events", an exact count it is not with multi-producers).
+    #[test]
+    fn lagged_counts_sequence_numbers() {
+        assert_eq!(
+            RecvError::Lagged(3).to_string(),
+            "subscriber lagged: 3 sequence numbers were overwritten before it read them \
+             (at most 3 events lost)"
+        );
+    }
+}

@@ -62,6 +62,8 @@ mod storage;
 mod subscriber;
 mod sync;
 
+#[cfg(feature = "std")]
+pub use codec::now_nanos;
 pub use codec::{
     check_name, encode_into, encoded_len, Event, EventView, Payload, Properties, PropertyIter,
     RawView, EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,

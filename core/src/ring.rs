@@ -173,9 +173,28 @@ impl Claim {
     }
 }
 
-/// A snapshot of a ring's counters. At quiescence, after the worker group
-/// has drained the ring: `pushed = delivered + overwritten + rejected`;
-/// before it drains, `+ depth`.
+/// A snapshot of a ring's counters (each read atomically, not all at once).
+///
+/// The identity they keep, exact at quiescence:
+///
+/// ```text
+/// pushed = delivered + overwritten + rejected + depth
+///        = delivered + lost()                 + depth
+/// ```
+///
+/// `pushed` counts every push that reached the open ring, rejected ones
+/// included; [`lost`](Self::lost) is what the worker group will never get.
+///
+/// ```
+/// use evqueue::{HeapRing, Overflow};
+/// let ring = HeapRing::with_capacity(2, 16, Overflow::Overwrite).unwrap();
+/// let mut producer = ring.producer().unwrap();
+/// for _ in 0..5 { producer.push(b"hi")?; }
+/// let s = ring.stats();
+/// assert_eq!((s.pushed, s.lost(), s.depth), (5, 3, 2));
+/// assert_eq!(s.pushed, s.delivered + s.lost() + s.depth);
+/// # Ok::<(), evqueue::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Pushes that reached the ring while it was open: accepted or rejected.
@@ -190,6 +209,13 @@ pub struct Stats {
     pub depth: u64,
     /// Highest depth seen (sampled by producers every `min(64, capacity / 4)` events).
     pub high_water: u64,
+}
+
+impl Stats {
+    /// Events the worker group lost: `overwritten + rejected`.
+    pub const fn lost(&self) -> u64 {
+        self.overwritten.saturating_add(self.rejected)
+    }
 }
 
 /// Why a reader could not copy the event at its cursor.

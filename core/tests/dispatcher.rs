@@ -1214,3 +1214,140 @@ fn a_panicking_worker_start_hook_is_counted_and_survived() {
     assert_eq!(handled.load(Relaxed), 1);
     assert_eq!(q.stats().panics, 1);
 }
+
+/// The final report counts only pushes that were accepted (issue 17, item
+/// 3). Four threads emit until they get `Closed` while `shutdown` races
+/// them, on a ring small enough that producers lap each other: a ticket
+/// lapped before its producer wrote it is retried, and the retry can find
+/// the ring closed; that push returned `Closed`, so the report must not
+/// count it, however late its producer gets to account for it.
+///
+/// Fails today in about 80 of 200 rounds (debug build, 2 cores). The fix
+/// is in the ring (`MpProducer` under `Overwrite`: a lapped ticket is an
+/// accepted push that was overwritten, not a hole retried under a new
+/// ticket), which the lead is changing; run with `--ignored` until then.
+#[test]
+#[ignore = "issue 17 item 3: needs the MpProducer change in core/src/producer.rs"]
+fn the_shutdown_report_counts_only_accepted_pushes() {
+    let mut wrong = Vec::new();
+    for round in 0..200u64 {
+        let q = Arc::new(
+            EventQueue::builder()
+                .capacity(4)
+                .slot_bytes(64)
+                .workers(1)
+                .build()
+                .unwrap(),
+        );
+        q.on_any(|_| Ok(()));
+        let start = Arc::new(std::sync::Barrier::new(5));
+        let pushers: Vec<_> = (0..4)
+            .map(|_| {
+                let (q, start) = (q.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let mut ok = 0u64;
+                    loop {
+                        match q.emit(&Event::new("e")) {
+                            Ok(_) => ok += 1,
+                            Err(Error::Closed) => return ok,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        std::thread::sleep(Duration::from_micros(200 + 100 * (round % 8)));
+        let report = q.shutdown(Duration::from_secs(2)).unwrap();
+        let ok: u64 = pushers.into_iter().map(|p| p.join().unwrap()).sum();
+        assert!(balanced(&report), "round {round}: {report:?}");
+        if report.pushed != ok {
+            wrong.push((round, ok, report));
+        }
+        let again = q.shutdown(Duration::from_secs(2)).unwrap();
+        assert_eq!(again, report, "round {round}: the report is final");
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of 200 rounds reported pushes that returned Closed: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+}
+
+/// Issue 17 item 10: the snapshot's identity in one place, with `lost()`.
+/// Overwrite and Reject queues, pull mode and workers: at quiescence
+/// `pushed = handled + popped + lost() + depth`, `lost() = overwritten +
+/// rejected`, on the queue's stats, the ring's and the shutdown report.
+#[test]
+fn stats_keep_their_identity_with_lost() {
+    for overflow in [Overflow::Overwrite, Overflow::Reject] {
+        let q = EventQueue::builder()
+            .capacity(8)
+            .workers(1)
+            .overflow(overflow)
+            .build_paused()
+            .unwrap();
+        let mut refused = 0;
+        for _ in 0..20 {
+            if q.emit(&Event::new("tick")) == Err(Error::Full) {
+                refused += 1;
+            }
+        }
+        q.try_pop().unwrap();
+        let s = q.stats();
+        assert_eq!(s.lost(), s.ring.overwritten + s.ring.rejected);
+        assert_eq!(s.ring.lost(), s.lost());
+        assert_eq!(s.ring.rejected, refused);
+        assert_eq!((s.ring.pushed, s.ring.depth, s.popped), (20, 7, 1));
+        assert_eq!(s.lost(), 12, "{overflow:?}: {s:?}");
+        assert_eq!(
+            s.ring.pushed,
+            s.handled + s.popped + s.lost() + s.ring.depth
+        );
+        assert_eq!(
+            s.ring.pushed,
+            s.ring.delivered + s.ring.lost() + s.ring.depth
+        );
+
+        let handled = counter();
+        let h = handled.clone();
+        q.on_any(move |_| {
+            h.fetch_add(1, Relaxed);
+            Ok(())
+        });
+        q.start().unwrap();
+        q.flush(PATIENCE).unwrap();
+        let s = q.stats();
+        assert_eq!((s.handled, s.ring.depth), (7, 0));
+        assert_eq!(
+            s.ring.pushed,
+            s.handled + s.popped + s.lost() + s.ring.depth
+        );
+        let r = q.shutdown(PATIENCE).unwrap();
+        assert_eq!(r.lost(), r.overwritten + r.rejected);
+        assert_eq!((r.pushed, r.lost()), (20, 12));
+        assert_eq!(r.pushed, r.handled + r.popped + r.lost() + r.left);
+        assert_eq!(handled.load(Relaxed), 7);
+    }
+}
+
+/// Issue 17 item 11: timestamp 0 means "stamp it at push", with the clock
+/// `now_nanos` reads; a given timestamp is kept.
+#[test]
+fn timestamp_zero_is_stamped_at_push_with_now_nanos() {
+    let q = small(1).build_paused().unwrap();
+    let before = evqueue::now_nanos();
+    q.emit(&Event::new("stamped")).unwrap();
+    let after = evqueue::now_nanos();
+    q.emit(&Event::new("given").timestamp(7)).unwrap();
+    let stamped = q.try_pop().unwrap();
+    assert!(
+        before <= stamped.timestamp && stamped.timestamp <= after,
+        "{before} <= {} <= {after}",
+        stamped.timestamp
+    );
+    assert!(before > 1_600_000_000_000_000_000);
+    assert_eq!(q.try_pop().unwrap().timestamp, 7);
+}

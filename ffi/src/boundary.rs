@@ -47,6 +47,16 @@ impl Fallback for usize {
     }
 }
 
+/// `evq_now`: 0, as for a clock before the epoch.
+impl Fallback for u64 {
+    fn null() -> Self {
+        0
+    }
+    fn panicked() -> Self {
+        0
+    }
+}
+
 impl Fallback for *const c_char {
     fn null() -> Self {
         c"".as_ptr()

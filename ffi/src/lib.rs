@@ -653,10 +653,19 @@ pub unsafe extern "C" fn evq_free(q: *mut evq_queue) {
 // ---------------------------------------------------------------------------
 // Producing
 
+/// The current time in nanoseconds since the Unix epoch (0 if the system
+/// clock is before 1970): the clock that stamps an event pushed with
+/// timestamp 0, for callers that want the time before pushing. Any thread.
+#[no_mangle]
+pub extern "C" fn evq_now() -> u64 {
+    ffi_boundary!(; { evq_core::now_nanos() })
+}
+
 /// Pushes an event; safe from any number of threads at once, including
 /// from handlers. Never blocks. Stores the sequence number in `*seq_out`
 /// when `seq_out` is not NULL. `event->seq` is ignored; a timestamp of 0
-/// means now. Everything `event` points to is only read during the call.
+/// means "stamp it now" (with `evq_now`'s clock). Everything `event` points
+/// to is only read during the call.
 ///
 /// Fails, pushing nothing, with `EVQ_NULL_POINTER`, `EVQ_INVALID_UTF8`,
 /// `EVQ_EMPTY_NAME`, `EVQ_NAME_TOO_LONG`, `EVQ_EMPTY_KEY`,
@@ -1434,6 +1443,7 @@ pub unsafe extern "C" fn evq_shutdown(
                     panics: r.panics,
                     left: r.left,
                     timed_out: r.timed_out,
+                    lost: r.lost(),
                 };
                 // SAFETY: NULL or writable.
                 unsafe { store(report, c) };
@@ -1477,6 +1487,7 @@ pub unsafe extern "C" fn evq_stats(q: *const evq_queue, out: *mut evq_queue_stat
             busy_workers: s.busy_workers as u64,
             subscribers: s.subscribers.len() as u64,
             max_subscriber_lag: s.subscribers.iter().map(|x| x.lag).max().unwrap_or(0),
+            lost: s.lost(),
         };
         // SAFETY: writable.
         unsafe { out.write(c) };
@@ -1488,7 +1499,8 @@ pub unsafe extern "C" fn evq_stats(q: *const evq_queue, out: *mut evq_queue_stat
 /// (`buf_len` bytes, NUL-terminated). Stores the bytes needed, NUL included,
 /// in `*needed` when not NULL. Returns `EVQ_BUFFER_TOO_SMALL` (writing
 /// nothing) when `buf_len` is less than that; a NULL `buf` with `buf_len` 0
-/// asks for the size. Any thread.
+/// asks for the size. A NULL `buf` with any other length is
+/// `EVQ_NULL_POINTER` (and `*needed` is not written). Any thread.
 ///
 /// # Safety
 /// `q` is a live queue; `buf` points to `buf_len` writable bytes (or is
@@ -1501,6 +1513,11 @@ pub unsafe extern "C" fn evq_stats_prometheus(
     needed: *mut usize,
 ) -> evq_status {
     ffi_boundary!(q; {
+        // NULL with 0 is the size query; NULL with a length is an error,
+        // whether or not that length would have been enough.
+        if buf.is_null() && buf_len > 0 {
+            return fail_with(evq_status::EVQ_NULL_POINTER, "argument `buf` is NULL");
+        }
         // SAFETY: live queue.
         let text = unsafe { queue(q) }.stats().to_prometheus();
         let need = text.len() + 1;
@@ -1515,10 +1532,8 @@ pub unsafe extern "C" fn evq_stats_prometheus(
                 ),
             );
         }
-        if buf.is_null() {
-            return fail_with(evq_status::EVQ_NULL_POINTER, "argument `buf` is NULL");
-        }
-        // SAFETY: `buf` has `buf_len >= need` writable bytes.
+        // SAFETY: `buf` is not NULL (checked above, and `buf_len >= need > 0`)
+        // and has `buf_len >= need` writable bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
             buf.add(text.len()).write(0);

@@ -231,6 +231,64 @@ fn a_round_trip_through_the_c_entry_points() {
     }
 }
 
+/// Issue 17 item 4: a NULL buffer is `EVQ_NULL_POINTER` whatever its
+/// length (it was `EVQ_BUFFER_TOO_SMALL` for a short one), and writes
+/// nothing; NULL with 0 is still the size query.
+#[test]
+fn prometheus_into_a_null_buffer_is_a_null_pointer_whatever_the_length() {
+    let mut config = evq_config_default();
+    config.capacity = 64;
+    config.workers = 1;
+    let mut q: *mut evq_queue = null_mut();
+    // SAFETY: every pointer below is valid for the call (or NULL on
+    // purpose); q is freed once.
+    unsafe {
+        assert_eq!(evq_new(&config, &mut q), evq_status::EVQ_OK);
+        let mut need = 0usize;
+        assert_eq!(
+            evq_stats_prometheus(q, null_mut(), 0, &mut need),
+            evq_status::EVQ_BUFFER_TOO_SMALL
+        );
+        assert!(need > 100, "{need}");
+        for len in [1, 10, need - 1, need, usize::MAX] {
+            let mut untouched = 7usize;
+            assert_eq!(
+                evq_stats_prometheus(q, null_mut(), len, &mut untouched),
+                evq_status::EVQ_NULL_POINTER,
+                "length {len}"
+            );
+            assert_eq!(untouched, 7, "length {len}");
+            assert_eq!(last_error_string(), "argument `buf` is NULL");
+        }
+        evq_free(q);
+    }
+}
+
+/// Issue 17 item 11: `evq_now` is the clock that stamps a push with
+/// timestamp 0.
+#[test]
+fn evq_now_is_the_clock_of_timestamp_zero() {
+    let mut config = evq_config_default();
+    config.capacity = 64;
+    config.workers = 1;
+    let mut q: *mut evq_queue = null_mut();
+    // SAFETY: every pointer below is valid for the call; q is freed once.
+    unsafe {
+        assert_eq!(evq_new(&config, &mut q), evq_status::EVQ_OK);
+        let before = evq_now();
+        assert_eq!(evq_push(q, &event("now"), null_mut()), evq_status::EVQ_OK);
+        let after = evq_now();
+        assert!(before > 1_600_000_000_000_000_000, "{before}");
+        let popped = (*q).queue.try_pop().unwrap();
+        assert!(
+            before <= popped.timestamp && popped.timestamp <= after,
+            "{before} <= {} <= {after}",
+            popped.timestamp
+        );
+        evq_free(q);
+    }
+}
+
 #[test]
 fn the_pop_buffer_holds_the_most_properties_a_slot_can() {
     // 16-byte slots: header 12 + a 1-byte name leaves 3 bytes: no property.

@@ -91,7 +91,8 @@ pub struct evq_event {
     pub properties: *const evq_property,
     /// Number of properties.
     pub property_count: usize,
-    /// Nanoseconds since the Unix epoch; 0 in `evq_push` means "now".
+    /// Nanoseconds since the Unix epoch; 0 in `evq_push` means "stamp it at
+    /// push time" (the clock of `evq_now`).
     pub timestamp: u64,
     /// True when a client sent the event rather than the server.
     pub external: bool,
@@ -197,7 +198,8 @@ pub struct evq_failure {
 
 /// A snapshot of a queue's counters, each read atomically (not all at
 /// once). Once the queue is quiet:
-/// `pushed = handled + popped + overwritten + rejected + depth`.
+/// `pushed = handled + popped + lost + depth`, where
+/// `lost = overwritten + rejected` (`pushed` includes rejected pushes).
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -232,10 +234,13 @@ pub struct evq_queue_stats {
     pub subscribers: u64,
     /// Largest lag among the live subscribers (events pushed, not yet read).
     pub max_subscriber_lag: u64,
+    /// Events lost: `overwritten + rejected`.
+    pub lost: u64,
 }
 
 /// What `evq_shutdown` reports. Once the workers are joined,
-/// `pushed = handled + popped + overwritten + rejected + left`.
+/// `pushed = handled + popped + lost + left`, where
+/// `lost = overwritten + rejected` (`pushed` includes rejected pushes).
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -258,6 +263,8 @@ pub struct evq_shutdown_report {
     pub left: u64,
     /// True when the deadline passed before the workers drained the ring.
     pub timed_out: bool,
+    /// Events lost: `overwritten + rejected`.
+    pub lost: u64,
 }
 
 /// An event handler: called on a worker thread with a view of the event

@@ -1,5 +1,6 @@
-//! JSON ingestion must never panic, and whatever it accepts must encode,
-//! push and decode back to the same event.
+//! JSON ingestion must never panic, whatever it accepts must be one JSON
+//! object (never an array read field by field), and it must encode, push
+//! and decode back to the same event.
 #![no_main]
 
 use evqueue::{EventQueue, Payload};
@@ -22,6 +23,15 @@ fuzz_target!(|body: &[u8]| {
     let Ok(parsed) = evqueue::json::parse_event(body) else {
         return;
     };
+    // JSON's whitespace is these four; an accepted body is `{ ... }` inside it.
+    let json_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let first = body.iter().position(|b| !json_ws(b));
+    let last = body.iter().rposition(|b| !json_ws(b));
+    assert!(
+        matches!((first, last), (Some(f), Some(l)) if body[f] == b'{' && body[l] == b'}'),
+        "accepted a body that is not one object: {:?}",
+        String::from_utf8_lossy(body)
+    );
     let queue = queue();
     if queue.emit_json(body, true).is_err() {
         return; // valid, but larger than a 4 KiB slot

@@ -36,6 +36,7 @@ from ._evqueue import (
     Subscriber,
     _after_fork_in_child,
     _close_all,
+    now,
 )
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "ShutdownReport",
     "Stats",
     "Subscriber",
+    "now",
 ]
 
 # Close every open queue while the interpreter still runs: a worker thread

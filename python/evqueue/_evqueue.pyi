@@ -21,9 +21,14 @@ __all__ = [
     "Subscriber",
     "_after_fork_in_child",
     "_close_all",
+    "now",
 ]
 
 MAX_NAME_LEN: int
+
+def now() -> int:
+    """Nanoseconds since the Unix epoch: the clock that stamps an event
+    emitted with timestamp None or 0."""
 
 _Props = dict[str, str] | None
 _H = TypeVar("_H", bound=Callable[[Event], object])
@@ -64,7 +69,8 @@ class Event:
         """The properties, as a new dict of str to str."""
     @property
     def timestamp(self) -> int:
-        """Nanoseconds since the Unix epoch."""
+        """Nanoseconds since the Unix epoch (an event emitted with timestamp
+        None or 0 was stamped at emit, with `now()`'s clock)."""
     @property
     def external(self) -> bool:
         """True when a client sent the event."""
@@ -77,7 +83,11 @@ class Event:
 
 @final
 class Stats:
-    """A snapshot of a queue's counters."""
+    """A snapshot of a queue's counters.
+
+    Once the queue is quiet, `pushed == handled + popped + lost + depth`,
+    where `lost == overwritten + rejected` (`pushed` includes rejected emits).
+    """
 
     @property
     def pushed(self) -> int: ...
@@ -109,12 +119,19 @@ class Stats:
     def failures_by_name(self) -> dict[str, tuple[int, int]]: ...
     @property
     def subscribers(self) -> list[tuple[int, int, int]]: ...
+    @property
+    def lost(self) -> int:
+        """Events lost: `overwritten + rejected`."""
     def to_prometheus(self) -> str:
         """The snapshot in the Prometheus text exposition format."""
 
 @final
 class ShutdownReport:
-    """What `EventQueue.close()` reports."""
+    """What `EventQueue.close()` reports.
+
+    Once the workers are joined, `pushed == handled + popped + lost + left`,
+    where `lost == overwritten + rejected`.
+    """
 
     @property
     def pushed(self) -> int: ...
@@ -134,6 +151,9 @@ class ShutdownReport:
     def left(self) -> int: ...
     @property
     def timed_out(self) -> bool: ...
+    @property
+    def lost(self) -> int:
+        """Events lost: `overwritten + rejected`."""
 
 @final
 class Subscriber:
@@ -146,7 +166,8 @@ class Subscriber:
     def _wait(self, timeout: float) -> bool: ...
     @property
     def lagged(self) -> int:
-        """Events this subscriber missed so far."""
+        """Sequence numbers this subscriber missed so far (overwritten before
+        it read them): an upper bound on the events it lost."""
     @property
     def id(self) -> int:
         """This subscriber's id, as in `Stats.subscribers`."""
@@ -168,7 +189,12 @@ class RedisForwarder:
 
 @final
 class EventQueue:
-    """An event queue with a pool of worker threads running Python handlers."""
+    """An event queue with a pool of worker threads running Python handlers.
+
+    The workers start with `start()` or on entering a `with` block,
+    whichever comes first (the other then does nothing); until then events
+    wait in the ring. Handlers may be registered before or after.
+    """
 
     def __new__(
         cls,
@@ -180,7 +206,8 @@ class EventQueue:
         batch: int = 64,
     ) -> EventQueue: ...
     def start(self) -> None:
-        """Starts the worker threads."""
+        """Starts the worker threads; does nothing if they already run.
+        Raises `QueueClosed` after `close()`."""
     @overload
     def on(self, name: str, handler: None = None) -> Callable[[_H], _H]: ...
     @overload
@@ -202,7 +229,8 @@ class EventQueue:
         timestamp: int | None = None,
         external: bool = False,
     ) -> int:
-        """Emits an event and returns its sequence number; never blocks."""
+        """Emits an event and returns its sequence number; never blocks.
+        `timestamp` None or 0 means "stamp it at emit" (the clock of `now()`)."""
     def emit_json(self, body: bytes | str, external: bool = True) -> int:
         """Emits a JSON event body; returns its sequence number."""
     def emit_many(self, events: Iterable[tuple[str, _Props]]) -> int:
@@ -231,7 +259,8 @@ class EventQueue:
     def workers(self) -> int: ...
     @property
     def closed(self) -> bool: ...
-    def __enter__(self) -> EventQueue: ...
+    def __enter__(self) -> EventQueue:
+        """Starts the workers (as `start()`) and returns the queue."""
     def __exit__(
         self,
         exc_type: type[BaseException] | None,

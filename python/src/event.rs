@@ -6,7 +6,8 @@ use pyo3::types::PyDict;
 /// An event: what a handler or a subscriber receives.
 ///
 /// `name` (str), `properties` (a new dict of str to str on every access),
-/// `timestamp` (int, ns since the Unix epoch), `external` (True when a client
+/// `timestamp` (int, ns since the Unix epoch; an event emitted with timestamp
+/// None or 0 was stamped at emit, with `evqueue.now()`'s clock), `external` (True when a client
 /// sent it) and `seq` (the sequence number the queue assigned). Events are
 /// immutable; build one yourself to test a handler.
 #[pyclass(module = "evqueue", frozen, eq, hash)]
@@ -123,4 +124,11 @@ impl Event {
             self.seq
         )
     }
+}
+
+/// The current time in nanoseconds since the Unix epoch: the clock that
+/// stamps an event emitted with timestamp None or 0.
+#[pyfunction]
+pub(crate) fn now() -> u64 {
+    evqueue::now_nanos()
 }

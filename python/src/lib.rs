@@ -25,6 +25,7 @@ fn _evqueue(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EventTooLarge", py.get_type::<errors::EventTooLarge>())?;
     m.add("QueueFull", py.get_type::<errors::QueueFull>())?;
     m.add("QueueClosed", py.get_type::<errors::QueueClosed>())?;
+    m.add_function(wrap_pyfunction!(event::now, m)?)?;
     m.add_function(wrap_pyfunction!(queue::_close_all, m)?)?;
     m.add_function(wrap_pyfunction!(queue::_after_fork_in_child, m)?)?;
     m.add("MAX_NAME_LEN", evqueue::MAX_NAME_LEN)?;

@@ -371,7 +371,10 @@ fn count_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
 
 #[pymethods]
 impl EventQueue {
-    /// Allocates the queue; workers start with `start()`.
+    /// Allocates the queue. Its workers start with `start()` or on entering
+    /// a `with` block, whichever comes first (the other then does nothing);
+    /// until then events wait in the ring (and may be overwritten). Handlers
+    /// may be registered before or after.
     ///
     /// `capacity`: slots, a power of two. `slot_size`: bytes per slot, the
     /// largest encoded event (a multiple of 8). `workers`: worker threads.
@@ -436,11 +439,15 @@ impl EventQueue {
         })
     }
 
-    /// Starts the worker threads. Raises `EvqueueError` if they already run
-    /// and `QueueClosed` after `close()`.
+    /// Starts the worker threads; does nothing if they already run (so
+    /// `start()` inside `with EventQueue() as q:` is harmless). Raises
+    /// `QueueClosed` after `close()`.
     fn start(&self) -> PyResult<()> {
         self.check_process()?;
-        self.inner.start().map_err(py_err)
+        match self.inner.start() {
+            Ok(()) | Err(DispatchError::AlreadyStarted) => Ok(()),
+            Err(e) => Err(py_err(e)),
+        }
     }
 
     /// Registers `handler(event)` for events named `name`; handlers of one
@@ -536,7 +543,8 @@ impl EventQueue {
     /// Emits an event and returns its sequence number; never blocks.
     ///
     /// `props`: a dict of str to str, or None. `timestamp`: ns since the Unix
-    /// epoch, None (or 0) for now. `external`: True when a client sent it.
+    /// epoch; None or 0 means "stamp it at emit" (the clock of
+    /// `evqueue.now()`). `external`: True when a client sent it.
     /// Raises `InvalidEvent`, `EventTooLarge`, `QueueFull` or `QueueClosed`
     /// (nothing emitted), `TypeError` for wrong types.
     #[pyo3(
@@ -817,7 +825,8 @@ impl EventQueue {
         self.inner.is_shut_down()
     }
 
-    /// Starts the workers (if not started yet) and returns the queue.
+    /// Starts the workers (if not started yet, as `start()`) and returns the
+    /// queue.
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
         slf.get().check_process()?;
         match slf.get().inner.start() {

@@ -4,8 +4,8 @@ use pyo3::prelude::*;
 
 /// A snapshot of a queue's counters, from `EventQueue.stats()`.
 ///
-/// Once the queue is quiet, `pushed == handled + popped + overwritten +
-/// rejected + depth`.
+/// Once the queue is quiet, `pushed == handled + popped + lost + depth`,
+/// where `lost == overwritten + rejected` (`pushed` includes rejected emits).
 #[pyclass(module = "evqueue", frozen)]
 pub(crate) struct Stats(pub(crate) evqueue::QueueStats);
 
@@ -94,6 +94,11 @@ impl Stats {
             .map(|s| (s.id, s.lag, s.missed))
             .collect()
     }
+    /// Events lost: `overwritten + rejected`.
+    #[getter]
+    fn lost(&self) -> u64 {
+        self.0.lost()
+    }
     /// The snapshot in the Prometheus text exposition format.
     fn to_prometheus(&self) -> String {
         self.0.to_prometheus()
@@ -101,15 +106,16 @@ impl Stats {
     fn __repr__(&self) -> String {
         let s = &self.0;
         format!(
-            "Stats(pushed={}, delivered={}, handled={}, popped={}, overwritten={}, rejected={}, errors={}, panics={}, depth={}, high_water={})",
+            "Stats(pushed={}, delivered={}, handled={}, popped={}, overwritten={}, rejected={}, lost={}, errors={}, panics={}, depth={}, high_water={})",
             s.ring.pushed, s.ring.delivered, s.handled, s.popped, s.ring.overwritten,
-            s.ring.rejected, s.handler_errors, s.panics, s.ring.depth, s.ring.high_water
+            s.ring.rejected, s.lost(), s.handler_errors, s.panics, s.ring.depth, s.ring.high_water
         )
     }
 }
 
 /// What `EventQueue.close()` reports. Once the workers are joined,
-/// `pushed == handled + popped + overwritten + rejected + left`.
+/// `pushed == handled + popped + lost + left`, where
+/// `lost == overwritten + rejected`.
 #[pyclass(module = "evqueue", frozen)]
 pub(crate) struct ShutdownReport(pub(crate) evqueue::ShutdownReport);
 
@@ -160,11 +166,16 @@ impl ShutdownReport {
     fn timed_out(&self) -> bool {
         self.0.timed_out
     }
+    /// Events lost: `overwritten + rejected`.
+    #[getter]
+    fn lost(&self) -> u64 {
+        self.0.lost()
+    }
     fn __repr__(&self) -> String {
         let r = &self.0;
         format!(
-            "ShutdownReport(pushed={}, handled={}, popped={}, overwritten={}, rejected={}, errors={}, panics={}, left={}, timed_out={})",
-            r.pushed, r.handled, r.popped, r.overwritten, r.rejected, r.errors, r.panics, r.left,
+            "ShutdownReport(pushed={}, handled={}, popped={}, overwritten={}, rejected={}, lost={}, errors={}, panics={}, left={}, timed_out={})",
+            r.pushed, r.handled, r.popped, r.overwritten, r.rejected, r.lost(), r.errors, r.panics, r.left,
             if r.timed_out { "True" } else { "False" }
         )
     }

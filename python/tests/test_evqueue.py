@@ -109,9 +109,41 @@ def test_context_manager_and_off() -> None:
         assert q.off("a") == 0
         q.emit("a")
         assert q.flush(T)
-        with pytest.raises(evqueue.EvqueueError, match="already started"):
-            q.start()
     assert q.closed and seen == ["a1", "a2"]
+
+
+def test_start_on_a_started_queue_does_nothing() -> None:
+    """`with` starts the workers; a `start()` after registering handlers inside
+    the block (the natural way to write it) does nothing, like a second `with`."""
+    seen: list[str] = []
+    with EventQueue(capacity=64, workers=1) as q:
+        q.on("a", lambda e: seen.append(e.name))
+        q.start()
+        q.start()
+        q.emit("a")
+        assert q.flush(T)
+        assert q.__enter__() is q  # entering again does nothing either
+    assert seen == ["a"] and q.closed
+    q2 = EventQueue(capacity=64, workers=1)
+    q2.start()
+    q2.start()
+    assert q2.close(T).timed_out is False
+    with pytest.raises(evqueue.QueueClosed):
+        q2.start()
+
+
+def test_timestamp_none_or_zero_is_stamped_with_now() -> None:
+    q = EventQueue(capacity=64, workers=1)  # not started: a subscriber reads
+    sub = q.subscribe()
+    before = evqueue.now()
+    q.emit("a")
+    q.emit("b", timestamp=0)
+    after = evqueue.now()
+    q.emit("c", timestamp=7)
+    stamps = [e.timestamp for e in (sub.try_recv(), sub.try_recv(), sub.try_recv()) if e is not None]
+    assert before > 1_600_000_000_000_000_000
+    assert len(stamps) == 3 and all(before <= t <= after for t in stamps[:2]) and stamps[2] == 7
+    q.close(0)
 
 
 def test_event_class() -> None:
@@ -135,6 +167,12 @@ def test_reject_policy_counts() -> None:
         q.emit("e")
     stats = q.stats()
     assert (stats.pushed, stats.rejected, stats.depth) == (17, 1, 16)
+    # One identity: pushed == handled + popped + lost + depth, lost == overwritten + rejected.
+    assert stats.lost == stats.overwritten + stats.rejected == 1
+    assert stats.pushed == stats.handled + stats.popped + stats.lost + stats.depth
+    assert "lost=1" in repr(stats)
+    report = q.close(0)
+    assert report.lost == 1 and report.pushed == report.handled + report.popped + report.lost + report.left
     with pytest.raises(evqueue.QueueFull, match=r"\(2 of 3 events emitted\)"):
         q2 = EventQueue(capacity=2, workers=1, overflow="reject")
         q2.emit_many([("a", None), ("b", None), ("c", None)])
@@ -146,8 +184,12 @@ def test_overwrite_policy_counts() -> None:
         q.emit("e")
     q.start()
     assert q.flush(T)
+    stats = q.stats()
+    assert (stats.lost, stats.overwritten) == (24, 24)
+    assert stats.pushed == stats.handled + stats.popped + stats.lost + stats.depth
     report = q.close(T)
     assert (report.pushed, report.handled, report.overwritten, report.left) == (40, 16, 24, 0)
+    assert report.lost == 24 and "lost=24" in repr(report)
 
 
 # --- handler exceptions -----------------------------------------------------
@@ -439,6 +481,8 @@ async def async_handler(event: Event) -> None:
         (lambda q: q.emit("a", external=1), TypeError),
         (lambda q: q.emit_json(b"{"), evqueue.InvalidEvent),
         (lambda q: q.emit_json(b"[]"), evqueue.InvalidEvent),
+        (lambda q: q.emit_json(b'["level_up"]'), evqueue.InvalidEvent),
+        (lambda q: q.emit_json(b'["level_up", {"level": "7"}, "2026-11-23T05:00:00Z"]'), evqueue.InvalidEvent),
         (lambda q: q.emit_json(b'{"name": ""}'), evqueue.InvalidEvent),
         (lambda q: q.emit_json(b'{"name": "a", "properties": {"k": 1}}'), evqueue.InvalidEvent),
         (lambda q: q.emit_json(b'{"name": "a", "timestamp": "yesterday"}'), evqueue.InvalidEvent),

@@ -118,8 +118,10 @@ impl From<crate::Error> for DispatchError {
 pub enum RecvTimeoutError {
     /// Nothing arrived in time: the heartbeat, time to send a keep-alive.
     Timeout,
-    /// This many events were overwritten before the subscriber read them; it
-    /// continues from the oldest retained event.
+    /// The subscriber was lapped: this many sequence numbers were overwritten
+    /// before it read them, an upper bound on the events it lost (see
+    /// [`RecvError::Lagged`](crate::RecvError::Lagged)); it continues from
+    /// the oldest retained event.
     Lagged(u64),
     /// The queue is shut down and the subscriber has read everything.
     Closed,
@@ -129,9 +131,7 @@ impl fmt::Display for RecvTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecvTimeoutError::Timeout => f.write_str("no event before the timeout"),
-            RecvTimeoutError::Lagged(n) => {
-                write!(f, "subscriber lagged: {n} events were overwritten")
-            }
+            RecvTimeoutError::Lagged(n) => crate::error::lagged(f, *n),
             RecvTimeoutError::Closed => f.write_str("queue is closed and drained"),
         }
     }

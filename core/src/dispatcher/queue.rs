@@ -145,7 +145,9 @@ pub struct Emitter {
 
 impl Emitter {
     /// Encodes and pushes `event`, wakes a parked worker if one sleeps, and
-    /// returns the event's sequence number. Never blocks.
+    /// returns the event's sequence number. Never blocks. An event with
+    /// timestamp 0 (as [`Event::new`] makes it) is stamped now
+    /// ([`now_nanos`](crate::now_nanos)).
     ///
     /// Fails, changing nothing, with the event errors of [`Event`]
     /// ([`Error::EmptyName`], [`Error::TooLarge`], ...), [`Error::Closed`]
@@ -182,8 +184,9 @@ impl Emitter {
     /// ```
     #[cfg(feature = "json")]
     pub fn emit_json(&self, body: &[u8], external: bool) -> Result<u64, crate::json::JsonError> {
-        let event = crate::json::parse_event(body)?;
-        Ok(event.with_event(external, |e| self.emit(e))?)
+        Ok(crate::json::with_parsed_event(body, external, |e| {
+            self.emit(e)
+        })??)
     }
 
     /// Emits `session_start` with these properties.
@@ -213,7 +216,8 @@ impl Emitter {
 }
 
 /// What [`EventQueue::shutdown`] reports. Once the workers are joined,
-/// `pushed = handled + popped + overwritten + rejected + left` (see [`QueueStats`]).
+/// `pushed = handled + popped + lost() + left`, where
+/// `lost() = overwritten + rejected` (see [`QueueStats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Events pushed while the queue was open (accepted or rejected).
@@ -235,6 +239,13 @@ pub struct ShutdownReport {
     pub left: u64,
     /// Whether the deadline passed before the workers drained the ring.
     pub timed_out: bool,
+}
+
+impl ShutdownReport {
+    /// Events lost: `overwritten + rejected`.
+    pub const fn lost(&self) -> u64 {
+        self.overwritten.saturating_add(self.rejected)
+    }
 }
 
 struct Lifecycle {
@@ -474,6 +485,13 @@ impl EventQueue {
 
     /// Registers a catch-all handler: it runs for every event, after the
     /// handlers registered for the event's name.
+    ///
+    /// Registration returns a `Result` only where it takes input that can be
+    /// wrong: [`on`](Self::on) checks its name. `on_any`, [`on_raw`](Self::on_raw),
+    /// [`on_session_start`](Self::on_session_start),
+    /// [`on_session_end`](Self::on_session_end) and [`on_error`](Self::on_error)
+    /// cannot fail and return nothing. (C: every `evq_on*` returns a status,
+    /// for its NULL checks; Python: every `on*` returns the handler.)
     pub fn on_any<F>(&self, handler: F)
     where
         F: Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static,

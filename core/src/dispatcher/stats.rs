@@ -26,9 +26,27 @@ pub struct SubscriberStats {
 
 /// A snapshot of a queue's counters (each read atomically, not all at once).
 ///
-/// Accounting: `ring.pushed = handled + popped + ring.overwritten +
-/// ring.rejected + ring.depth + (events claimed and still being handled)`,
-/// exact once the queue is quiet.
+/// The identity they keep, exact once the queue is quiet:
+///
+/// ```text
+/// ring.pushed = handled + popped + lost() + ring.depth (+ events being handled)
+/// lost()      = ring.overwritten + ring.rejected
+/// ```
+///
+/// `ring.pushed` counts every push that reached the open queue, rejected
+/// ones included; `handled` and `popped` are the two ways an event leaves
+/// (`ring.delivered = handled + popped` once no handler runs).
+///
+/// ```
+/// use evqueue::{Event, EventQueue, Overflow};
+/// let queue = EventQueue::builder().capacity(2).workers(1).overflow(Overflow::Reject).build_paused()?;
+/// for _ in 0..3 { let _ = queue.emit(&Event::new("tick")); } // the third is rejected
+/// queue.try_pop()?;
+/// let s = queue.stats();
+/// assert_eq!((s.ring.pushed, s.popped, s.lost(), s.ring.depth), (3, 1, 1, 1));
+/// assert_eq!(s.ring.pushed, s.handled + s.popped + s.lost() + s.ring.depth);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueStats {
     /// The ring's counters: pushed, delivered, overwritten, rejected, depth,
@@ -58,6 +76,12 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
+    /// Events lost: overwritten before a worker claimed them, or rejected
+    /// (`ring.overwritten + ring.rejected`; see [`Stats::lost`]).
+    pub const fn lost(&self) -> u64 {
+        self.ring.lost()
+    }
+
     /// Renders the snapshot in the Prometheus text exposition format
     /// (version 0.0.4): `# HELP` and `# TYPE` lines, metric names prefixed
     /// `evqueue_`, counters ending in `_total`.
