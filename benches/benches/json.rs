@@ -30,7 +30,7 @@
 //!
 //! Instructions per body byte (callgrind, release build, a scratch program
 //! running each shape 2 and 12 times, the difference divided by 10; not
-//! timed, so independent of a busy machine), issue 17:
+//! timed, so independent of a busy machine):
 //!
 //! | shape | `parse_event` | `emit_json` | serde_json alone | before the fix |
 //! | --- | --- | --- | --- | --- |

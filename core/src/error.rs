@@ -139,12 +139,12 @@ pub enum RecvError {
     Empty,
     /// The ring is closed and everything in it was received.
     Closed,
-    /// Subscribers only: the subscriber was lapped, and this many sequence
-    /// numbers were overwritten before it read them; it continues from the
-    /// oldest retained event. A count of sequence numbers, not of events:
-    /// with multi-producers it can include an abandoned ticket (a hole, never
-    /// an event), so it is an upper bound on the events this subscriber lost
-    /// (exact with a single producer).
+    /// This many events were lost before the reader got to them
+    /// (overwritten, or skipped by the reader's [`Lag`](crate::Lag) policy
+    /// because they were about to be); it continues after them. Subscribers
+    /// get it when they were lapped; the worker group when a claim passed
+    /// over lost events and then found nothing (see
+    /// [`Claim::lost`](crate::Claim::lost)).
     Lagged(u64),
     /// The buffer given is smaller than a slot.
     BufferTooSmall {
@@ -179,8 +179,7 @@ impl std::error::Error for RecvError {}
 pub(crate) fn lagged(f: &mut fmt::Formatter<'_>, n: u64) -> fmt::Result {
     write!(
         f,
-        "subscriber lagged: {n} sequence numbers were overwritten before it read them \
-         (at most {n} events lost)"
+        "lagged: {n} events were lost before they were read (overwritten)"
     )
 }
 
@@ -188,14 +187,12 @@ pub(crate) fn lagged(f: &mut fmt::Formatter<'_>, n: u64) -> fmt::Result {
 mod tests {
     use super::RecvError;
 
-    /// Issue 17: the message counts sequence numbers, as the docs do (it
-    /// said "events", an exact count it is not with multi-producers).
+    /// The message says what was lost, for subscribers and workers alike.
     #[test]
-    fn lagged_counts_sequence_numbers() {
+    fn lagged_counts_lost_events() {
         assert_eq!(
             RecvError::Lagged(3).to_string(),
-            "subscriber lagged: 3 sequence numbers were overwritten before it read them \
-             (at most 3 events lost)"
+            "lagged: 3 events were lost before they were read (overwritten)"
         );
     }
 }

@@ -158,6 +158,9 @@ impl<R: RingRef> Drop for Producer<R> {
 /// A multi-producer handle: push from any number of threads at once. Clone
 /// it to share it. Lock-free: a producer preempted in the middle of a push
 /// delays no other producer, and readers skip its slot once it is lapped.
+/// Under [`Overflow::Overwrite`] such a producer's event counts as
+/// overwritten (its push still returns `Ok`), and so does the event of a
+/// push whose slot a producer stalled for a whole lap still holds.
 ///
 /// ```
 /// use evqueue::{HeapRing, Overflow};
@@ -231,23 +234,23 @@ impl<R: RingRef> MpProducer<R> {
         if r.overflow() == Overflow::Reject {
             return self.push_reject(write);
         }
-        loop {
-            let ticket = self.take_ticket()?;
-            if let Some(slot) = self.claim_slot(ticket) {
-                // Same protocol as the single producer (see there), except
-                // the commit is a CAS: a newer ticket may have marked our
-                // slot while we wrote.
-                fence(Release);
-                write(slot);
-                if finish(slot, ticket, stamp::committed(ticket)) {
-                    r.sample_depth(ticket);
-                    return Ok(ticket);
-                }
+        let ticket = self.take_ticket()?;
+        if let Some(slot) = self.claim_slot(ticket) {
+            // Same protocol as the single producer (see there), except the
+            // commit is a CAS: a newer ticket may have marked our slot while
+            // we wrote.
+            fence(Release);
+            write(slot);
+            if finish(slot, ticket, stamp::committed(ticket)) {
+                r.sample_depth(ticket);
             }
-            // The ticket became a hole; the event goes out under a new one.
-            r.counters.abandoned.fetch_add(1, Relaxed);
-            spin_loop();
         }
+        // Otherwise the ticket was lapped before we wrote it, or its slot was
+        // still held by a producer stalled a whole lap: the event was
+        // accepted and lost, as an overwritten one is. No retry: a push that
+        // returned `Ok` is counted once, as pushed and then overwritten, and
+        // the ticket (a hole) reads as a lost event to every reader.
+        Ok(ticket)
     }
 
     /// The push under `Reject`: one CAS (the ticket), then the single

@@ -20,8 +20,9 @@
 //! - Multi-producer tickets are taken with a CAS on `head`; a ticket's slot is
 //!   claimed with a CAS on its stamp. A producer that finds its slot still
 //!   being written by a stale, lapped producer does not wait: it marks the
-//!   ticket as a hole and takes a new one, so a preempted producer never
-//!   blocks the others, and readers skip holes.
+//!   ticket as a hole (its event is lost, counted as overwritten), so a
+//!   preempted producer never blocks the others. Readers pass over holes
+//!   as they pass over overwritten events, and count them the same way.
 
 use crate::error::{Error, RecvError};
 use crate::stamp::{self, View};
@@ -116,11 +117,9 @@ pub struct Ring<S: Storage> {
 
 /// Counters written off the hot paths.
 pub(crate) struct Counters {
-    /// Sequence numbers the worker group passed without delivering them
-    /// (overwritten events and holes).
+    /// Sequence numbers the worker group passed without delivering them:
+    /// overwritten events, holes included.
     skipped: AtomicU64,
-    /// Tickets that became holes (multi-producer only).
-    pub(crate) abandoned: AtomicU64,
     /// Pushes refused by the `Reject` policy.
     pub(crate) rejected: AtomicU64,
     /// Largest depth sampled.
@@ -150,8 +149,9 @@ pub struct Claim {
     /// Payload length in bytes.
     pub len: usize,
     /// Worker-group claims only: sequence numbers this call passed over as
-    /// lost just before `seq` (events overwritten or skipped by the
-    /// [`Lag`] policy, and the rare abandoned ticket of a multi-producer).
+    /// lost just before `seq`: events overwritten (or skipped by the [`Lag`]
+    /// policy because they were about to be), and the rare event of a
+    /// multi-producer stalled for a whole lap.
     /// Every sequence number the worker group passes over is reported to
     /// exactly one caller, here or as [`RecvError::Lagged`]. Always 0 for
     /// subscribers, which get `Lagged` instead.
@@ -223,7 +223,8 @@ impl Stats {
 pub(crate) enum Blocked {
     /// Not pushed yet, or still being written.
     NotYet,
-    /// An abandoned ticket: no event has this sequence number; skip it.
+    /// A ticket whose event was lost before it was written (a producer
+    /// lapped or stalled): skip it, counting it lost.
     Hole,
     /// Overwritten by a later lap: skip as the [`Lag`] policy says.
     Lapped,
@@ -312,7 +313,6 @@ impl<S: Storage> Ring<S> {
                 worker_seen: CachePadded::new(AtomicU64::new(0)),
                 counters: CachePadded::new(Counters {
                     skipped: AtomicU64::new(0),
-                    abandoned: AtomicU64::new(0),
                     rejected: AtomicU64::new(0),
                     high_water: AtomicU64::new(0),
                 }),
@@ -512,7 +512,6 @@ impl<S: Storage> Ring<S> {
         // A single producer commits a slot just before it publishes `head`,
         // so a worker may briefly be one past it.
         let worker = worker.min(head);
-        let abandoned = c.abandoned.load(Acquire);
         let rejected = c.rejected.load(Acquire);
         // Events the producers already overwrote but the worker group has not
         // skipped yet: lost all the same.
@@ -521,9 +520,9 @@ impl<S: Storage> Ring<S> {
             .saturating_sub(worker)
             .saturating_sub(overwritten_unskipped);
         Stats {
-            pushed: head.saturating_sub(abandoned) + rejected,
+            pushed: head + rejected,
             delivered: worker.saturating_sub(skipped),
-            overwritten: (skipped + overwritten_unskipped).saturating_sub(abandoned),
+            overwritten: skipped + overwritten_unskipped,
             rejected,
             depth,
             high_water: c.high_water.fetch_max(depth, Relaxed).max(depth),

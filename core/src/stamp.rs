@@ -6,9 +6,9 @@
 const COMMITTED: u64 = 0b00;
 /// A producer is writing event `seq` (the seqlock's odd phase).
 const WRITING: u64 = 0b01;
-/// Ticket `seq` was abandoned: no event has that sequence number; the slot is free.
+/// Ticket `seq` was given up (its event lost to lapping): no event is in the slot; it is free.
 const HOLE: u64 = 0b10;
-/// Ticket `seq` was abandoned because a stale producer is still writing into
+/// Ticket `seq` was given up because a stale producer is still writing into
 /// the slot; that producer turns this into `HOLE` when it is done.
 const HOLE_BUSY: u64 = 0b11;
 const STATE_MASK: u64 = 0b11;
@@ -66,7 +66,7 @@ pub(crate) enum View {
     Ready,
     /// Event `cursor` is not there yet (not written, or being written).
     NotYet,
-    /// Ticket `cursor` was abandoned: skip it, it is no event.
+    /// Ticket `cursor` was given up: its event was lost; skip it.
     Hole,
     /// The slot already holds a later lap: event `cursor` was overwritten.
     Lapped,

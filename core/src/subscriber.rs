@@ -68,13 +68,13 @@ impl<R: RingRef> Subscriber<R> {
     /// Receives the next event into `buf` (at least a slot long).
     ///
     /// Returns [`RecvError::Lagged`]`(n)` once when this subscriber was
-    /// lapped and `n` sequence numbers were lost; the next call continues
-    /// where its [`Lag`] policy says (by default an eighth of the ring past
-    /// the oldest retained event). `n` counts sequence numbers: with
-    /// multi-producers it can include the rare abandoned ticket (a hole,
-    /// which was never an event), so it is an upper bound on lost events.
-    /// [`RecvError::Closed`] once the ring is closed
-    /// and this subscriber has read everything.
+    /// lapped and `n` events were lost; the next call continues where its
+    /// [`Lag`] policy says (by default an eighth of the ring past the oldest
+    /// retained event). The rare event lost by a multi-producer stalled for
+    /// a whole lap is reported as `Lagged(1)`. Every sequence number is
+    /// either received or counted in a `Lagged`: [`missed`](Self::missed)
+    /// is their sum. [`RecvError::Closed`] once the ring is closed and this
+    /// subscriber has read everything.
     #[inline]
     pub fn try_recv(&mut self, buf: &mut [u8]) -> Result<Claim, RecvError> {
         let r = self.ring.ring();
@@ -87,7 +87,11 @@ impl<R: RingRef> Subscriber<R> {
                     return Ok(Claim { seq, len, lost: 0 });
                 }
                 Err(Blocked::NotYet) => return Err(r.empty_or_closed(self.cursor)),
-                Err(Blocked::Hole) => self.cursor += 1,
+                Err(Blocked::Hole) => {
+                    self.cursor += 1;
+                    self.missed += 1;
+                    return Err(RecvError::Lagged(1));
+                }
                 Err(Blocked::Lapped) => {
                     let to = r.lag_target(self.cursor, self.lag);
                     let lost = to - self.cursor;
@@ -103,8 +107,9 @@ impl<R: RingRef> Subscriber<R> {
     /// Receives up to `claims.len()` consecutive events at once: event `i`
     /// is copied to `buf[i * slot_bytes..]` and described by `claims[i]`.
     /// Returns how many (at least one) or, when none was ready, the error
-    /// [`try_recv`](Self::try_recv) would give. A lap found after the first
-    /// event ends the batch and is reported by the next call.
+    /// [`try_recv`](Self::try_recv) would give. A lap (or a lost event)
+    /// found after the first event ends the batch and is reported by the
+    /// next call.
     ///
     /// ```
     /// use evqueue::{Claim, HeapRing, Overflow, Start};
@@ -131,7 +136,6 @@ impl<R: RingRef> Subscriber<R> {
             let len = loop {
                 match r.copy_event::<false>(cursor, out) {
                     Ok(len) => break len,
-                    Err(Blocked::Hole) => cursor += 1,
                     Err(_) => {
                         self.cursor = cursor;
                         if n > 0 {

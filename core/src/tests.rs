@@ -357,10 +357,10 @@ fn subscriber_batches_match_single_reads_and_report_laps() {
     );
 }
 
-/// Holes (abandoned tickets) at the start and in the middle of a subscriber
-/// batch are skipped without ending it and without using a claim entry.
+/// Holes (tickets whose events were lost) end a subscriber batch and are
+/// reported as `Lagged(1)` each, like any lost event.
 #[test]
-fn subscriber_batches_skip_holes() {
+fn subscribers_report_holes_as_lost_events() {
     let r = ring(8, 16, Overflow::Overwrite);
     let p = r.mp_producer().unwrap();
     let hole = |p: &crate::MpProducer<&HeapRing>| {
@@ -381,24 +381,47 @@ fn subscriber_batches_skip_holes() {
     hole(&p); // 4
     p.push(b"f").unwrap(); // 5
     let (mut buf, mut claims) = ([0u8; 4 * 16], [Claim::default(); 4]);
-    assert_eq!(sub.try_recv_batch(&mut buf, &mut claims), Ok(3));
-    let got: Vec<(u64, &[u8])> = claims[..3]
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.seq, &buf[i * 16..i * 16 + c.len]))
-        .collect();
-    assert_eq!(got, [(0, &b"a"[..]), (2, b"c"), (5, b"f")]);
-    assert_eq!(sub.next_seq(), 6);
-    // A batch that starts on a hole.
+    let mut got = Vec::new();
+    loop {
+        match sub.try_recv_batch(&mut buf, &mut claims) {
+            Ok(n) => got.extend(claims[..n].iter().map(|c| c.seq)),
+            Err(RecvError::Lagged(n)) => got.push(100 + n),
+            Err(RecvError::Empty) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(got, [0, 101, 2, 101, 101, 5]);
+    assert_eq!((sub.next_seq(), sub.missed()), (6, 3));
     let mut single = [0u8; 16];
-    assert_eq!(one.try_recv(&mut single).map(|c| c.seq), Ok(0));
-    assert_eq!(one.try_recv_batch(&mut buf, &mut claims), Ok(2));
-    assert_eq!((claims[0].seq, claims[1].seq), (2, 5));
+    let seqs: Vec<_> = core::iter::from_fn(|| match one.try_recv(&mut single) {
+        Ok(c) => Some(Ok(c.seq)),
+        Err(RecvError::Empty) => None,
+        Err(e) => Some(Err(e)),
+    })
+    .collect();
+    use RecvError::Lagged;
     assert_eq!(
-        one.try_recv_batch(&mut buf, &mut claims),
-        Err(RecvError::Empty)
+        seqs,
+        [
+            Ok(0),
+            Err(Lagged(1)),
+            Ok(2),
+            Err(Lagged(1)),
+            Err(Lagged(1)),
+            Ok(5)
+        ]
     );
-    assert_eq!((sub.missed(), one.missed()), (0, 0));
+    assert_eq!(one.missed(), 3);
+    // The worker group counts the holes as lost too.
+    let s = r.stats();
+    assert_eq!((s.pushed, s.overwritten, s.depth), (6, 0, 6));
+    let claimed = claim_all(&r);
+    assert_eq!(claimed.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 2, 5]);
+    let s = r.stats();
+    assert_eq!(
+        (s.pushed, s.delivered, s.overwritten, s.depth),
+        (6, 3, 3, 0)
+    );
 }
 
 #[test]
@@ -479,7 +502,6 @@ fn events_round_trip_with_a_clock() {
 /// reaches a reader.
 #[test]
 fn stalled_producer_is_skipped_not_waited_for() {
-    use crate::sync::Ordering::Relaxed;
     let r = ring(2, 16, Overflow::Overwrite);
     let stalled = r.mp_producer().unwrap();
     let p = stalled.clone();
@@ -488,31 +510,29 @@ fn stalled_producer_is_skipped_not_waited_for() {
     let slot = stalled.claim_slot(ticket).expect("free slot");
     assert_eq!(p.push(b"one"), Ok(1));
     // Ticket 2 maps to the stalled slot: it becomes a hole instead of
-    // waiting, and the event goes out as 3 (overwriting "one").
-    assert_eq!(p.push(b"two"), Ok(3));
-    assert_eq!(r.counters.abandoned.load(Relaxed), 1);
+    // waiting. The push was accepted and its event lost, as an overwritten
+    // one is: no retry, so it is counted once.
+    assert_eq!(p.push(b"two"), Ok(2));
     let mut buf = [0u8; 16];
-    // The reader skips the stalled ticket 0 (lapped), "one" (overwritten)
-    // and the hole 2.
-    let c = r.try_claim(&mut buf).unwrap();
-    assert_eq!((c.seq, &buf[..c.len]), (3, &b"two"[..]));
-    // The stalled producer finishes: its commit fails, it hands the slot back
-    // and (as `push` does) counts its ticket as abandoned.
+    // The reader passes the stalled ticket 0 (lapped), "one" (about to be
+    // overwritten: the default headroom) and the hole 2, and says so.
+    assert_eq!(r.try_claim(&mut buf), Err(RecvError::Lagged(3)));
+    // The stalled producer finishes: its commit fails and it hands the slot
+    // back (its push returns `Ok(0)`: accepted, then lost).
     crate::producer::write_payload(slot, b"stale");
     assert!(!crate::producer::finish(
         slot,
         ticket,
         crate::stamp::committed(ticket)
     ));
-    r.counters.abandoned.fetch_add(1, Relaxed);
-    assert_eq!(p.push(b"four"), Ok(4), "the slot is usable again");
+    assert_eq!(p.push(b"four"), Ok(3), "the slot is usable again");
     let c = r.try_claim(&mut buf).unwrap();
-    assert_eq!((c.seq, &buf[..c.len]), (4, &b"four"[..]));
+    assert_eq!((c.seq, c.lost, &buf[..c.len]), (3, 0, &b"four"[..]));
     let s = r.stats();
-    // Tickets 0..=4: 0 and 2 are holes; "one" overwritten; 3 and 4 delivered.
+    // Four pushes accepted: "four" delivered, the other three lost.
     assert_eq!(
         (s.pushed, s.delivered, s.overwritten, s.depth),
-        (3, 2, 1, 0)
+        (4, 1, 3, 0)
     );
 }
 

@@ -1277,9 +1277,9 @@ impl evq_subscriber {
 /// this subscriber or its `evq_subscriber_free`.
 ///
 /// Returns `EVQ_OK`, `EVQ_EMPTY` (nothing yet), `EVQ_LAGGED` (the subscriber
-/// was lapped: `*missed`, when not NULL, is set to how many sequence
-/// numbers it lost; `*out` is untouched and the next call continues from
-/// the oldest retained event), or `EVQ_CLOSED` (shut down and everything
+/// was lapped: `*missed`, when not NULL, is set to how many events it
+/// lost; `*out` is untouched and the next call continues a little past the
+/// oldest retained event), or `EVQ_CLOSED` (shut down and everything
 /// read). One thread at a time per subscriber.
 ///
 /// # Safety

@@ -20,9 +20,9 @@ pub enum evq_status {
     /// Nothing to pop or receive right now.
     EVQ_EMPTY = 1,
     /// A subscriber was lapped: events were overwritten before it read them
-    /// (`*missed` gets the count of sequence numbers overwritten, an upper
-    /// bound on the events lost); the next receive continues from the oldest
-    /// retained event.
+    /// (`*missed` gets the count of events lost); the next receive continues
+    /// a little past the oldest retained event, with headroom so that a slow
+    /// reader is not lapped again at once.
     EVQ_LAGGED = 2,
     /// A wait ended before its condition: nothing received, flush not done,
     /// or shutdown's deadline passed (the report is still filled).

@@ -231,7 +231,7 @@ fn a_round_trip_through_the_c_entry_points() {
     }
 }
 
-/// Issue 17 item 4: a NULL buffer is `EVQ_NULL_POINTER` whatever its
+/// A NULL buffer is `EVQ_NULL_POINTER` whatever its
 /// length (it was `EVQ_BUFFER_TOO_SMALL` for a short one), and writes
 /// nothing; NULL with 0 is still the size query.
 #[test]
@@ -264,7 +264,7 @@ fn prometheus_into_a_null_buffer_is_a_null_pointer_whatever_the_length() {
     }
 }
 
-/// Issue 17 item 11: `evq_now` is the clock that stamps a push with
+/// `evq_now` is the clock that stamps a push with
 /// timestamp 0.
 #[test]
 fn evq_now_is_the_clock_of_timestamp_zero() {

@@ -166,8 +166,8 @@ class Subscriber:
     def _wait(self, timeout: float) -> bool: ...
     @property
     def lagged(self) -> int:
-        """Sequence numbers this subscriber missed so far (overwritten before
-        it read them): an upper bound on the events it lost."""
+        """Events this subscriber missed so far (overwritten before it read
+        them)."""
     @property
     def id(self) -> int:
         """This subscriber's id, as in `Stats.subscribers`."""

@@ -184,9 +184,8 @@ impl Subscriber {
         })
     }
 
-    /// Sequence numbers this subscriber missed so far because the queue
-    /// overwrote them before it read them: an upper bound on the events it
-    /// lost (a rare abandoned push from a racing producer is counted too).
+    /// Events this subscriber missed so far because the queue overwrote
+    /// them before it read them.
     #[getter]
     fn lagged(&self) -> u64 {
         self.lagged.load(Relaxed)

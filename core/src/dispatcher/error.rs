@@ -118,10 +118,9 @@ impl From<crate::Error> for DispatchError {
 pub enum RecvTimeoutError {
     /// Nothing arrived in time: the heartbeat, time to send a keep-alive.
     Timeout,
-    /// The subscriber was lapped: this many sequence numbers were overwritten
-    /// before it read them, an upper bound on the events it lost (see
-    /// [`RecvError::Lagged`](crate::RecvError::Lagged)); it continues from
-    /// the oldest retained event.
+    /// The subscriber was lapped: this many events were lost before it read
+    /// them (see [`RecvError::Lagged`](crate::RecvError::Lagged)); it
+    /// continues where its [`Lag`](crate::Lag) policy says.
     Lagged(u64),
     /// The queue is shut down and the subscriber has read everything.
     Closed,

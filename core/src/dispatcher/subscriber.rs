@@ -70,7 +70,7 @@ pub(crate) struct SubscriberState {
 /// [`Start::Oldest`]), independently of the workers, the way a server streams
 /// events to connected clients. Producers never wait for it: one that falls a
 /// whole ring behind learns how many events it missed (`Lagged(n)`) and goes
-/// on from the oldest retained event.
+/// on with some headroom past the oldest retained event (see [`Lag`](crate::Lag)).
 ///
 /// ```
 /// use evqueue::{Event, EventQueue, RecvTimeoutError, Start};
@@ -175,8 +175,8 @@ impl EventSubscriber {
     /// Raw payloads are skipped (see [`try_recv_payload`](Self::try_recv_payload)).
     ///
     /// Errors: [`RecvError::Empty`] (nothing yet), [`RecvError::Lagged`]`(n)`
-    /// (once per lap; the next call continues from the oldest retained
-    /// event), [`RecvError::Closed`] (shut down and everything read).
+    /// (once per lap; the next call continues a little past the oldest
+    /// retained event), [`RecvError::Closed`] (shut down and everything read).
     pub fn try_recv_view(&mut self) -> Result<EventView<'_>, RecvError> {
         let claim = self.poll(true)?;
         Ok(claim.event(&self.buf).expect("validated by poll"))
