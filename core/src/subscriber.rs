@@ -133,20 +133,17 @@ impl<R: RingRef> Subscriber<R> {
         let mut cursor = self.cursor;
         let mut n = 0;
         for (out, claim) in buf.chunks_exact_mut(r.slot_bytes()).zip(claims.iter_mut()) {
-            let len = loop {
-                match r.copy_event::<false>(cursor, out) {
-                    Ok(len) => break len,
-                    Err(_) => {
-                        self.cursor = cursor;
-                        if n > 0 {
-                            return Ok(n);
-                        }
-                        return self.try_recv(out).map(|first| {
-                            *claim = first;
-                            1
-                        });
-                    }
+            let Ok(len) = r.copy_event::<false>(cursor, out) else {
+                // Not there yet, lost, or torn: the batch ends; a first
+                // event is left to `try_recv`, which reports or retries.
+                self.cursor = cursor;
+                if n > 0 {
+                    return Ok(n);
                 }
+                return self.try_recv(out).map(|first| {
+                    *claim = first;
+                    1
+                });
             };
             *claim = Claim {
                 seq: cursor,
@@ -160,7 +157,7 @@ impl<R: RingRef> Subscriber<R> {
         Ok(n)
     }
 
-    /// Sequence numbers this subscriber lost to lapping so far.
+    /// Events this subscriber lost so far: the sum of its `Lagged(n)`.
     pub fn missed(&self) -> u64 {
         self.missed
     }
