@@ -181,7 +181,7 @@ fn alone<const N: usize>(fills: u64, batch: bool, subscriber: bool) -> Outcome {
     let mut secs = 0.0;
     let mut delivered = 0;
     let mut seq = 0u64;
-    let mut poller: Box<dyn FnMut(&mut dyn FnMut(&[u8])) -> Poll> = match (batch, subscriber) {
+    let mut poller: DynRx = match (batch, subscriber) {
         (false, false) => poll_dyn::<N>(EvClaim::new(&ring)),
         (true, false) => poll_dyn::<N>(EvBatch::new(&ring)),
         (false, true) => poll_dyn::<N>(EvSub::new(&ring)),
@@ -216,9 +216,10 @@ fn alone<const N: usize>(fills: u64, batch: bool, subscriber: bool) -> Outcome {
     }
 }
 
-fn poll_dyn<const N: usize>(
-    mut rx: impl Rx<N> + 'static,
-) -> Box<dyn FnMut(&mut dyn FnMut(&[u8])) -> Poll> {
+/// A receiver of any type, polled through a closure.
+type DynRx = Box<dyn FnMut(&mut dyn FnMut(&[u8])) -> Poll>;
+
+fn poll_dyn<const N: usize>(mut rx: impl Rx<N> + 'static) -> DynRx {
     Box::new(move |f: &mut dyn FnMut(&[u8])| rx.poll(&mut |b: &[u8]| f(b)))
 }
 
