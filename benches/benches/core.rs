@@ -196,7 +196,31 @@ fn group<'a>(c: &'a mut Criterion, name: &str, elements: u64) -> Group<'a> {
     g
 }
 
+/// A push refused with `Full` (a `Reject` ring that nobody drains): what a
+/// producer spinning on a full ring pays per retry.
+fn push_full(g: &mut Group<'_>) {
+    let ring = HeapRing::with_capacity(64, 64, Overflow::Reject).expect("ring");
+    let bytes = payload::<64>();
+    {
+        let mut producer = ring.producer().expect("single producer");
+        while producer.push(&bytes).is_ok() {}
+        g.bench_function("sp", |b| {
+            b.iter(|| producer.push(black_box(&bytes)));
+            assert_eq!(producer.push(&bytes), Err(evqueue::Error::Full));
+        });
+    }
+    let producer = MpProducer::new(&ring).expect("multi producer");
+    g.bench_function("mp", |b| {
+        b.iter(|| producer.push(black_box(&bytes)));
+        assert_eq!(producer.push(&bytes), Err(evqueue::Error::Full));
+    });
+}
+
 fn benches(c: &mut Criterion) {
+    let mut g = group(c, "push_full", 1);
+    push_full(&mut g);
+    g.finish();
+
     let mut g = group(c, "floor", 1);
     floor_store::<64>(&mut g);
     floor_store::<256>(&mut g);

@@ -32,6 +32,10 @@ pub struct Producer<R: RingRef> {
     room_until: u64,
     /// `Ring::sample_mask`, computed once.
     sample_mask: u64,
+    /// The ring's refused-push count, kept here: this handle is its only
+    /// writer while it lives, so a refusal publishes it with a plain store,
+    /// not a read-modify-write.
+    rejected: u64,
 }
 
 impl<R: RingRef> Producer<R> {
@@ -62,11 +66,13 @@ impl<R: RingRef> Producer<R> {
             Overflow::Reject => r.worker.load(Acquire) + r.capacity() as u64,
         };
         let sample_mask = r.sample_mask();
+        let rejected = r.counters.rejected.load(Acquire);
         Ok(Producer {
             ring,
             next,
             room_until,
             sample_mask,
+            rejected,
         })
     }
 
@@ -104,6 +110,8 @@ impl<R: RingRef> Producer<R> {
         }
         let seq = self.next;
         if seq >= self.room_until && !make_room(r, &mut self.room_until, seq) {
+            self.rejected += 1;
+            r.counters.rejected.store(self.rejected, Relaxed);
             return Err(Error::Full);
         }
         let slot = r.slot(seq);
@@ -131,18 +139,14 @@ impl<R: RingRef> Producer<R> {
 }
 
 /// Under `Reject`, the single producer's room check once `seq` reached
-/// `room_until`: reads the worker cursor again; `false` (and counted) if the
-/// worker group is still a whole ring behind.
+/// `room_until`: reads the worker cursor again; `false` if the worker group
+/// is still a whole ring behind.
 #[cold]
 fn make_room<S: Storage>(r: &Ring<S>, room_until: &mut u64, seq: u64) -> bool {
     // Acquire: the worker that moved the cursor finished copying the slot we
     // are about to overwrite.
     *room_until = r.worker.load(Acquire) + r.capacity() as u64;
-    if seq >= *room_until {
-        r.counters.rejected.fetch_add(1, Relaxed);
-        return false;
-    }
-    true
+    seq < *room_until
 }
 
 impl<R: RingRef> Drop for Producer<R> {
@@ -283,6 +287,9 @@ impl<R: RingRef> MpProducer<R> {
                 return Err(Error::Closed);
             }
             if r.overflow() == Overflow::Reject && !has_room(r, head) {
+                // Many handles may refuse at once, so this is a shared
+                // count. Its line is written only by producers refusing
+                // (never by a consumer, whose progress is what they wait for).
                 r.counters.rejected.fetch_add(1, Relaxed);
                 return Err(Error::Full);
             }

@@ -348,17 +348,23 @@ impl<S: Storage> Ring<S> {
         self.overflow
     }
 
-    /// Takes the single-producer handle. See [`Producer`](crate::Producer).
+    /// Takes the single-producer handle, borrowing the ring (for a `static`
+    /// ring, or scoped threads); [`producer_owned`](Self::producer_owned)
+    /// gives one that moves to any thread. See [`Producer`](crate::Producer).
     pub fn producer(&self) -> Result<crate::Producer<&Self>, Error> {
         crate::Producer::new(self)
     }
 
-    /// A multi-producer handle; clone it for more. See [`MpProducer`](crate::MpProducer).
+    /// A multi-producer handle borrowing the ring; clone it for more.
+    /// [`mp_producer_owned`](Self::mp_producer_owned) gives one that moves to
+    /// any thread. See [`MpProducer`](crate::MpProducer).
     pub fn mp_producer(&self) -> Result<crate::MpProducer<&Self>, Error> {
         crate::MpProducer::new(self)
     }
 
-    /// A new broadcast subscriber. See [`Subscriber`](crate::Subscriber).
+    /// A new broadcast subscriber borrowing the ring;
+    /// [`subscribe_owned`](Self::subscribe_owned) gives one that moves to any
+    /// thread. See [`Subscriber`](crate::Subscriber).
     pub fn subscribe(&self, start: crate::Start) -> crate::Subscriber<&Self> {
         crate::Subscriber::new(self, start)
     }
@@ -767,6 +773,46 @@ fn store_pair(out: &mut [u8; 2 * WORD_BYTES], lo: u64, hi: u64) {
         let (first, second) = out.split_at_mut(WORD_BYTES);
         first.copy_from_slice(&lo.to_ne_bytes());
         second.copy_from_slice(&hi.to_ne_bytes());
+    }
+}
+
+/// Handles that own a share of the ring, for threads that outlive the
+/// scope that made it.
+///
+/// ```
+/// use evqueue::{HeapRing, Overflow, Start};
+/// use std::sync::Arc;
+/// let ring = Arc::new(HeapRing::with_capacity(64, 16, Overflow::Overwrite)?);
+/// let producer = ring.mp_producer_owned()?;
+/// let mut sub = ring.subscribe_owned(Start::Now);
+/// std::thread::spawn(move || producer.push(b"hi").unwrap()).join().unwrap();
+/// let mut buf = [0u8; 16];
+/// let claim = sub.try_recv(&mut buf).unwrap();
+/// assert_eq!(&buf[..claim.len], b"hi");
+/// # Ok::<(), evqueue::Error>(())
+/// ```
+#[cfg(feature = "alloc")]
+impl<S: Storage> Ring<S> {
+    /// [`producer`](Self::producer), owning a share of the ring.
+    pub fn producer_owned(
+        self: &alloc::sync::Arc<Self>,
+    ) -> Result<crate::Producer<alloc::sync::Arc<Self>>, Error> {
+        crate::Producer::new(self.clone())
+    }
+
+    /// [`mp_producer`](Self::mp_producer), owning a share of the ring.
+    pub fn mp_producer_owned(
+        self: &alloc::sync::Arc<Self>,
+    ) -> Result<crate::MpProducer<alloc::sync::Arc<Self>>, Error> {
+        crate::MpProducer::new(self.clone())
+    }
+
+    /// [`subscribe`](Self::subscribe), owning a share of the ring.
+    pub fn subscribe_owned(
+        self: &alloc::sync::Arc<Self>,
+        start: crate::Start,
+    ) -> crate::Subscriber<alloc::sync::Arc<Self>> {
+        crate::Subscriber::new(self.clone(), start)
     }
 }
 

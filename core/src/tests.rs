@@ -217,6 +217,27 @@ fn reject_refuses_when_a_ring_behind() {
     }
 }
 
+/// The single producer keeps the refusal count itself and publishes it with
+/// a store: the count carries over to the next single producer, and a
+/// multi-producer after it adds to the same total.
+#[test]
+fn refusals_are_counted_across_producer_handles() {
+    let r = ring(2, 16, Overflow::Reject);
+    for round in 1..=3u64 {
+        let mut p = r.producer().unwrap();
+        while p.push(b"x").is_ok() {}
+        assert_eq!(p.push(b"x"), Err(Error::Full));
+        assert_eq!(r.stats().rejected, 2 * round);
+        drop(p);
+        claim_all(&r);
+    }
+    let p = r.mp_producer().unwrap();
+    while p.push(b"x").is_ok() {}
+    assert_eq!(r.stats().rejected, 7);
+    let s = r.stats();
+    assert_eq!(s.pushed, s.delivered + s.depth + s.rejected);
+}
+
 #[test]
 fn producer_modes_exclude_each_other() {
     let r = ring(4, 16, Overflow::Overwrite);
