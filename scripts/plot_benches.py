@@ -41,7 +41,7 @@ SCENARIOS = {
 
 
 # Goal pairs timed interleaved (goals.csv), in table order: goal id -> (what
-# the issue asks, the unit shown, the least evqueue/peer speed ratio that
+# the goal asks, the unit shown, the least evqueue/peer speed ratio that
 # meets it).
 GOAL_PAIRS = {
     "push_vs_floor": ("single-producer push within 1.5× of the floor", "ns", 1 / 1.5),
@@ -154,7 +154,7 @@ def table_goals_interleaved(goal_rounds):
     """The goals from goals.csv: per-round speed ratios, evqueue over the peer."""
     if not goal_rounds:
         return []
-    lines = ["### Goals (issue 6), evqueue and the peer interleaved", "",
+    lines = ["### Goals, evqueue and the peer interleaved", "",
              "Each goal timed as rounds that alternate evqueue and its peer "
              "(`goals` in `benches/benches/peers.rs`), so both sides of a ratio "
              "see the same machine; the ratio is evqueue's speed over the peer's "
@@ -359,7 +359,7 @@ def render(results, loss, rtt, overhead, machine, goal_rounds=None):
     if machine:
         lines += ["**This run:**", ""] + [f"- {m}" for m in machine] + [""]
     lines += table_goals_interleaved(goal_rounds or {})
-    lines += ["### Goals (issue 6), from the criterion rows below", "",
+    lines += ["### Goals, from the criterion rows below", "",
               "| goal | bytes | measured | met |", "| --- | --- | --- | --- |"]
     for goal, b, text, ok in goals(results, rtt):
         lines.append(f"| {goal} | {b} | {text} | {'–' if ok is None else 'yes' if ok else '**no**'} |")

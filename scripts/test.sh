@@ -67,7 +67,7 @@ if [ -d benches ]; then
   stage "benches compile and run once" cargo test -p benches --benches
 fi
 
-# --- C ABI (issue 4): header check, C/C++ tests under ASan+UBSan, packaging
+# --- C ABI: header check, C/C++ tests under ASan+UBSan, packaging
 # About 1 minute on 2 cores once apt packages, cbindgen and the release build
 # are there; a first run adds apt (~20 s), `cargo install cbindgen` (~2 min)
 # and the release build of core + ffi (~1 min).
@@ -83,7 +83,7 @@ stage "ffi: install C toolchain, libck-dev, cmake" install_c_deps
 stage "ffi: include/evqueue.h matches a fresh cbindgen run" bash ffi/gen-header.sh --verify
 stage "ffi: C11 + C++17 tests (ASan+UBSan, dynamic and static), packaging" bash tests/c/run.sh
 
-# --- forwarding and Redis Streams (issue 7)
+# --- forwarding and Redis Streams
 # About 2 minutes on 2 cores once crates are cached: builds the `redis`
 # feature, starts a throwaway redis-server (apt-get installs it when missing)
 # on a free loopback port with no persistence, runs the Redis tests against it
@@ -102,7 +102,7 @@ redis_tests() (
 # (clippy with the redis feature: the workspace clippy stage runs --all-features)
 stage "redis streams bridge (real redis-server)" redis_tests
 
-# --- python bindings (issue 5)
+# --- python bindings
 # A venv in target/pyvenv (maturin, pytest, mypy); `pip install ./python`
 # builds the extension in release mode with maturin and installs the package;
 # then pytest, mypy --strict on a typed example and on the tests, mypy on
@@ -142,7 +142,7 @@ python_redis() (
 )
 stage "python: forward_to_redis (real redis-server)" python_redis
 
-# --- benchmarks (issue 6): the report scripts that turn a bench run into
+# --- benchmarks: the report scripts that turn a bench run into
 # BENCHMARKS.md tables (criterion, then C and Python), checked on synthetic
 # data (tables, ratios, goals, bad inputs). A few seconds; needs only python3
 # (no matplotlib).

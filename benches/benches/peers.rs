@@ -1,5 +1,5 @@
 //! evqueue side by side with the queues a game-server engineer would pick
-//! instead, scenarios 1-7 of issue 6, at 64- and 256-byte payloads, capacity
+//! instead, in seven scenarios, at 64- and 256-byte payloads, capacity
 //! 65536 for every queue (evqueue rings have slots of exactly the payload
 //! size, so every queue stores the same bytes). Peers: `crossbeam-queue`
 //! `ArrayQueue`, `crossbeam-channel` bounded, `photon-ring` (its sound
@@ -39,7 +39,7 @@
 //! - `s7_two_producers`: two threads pushing at once, no consumer; events per
 //!   second for both together.
 //!
-//! - `goals` (not criterion rows): each goal of issue 6 timed as 15 rounds
+//! - `goals` (not criterion rows): each performance goal timed as 15 rounds
 //!   that alternate evqueue and its peer, so both sides of each ratio see
 //!   the same machine, into `bench-extra/goals.csv` (operations per second
 //!   of each side per round).

@@ -13,7 +13,7 @@
    ``queue.Queue`` + 8 ``threading.Thread`` workers. Throughput in events/s
    from the first emit to the last event handled; every event is counted.
 
-Goals (issue 5): emit >= 3x faster than put_nowait; pipeline >= 5x.
+Goals: emit >= 3x faster than put_nowait; pipeline >= 5x.
 """
 
 from __future__ import annotations
