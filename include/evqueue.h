@@ -85,9 +85,9 @@ typedef enum evq_status {
   EVQ_EMPTY = 1,
   /**
    * A subscriber was lapped: events were overwritten before it read them
-   * (`*missed` gets the count of sequence numbers overwritten, an upper
-   * bound on the events lost); the next receive continues from the oldest
-   * retained event.
+   * (`*missed` gets the count of events lost); the next receive continues
+   * a little past the oldest retained event, with headroom so that a slow
+   * reader is not lapped again at once.
    */
   EVQ_LAGGED = 2,
   /**
@@ -863,9 +863,9 @@ enum evq_status evq_subscribe(const struct evq_queue *q,
  * this subscriber or its `evq_subscriber_free`.
  *
  * Returns `EVQ_OK`, `EVQ_EMPTY` (nothing yet), `EVQ_LAGGED` (the subscriber
- * was lapped: `*missed`, when not NULL, is set to how many sequence
- * numbers it lost; `*out` is untouched and the next call continues from
- * the oldest retained event), or `EVQ_CLOSED` (shut down and everything
+ * was lapped: `*missed`, when not NULL, is set to how many events it
+ * lost; `*out` is untouched and the next call continues a little past the
+ * oldest retained event), or `EVQ_CLOSED` (shut down and everything
  * read). One thread at a time per subscriber.
  *
  * # Safety
