@@ -26,6 +26,9 @@ mkdir -p "$out"
 
 cargo build --release -p evqueue-ffi --quiet
 lib=$root/target/release
+# Programs linked against the library load it by its SONAME: in the build
+# tree that is a link to cargo's file (ffi/install.sh installs the real set).
+ln -sf libevqueue.so "$lib/libevqueue.so.0"
 
 warn=(-Wall -Wextra -Werror -pedantic)
 san=(-g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
@@ -33,6 +36,14 @@ san=(-g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-f
 static_libs=(-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+echo "--- the shared library: SONAME, and only evq_* symbols exported"
+readelf -d "$lib/libevqueue.so" | grep -q 'SONAME.*\[libevqueue\.so\.0\]' ||
+  { echo "libevqueue.so has no SONAME libevqueue.so.0" >&2; exit 1; }
+exported=$(nm -D --defined-only "$lib/libevqueue.so" | awk '{print $3}')
+others=$(grep -v '^evq_' <<<"$exported" || true)
+[ -z "$others" ] || { printf 'symbols exported besides evq_*:\n%s\n' "$others" >&2; exit 1; }
+[ "$(grep -c '^evq_' <<<"$exported")" -ge 30 ] || { echo "evq_* symbols missing from libevqueue.so" >&2; exit 1; }
 
 echo "--- header compiles as C99 and C++11"
 gcc -std=c99 "${warn[@]}" -fsyntax-only -x c include/evqueue.h
@@ -61,8 +72,15 @@ echo "--- packaging: install, then the example via pkg-config and via CMake"
 prefix=$root/$out/prefix
 rm -rf "$prefix"
 bash ffi/install.sh "$prefix" >/dev/null
+for f in libevqueue.so libevqueue.so.0; do
+  [ -L "$prefix/lib/$f" ] || { echo "install: $f is not a symlink" >&2; exit 1; }
+done
+[ "$(readlink -f "$prefix/lib/libevqueue.so")" = "$(readlink -f "$prefix"/lib/libevqueue.so.0.*)" ] ||
+  { echo "install: libevqueue.so does not lead to the versioned file" >&2; exit 1; }
 PKG_CONFIG_PATH=$prefix/lib/pkgconfig make -s -C examples/c clean all OUT="$root/$out/example-pc"
 "$out/example-pc"
+readelf -d "$out/example-pc" | grep -q 'NEEDED.*\[libevqueue\.so\.0\]' ||
+  { echo "the example does not record libevqueue.so.0 as needed" >&2; exit 1; }
 cmake -S examples/c -B "$out/example-cmake" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$out/example-cmake" >/dev/null
 "$out/example-cmake/evqueue_example" >/dev/null
