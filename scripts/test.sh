@@ -48,6 +48,10 @@ stage "rustfmt" cargo fmt --all -- --check
 stage "clippy" cargo clippy --workspace --all-targets --all-features -- -D warnings
 stage "clippy (no_std core)" cargo clippy -p evqueue --no-default-features -- -D warnings
 stage "unit, doc and model tests" cargo test --workspace
+stage "rustdoc, all features, warnings denied (broken links)" \
+  env RUSTDOCFLAGS="-D warnings" cargo doc -p evqueue --all-features --no-deps
+stage "cargo publish --dry-run -p evqueue (packages and builds the crate alone)" \
+  cargo publish --dry-run -p evqueue --allow-dirty
 stage "JSON ingestion (feature json): hostile corpus and doctests" \
   cargo test -p evqueue --features json -- json
 stage "no_std build: thumbv7em-none-eabihf (32-bit, no 64-bit atomics)" \
