@@ -155,13 +155,6 @@ pub(crate) trait ByteSink {
     fn write(&mut self, bytes: &[u8]);
 }
 
-impl ByteSink for crate::producer::SlotWriter<'_> {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        crate::producer::SlotWriter::write(self, bytes)
-    }
-}
-
 /// Writes into a byte slice that the caller sized to fit.
 pub(crate) struct SliceSink<'o> {
     out: &'o mut [u8],

@@ -51,6 +51,7 @@ mod codec;
 #[cfg(feature = "std")]
 mod dispatcher;
 mod error;
+mod events;
 #[cfg(feature = "std")]
 pub mod forward;
 #[cfg(feature = "json")]
@@ -61,6 +62,7 @@ mod stamp;
 mod storage;
 mod subscriber;
 mod sync;
+mod words;
 
 #[cfg(feature = "std")]
 pub use codec::now_nanos;

@@ -2,12 +2,12 @@
 //! read-modify-write on the hot path), and [`MpProducer`], the lock-free
 //! multi-producer handle.
 
-use crate::codec::{self, Event};
 use crate::error::Error;
 use crate::ring::{Overflow, Ring, RingRef, CLOSED, CLOSE_REQUESTED, MULTI, SINGLE_LIVE};
 use crate::stamp;
-use crate::storage::{SlotRef, Storage, WORD_BYTES};
-use crate::sync::{fence, spin_loop, AtomicU64, Ordering::*};
+use crate::storage::{SlotRef, Storage};
+use crate::sync::{fence, spin_loop, Ordering::*};
+use crate::words::write_payload;
 
 /// The single producer of a ring. Only one can exist at a time, and not
 /// alongside [`MpProducer`]s; dropping it frees the role.
@@ -23,7 +23,7 @@ use crate::sync::{fence, spin_loop, AtomicU64, Ordering::*};
 /// assert_eq!(&buf[..claim.len], &42u32.to_le_bytes());
 /// ```
 pub struct Producer<R: RingRef> {
-    ring: R,
+    pub(crate) ring: R,
     /// Sequence number of the next push (this handle alone writes `head`).
     next: u64,
     /// Pushes below this sequence number need no room check: `u64::MAX`
@@ -88,22 +88,10 @@ impl<R: RingRef> Producer<R> {
         self.push_with(|slot| write_payload(slot, payload))
     }
 
-    /// Encodes and pushes an event; see [`Event`]. Returns its sequence number.
-    pub fn push_event(&mut self, event: &Event<'_>) -> Result<u64, Error> {
-        let (len, timestamp) = prepare_event(self.ring.ring(), event)?;
-        self.push_with(|slot| write_event(slot, event, len, timestamp))
-    }
-
-    /// Pushes a raw payload framed with the event header, so it can share a
-    /// ring with events (see [`Payload`](crate::Payload)); timestamp 0 means
-    /// now (with `std`). At most `slot_bytes - EVENT_HEADER_BYTES` bytes.
-    pub fn push_framed_raw(&mut self, payload: &[u8], timestamp: u64) -> Result<u64, Error> {
-        let timestamp = prepare_framed_raw(self.ring.ring(), payload, timestamp)?;
-        self.push_with(|slot| write_framed_raw(slot, payload, timestamp))
-    }
-
+    /// A push whose bytes `write` stores into the slot it reserved: the
+    /// protocol the raw and event pushes share.
     #[inline(always)]
-    fn push_with(&mut self, write: impl FnOnce(SlotRef<'_>)) -> Result<u64, Error> {
+    pub(crate) fn push_with(&mut self, write: impl FnOnce(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
         if r.control.load(Relaxed) & CLOSE_REQUESTED != 0 {
             return Err(self.seal());
@@ -180,7 +168,7 @@ impl<R: RingRef> Drop for Producer<R> {
 /// assert_eq!(ring.stats().pushed, 40);
 /// ```
 pub struct MpProducer<R: RingRef> {
-    ring: R,
+    pub(crate) ring: R,
 }
 
 impl<R: RingRef + Clone> Clone for MpProducer<R> {
@@ -220,20 +208,10 @@ impl<R: RingRef> MpProducer<R> {
         self.push_with(|slot| write_payload(slot, payload))
     }
 
-    /// Encodes and pushes an event; see [`Event`].
-    pub fn push_event(&self, event: &Event<'_>) -> Result<u64, Error> {
-        let (len, timestamp) = prepare_event(self.ring.ring(), event)?;
-        self.push_with(|slot| write_event(slot, event, len, timestamp))
-    }
-
-    /// Pushes a framed raw payload; see [`Producer::push_framed_raw`].
-    pub fn push_framed_raw(&self, payload: &[u8], timestamp: u64) -> Result<u64, Error> {
-        let timestamp = prepare_framed_raw(self.ring.ring(), payload, timestamp)?;
-        self.push_with(|slot| write_framed_raw(slot, payload, timestamp))
-    }
-
+    /// A push whose bytes `write` stores into the slot it reserved: the
+    /// protocol the raw and event pushes share.
     #[inline(always)]
-    fn push_with(&self, write: impl Fn(SlotRef<'_>)) -> Result<u64, Error> {
+    pub(crate) fn push_with(&self, write: impl Fn(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
         if r.overflow() == Overflow::Reject {
             return self.push_reject(write);
@@ -377,186 +355,51 @@ pub(crate) fn finish(slot: SlotRef<'_>, ticket: u64, done: u64) -> bool {
     false
 }
 
-/// Stores a raw payload and its length into a slot the caller is writing:
-/// whole words in one tight loop, then one zero-padded tail word.
-#[inline]
-pub(crate) fn write_payload(slot: SlotRef<'_>, payload: &[u8]) {
-    slot.len.store(payload.len() as u64, Relaxed);
-    store_words(slot.data, payload);
-}
-
-/// Checks an event against the codec's bounds and the ring's slot size, and
-/// picks its timestamp: everything a push does before touching the ring.
-fn prepare_event<S: Storage>(ring: &Ring<S>, event: &Event<'_>) -> Result<(usize, u64), Error> {
-    let len = codec::encoded_len(event)?;
-    ring.check_payload(len)?;
-    Ok((len, codec::timestamp_or_now(event.timestamp)))
-}
-
-/// Checks that a framed raw payload fits a slot; returns the timestamp to store.
-fn prepare_framed_raw<S: Storage>(
-    ring: &Ring<S>,
-    payload: &[u8],
-    timestamp: u64,
-) -> Result<u64, Error> {
-    let max = ring.slot_bytes().saturating_sub(codec::EVENT_HEADER_BYTES);
-    if payload.len() > max {
-        return Err(Error::TooLarge {
-            size: payload.len(),
-            max,
-        });
+/// The producer handles of a ring.
+impl<S: Storage> Ring<S> {
+    /// Takes the single-producer handle, borrowing the ring (for a `static`
+    /// ring, or scoped threads); [`producer_owned`](Self::producer_owned)
+    /// gives one that moves to any thread. See [`Producer`](crate::Producer).
+    pub fn producer(&self) -> Result<crate::Producer<&Self>, Error> {
+        crate::Producer::new(self)
     }
-    Ok(codec::timestamp_or_now(timestamp))
-}
 
-/// Stores the length and the framing of a checked raw payload into a slot
-/// the caller is writing. Behind the 12-byte header the payload is not
-/// word-aligned: the header's second word takes the payload's first 4
-/// bytes, and the rest then falls on whole words (no byte-by-byte stores,
-/// and no staging copy whose mixed-size stores the word loads would stall on).
-fn write_framed_raw(slot: SlotRef<'_>, payload: &[u8], timestamp: u64) {
-    let len = codec::EVENT_HEADER_BYTES + payload.len();
-    let (Some(first), Some(rest), [word0, word1, cells @ ..]) =
-        (payload.first_chunk::<4>(), payload.get(4..), slot.data)
-    else {
-        // Under 4 bytes (or a 2-word slot): stream it.
-        write_encoded(slot, len, |w| codec::encode_raw(payload, timestamp, w));
-        return;
-    };
-    slot.len.store(len as u64, Relaxed);
-    let header = codec::raw_header(timestamp);
-    let (mut w0, mut w1) = ([0u8; WORD_BYTES], [0u8; WORD_BYTES]);
-    w0.copy_from_slice(&header[..WORD_BYTES]);
-    w1[..4].copy_from_slice(&header[WORD_BYTES..]);
-    w1[4..].copy_from_slice(first);
-    word0.store(u64::from_ne_bytes(w0), Relaxed);
-    word1.store(u64::from_ne_bytes(w1), Relaxed);
-    store_words(cells, rest);
-}
-
-/// Stores `bytes` (checked to fit) into `cells`, whole words in one tight
-/// loop, then one zero-padded tail word.
-#[inline(always)]
-fn store_words(cells: &[AtomicU64], bytes: &[u8]) {
-    let words = bytes.chunks_exact(WORD_BYTES);
-    let tail = words.remainder();
-    // The bytes were checked to fit; `split_at_checked` keeps this panic-free
-    // and, for a length known at compile time, makes the loop count a
-    // constant (the loop is then unrolled).
-    let Some((full, rest)) = cells.split_at_checked(bytes.len() / WORD_BYTES) else {
-        return;
-    };
-    for (cell, word) in full.iter().zip(words) {
-        let mut w = [0u8; WORD_BYTES];
-        w.copy_from_slice(word);
-        cell.store(u64::from_ne_bytes(w), Relaxed);
-    }
-    if let (false, Some(cell)) = (tail.is_empty(), rest.first()) {
-        let mut w = [0u8; WORD_BYTES];
-        w[..tail.len()].copy_from_slice(tail);
-        cell.store(u64::from_ne_bytes(w), Relaxed);
+    /// A multi-producer handle borrowing the ring; clone it for more.
+    /// [`mp_producer_owned`](Self::mp_producer_owned) gives one that moves to
+    /// any thread. See [`MpProducer`](crate::MpProducer).
+    pub fn mp_producer(&self) -> Result<crate::MpProducer<&Self>, Error> {
+        crate::MpProducer::new(self)
     }
 }
 
-/// Events up to this size are encoded on the stack, then stored word by
-/// word: an event is many short, unaligned pieces, and streaming them into
-/// atomic words byte by byte cost more than the copy.
-const STAGED_EVENT_BYTES: usize = 256;
-
-/// Stores the length and the encoding of a checked event (`len` bytes) into
-/// a slot the caller is writing.
-fn write_event(slot: SlotRef<'_>, event: &Event<'_>, len: usize, timestamp: u64) {
-    if len <= STAGED_EVENT_BYTES {
-        let mut stage = [0u8; STAGED_EVENT_BYTES];
-        let stage = &mut stage[..len];
-        codec::encode(event, timestamp, &mut codec::SliceSink::new(stage));
-        write_payload(slot, stage);
-    } else {
-        write_encoded(slot, len, |w| codec::encode(event, timestamp, w));
-    }
-}
-
-/// Stores `len` and streams what `encode` writes (exactly `len` bytes, checked
-/// to fit) into the slot's data words.
-#[inline(always)]
-fn write_encoded(slot: SlotRef<'_>, len: usize, encode: impl FnOnce(&mut SlotWriter<'_>)) {
-    slot.len.store(len as u64, Relaxed);
-    let mut writer = SlotWriter {
-        cells: slot.data.iter(),
-        pending: 0,
-        filled: 0,
-    };
-    encode(&mut writer);
-    writer.flush();
-}
-
-/// Streams bytes into a slot's data words, one relaxed atomic store per word.
-/// The caller has checked that the total fits. All state is plain integers so
-/// it stays in registers: whole words go straight to the slot, and a partial
-/// word is assembled in `pending` in memory (native) byte order.
-pub(crate) struct SlotWriter<'a> {
-    cells: core::slice::Iter<'a, AtomicU64>,
-    pending: u64,
-    filled: usize,
-}
-
-impl SlotWriter<'_> {
-    #[inline]
-    pub(crate) fn write(&mut self, mut bytes: &[u8]) {
-        if self.filled != 0 {
-            while let Some((&byte, rest)) = bytes.split_first() {
-                self.push_byte(byte);
-                bytes = rest;
-                if self.filled == 0 {
-                    break;
-                }
-            }
-            if bytes.is_empty() {
-                return;
-            }
-        }
-        let mut words = bytes.chunks_exact(WORD_BYTES);
-        for word in &mut words {
-            let mut w = [0u8; WORD_BYTES];
-            w.copy_from_slice(word);
-            self.store(u64::from_ne_bytes(w));
-        }
-        for &byte in words.remainder() {
-            self.push_byte(byte);
-        }
+/// Handles that own a share of the ring, for threads that outlive the
+/// scope that made it.
+///
+/// ```
+/// use evqueue::{HeapRing, Overflow, Start};
+/// use std::sync::Arc;
+/// let ring = Arc::new(HeapRing::with_capacity(64, 16, Overflow::Overwrite)?);
+/// let producer = ring.mp_producer_owned()?;
+/// let mut sub = ring.subscribe_owned(Start::Now);
+/// std::thread::spawn(move || producer.push(b"hi").unwrap()).join().unwrap();
+/// let mut buf = [0u8; 16];
+/// let claim = sub.try_recv(&mut buf).unwrap();
+/// assert_eq!(&buf[..claim.len], b"hi");
+/// # Ok::<(), evqueue::Error>(())
+/// ```
+#[cfg(feature = "alloc")]
+impl<S: Storage> Ring<S> {
+    /// [`producer`](Self::producer), owning a share of the ring.
+    pub fn producer_owned(
+        self: &alloc::sync::Arc<Self>,
+    ) -> Result<crate::Producer<alloc::sync::Arc<Self>>, Error> {
+        crate::Producer::new(self.clone())
     }
 
-    /// Appends one byte to the pending word, storing it when full.
-    #[inline]
-    fn push_byte(&mut self, byte: u8) {
-        let shift = if cfg!(target_endian = "little") {
-            8 * self.filled
-        } else {
-            8 * (WORD_BYTES - 1 - self.filled)
-        };
-        self.pending |= u64::from(byte) << shift;
-        self.filled += 1;
-        if self.filled == WORD_BYTES {
-            self.store(self.pending);
-            self.pending = 0;
-            self.filled = 0;
-        }
-    }
-
-    #[inline]
-    fn store(&mut self, word: u64) {
-        let cell = self.cells.next();
-        debug_assert!(cell.is_some(), "payload length was checked");
-        if let Some(cell) = cell {
-            cell.store(word, Relaxed);
-        }
-    }
-
-    #[inline]
-    fn flush(&mut self) {
-        if self.filled != 0 {
-            self.store(self.pending);
-            self.filled = 0;
-        }
+    /// [`mp_producer`](Self::mp_producer), owning a share of the ring.
+    pub fn mp_producer_owned(
+        self: &alloc::sync::Arc<Self>,
+    ) -> Result<crate::MpProducer<alloc::sync::Arc<Self>>, Error> {
+        crate::MpProducer::new(self.clone())
     }
 }

@@ -28,6 +28,7 @@ use crate::error::{Error, RecvError};
 use crate::stamp::{self, View};
 use crate::storage::{SlotRef, Storage, WORD_BYTES};
 use crate::sync::{const_fn, fence, spin_loop, AtomicU64, AtomicU8, Ordering::*};
+use crate::words::{copy_words, PAIRED_COPY_MAX_BYTES};
 use crossbeam_utils::CachePadded;
 
 #[cfg(feature = "alloc")]
@@ -156,21 +157,6 @@ pub struct Claim {
     /// exactly one caller, here or as [`RecvError::Lagged`]. Always 0 for
     /// subscribers, which get `Lagged` instead.
     pub lost: u64,
-}
-
-impl Claim {
-    /// Decodes the received bytes as an event (see [`EventView`](crate::EventView)).
-    pub fn event<'b>(&self, buf: &'b [u8]) -> Result<crate::EventView<'b>, Error> {
-        let bytes = buf.get(..self.len).ok_or(Error::Malformed)?;
-        crate::EventView::decode(bytes, self.seq)
-    }
-
-    /// Decodes the received bytes as an event or a framed raw payload (see
-    /// [`Payload`](crate::Payload)).
-    pub fn payload<'b>(&self, buf: &'b [u8]) -> Result<crate::Payload<'b>, Error> {
-        let bytes = buf.get(..self.len).ok_or(Error::Malformed)?;
-        crate::Payload::decode(bytes, self.seq)
-    }
 }
 
 /// A snapshot of a ring's counters (each read atomically, not all at once).
@@ -346,27 +332,6 @@ impl<S: Storage> Ring<S> {
     #[inline]
     pub fn overflow(&self) -> Overflow {
         self.overflow
-    }
-
-    /// Takes the single-producer handle, borrowing the ring (for a `static`
-    /// ring, or scoped threads); [`producer_owned`](Self::producer_owned)
-    /// gives one that moves to any thread. See [`Producer`](crate::Producer).
-    pub fn producer(&self) -> Result<crate::Producer<&Self>, Error> {
-        crate::Producer::new(self)
-    }
-
-    /// A multi-producer handle borrowing the ring; clone it for more.
-    /// [`mp_producer_owned`](Self::mp_producer_owned) gives one that moves to
-    /// any thread. See [`MpProducer`](crate::MpProducer).
-    pub fn mp_producer(&self) -> Result<crate::MpProducer<&Self>, Error> {
-        crate::MpProducer::new(self)
-    }
-
-    /// A new broadcast subscriber borrowing the ring;
-    /// [`subscribe_owned`](Self::subscribe_owned) gives one that moves to any
-    /// thread. See [`Subscriber`](crate::Subscriber).
-    pub fn subscribe(&self, start: crate::Start) -> crate::Subscriber<&Self> {
-        crate::Subscriber::new(self, start)
     }
 
     /// Closes the ring: pushes fail with [`Error::Closed`] from now on, and
@@ -714,105 +679,6 @@ impl<S: Storage> Ring<S> {
     #[inline]
     pub(crate) fn slot(&self, seq: u64) -> SlotRef<'_> {
         self.slots.slot(seq as usize)
-    }
-}
-
-/// Single reads up to this many bytes are copied out in 16-byte stores (see
-/// [`copy_words`]). Past it the stall is a smaller share of the read and the
-/// pairing (two register moves and a shuffle per store) cost as much as it
-/// saved.
-const PAIRED_COPY_MAX_BYTES: usize = 64;
-
-/// Copies the slot words `data` into `buf` (at least as long), each word
-/// loaded with one relaxed atomic load.
-///
-/// `paired`: store two words at a time with one 16-byte store. A reader that
-/// loads the event right after the copy, with the 16-byte loads of any
-/// vectorized loop or `memcpy`, then forwards each load from one store; a
-/// load spanning two 8-byte stores still in the store buffer cannot be
-/// forwarded and stalls until both reach the cache (about a dozen cycles
-/// each, on every 16 bytes of a short event). Batch reads are left alone:
-/// their events are read after the whole batch was copied.
-#[inline(always)]
-fn copy_words(data: &[AtomicU64], buf: &mut [u8], paired: bool) {
-    if paired {
-        let pairs = data.chunks_exact(2);
-        let odd = pairs.remainder();
-        for (pair, out) in pairs.zip(buf.chunks_exact_mut(2 * WORD_BYTES)) {
-            if let (Ok(out), [lo, hi]) = (out.try_into(), pair) {
-                store_pair(out, lo.load(Relaxed), hi.load(Relaxed));
-            }
-        }
-        // An odd last word: the buffer holds every word, so it goes right
-        // after the pairs.
-        let at = (data.len() - odd.len()) * WORD_BYTES;
-        if let (Some(word), Some(out)) = (odd.first(), buf.get_mut(at..at + WORD_BYTES)) {
-            out.copy_from_slice(&word.load(Relaxed).to_ne_bytes());
-        }
-        return;
-    }
-    for (word, out) in data.iter().zip(buf.chunks_exact_mut(WORD_BYTES)) {
-        out.copy_from_slice(&word.load(Relaxed).to_ne_bytes());
-    }
-}
-
-/// Stores `lo` then `hi` into `out` with one 16-byte store.
-#[inline(always)]
-fn store_pair(out: &mut [u8; 2 * WORD_BYTES], lo: u64, hi: u64) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE2 is part of the x86_64 baseline, so both intrinsics are
-    // available; `out` is 16 writable bytes and `storeu` needs no alignment.
-    unsafe {
-        use core::arch::x86_64::{__m128i, _mm_set_epi64x, _mm_storeu_si128};
-        let pair = _mm_set_epi64x(hi as i64, lo as i64);
-        _mm_storeu_si128(out.as_mut_ptr().cast::<__m128i>(), pair);
-    }
-    // Elsewhere two word stores, which the compiler may merge.
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let (first, second) = out.split_at_mut(WORD_BYTES);
-        first.copy_from_slice(&lo.to_ne_bytes());
-        second.copy_from_slice(&hi.to_ne_bytes());
-    }
-}
-
-/// Handles that own a share of the ring, for threads that outlive the
-/// scope that made it.
-///
-/// ```
-/// use evqueue::{HeapRing, Overflow, Start};
-/// use std::sync::Arc;
-/// let ring = Arc::new(HeapRing::with_capacity(64, 16, Overflow::Overwrite)?);
-/// let producer = ring.mp_producer_owned()?;
-/// let mut sub = ring.subscribe_owned(Start::Now);
-/// std::thread::spawn(move || producer.push(b"hi").unwrap()).join().unwrap();
-/// let mut buf = [0u8; 16];
-/// let claim = sub.try_recv(&mut buf).unwrap();
-/// assert_eq!(&buf[..claim.len], b"hi");
-/// # Ok::<(), evqueue::Error>(())
-/// ```
-#[cfg(feature = "alloc")]
-impl<S: Storage> Ring<S> {
-    /// [`producer`](Self::producer), owning a share of the ring.
-    pub fn producer_owned(
-        self: &alloc::sync::Arc<Self>,
-    ) -> Result<crate::Producer<alloc::sync::Arc<Self>>, Error> {
-        crate::Producer::new(self.clone())
-    }
-
-    /// [`mp_producer`](Self::mp_producer), owning a share of the ring.
-    pub fn mp_producer_owned(
-        self: &alloc::sync::Arc<Self>,
-    ) -> Result<crate::MpProducer<alloc::sync::Arc<Self>>, Error> {
-        crate::MpProducer::new(self.clone())
-    }
-
-    /// [`subscribe`](Self::subscribe), owning a share of the ring.
-    pub fn subscribe_owned(
-        self: &alloc::sync::Arc<Self>,
-        start: crate::Start,
-    ) -> crate::Subscriber<alloc::sync::Arc<Self>> {
-        crate::Subscriber::new(self.clone(), start)
     }
 }
 

@@ -123,6 +123,7 @@ impl<const SLOTS: usize, const WORDS: usize> Storage for StaticSlots<SLOTS, WORD
 }
 
 /// Words in one cache line.
+#[cfg(feature = "alloc")]
 const LINE_WORDS: usize = LINE_BYTES / WORD_BYTES;
 
 /// One cache line of words: the unit [`HeapSlots`] allocates, so its memory

@@ -3,7 +3,8 @@
 //! state, so a slow subscriber slows nobody down.
 
 use crate::error::RecvError;
-use crate::ring::{Blocked, Claim, Lag, RingRef};
+use crate::ring::{Blocked, Claim, Lag, Ring, RingRef};
+use crate::storage::Storage;
 use crate::sync::spin_loop;
 
 /// Where a new subscriber starts reading.
@@ -174,5 +175,26 @@ impl<R: RingRef> Subscriber<R> {
     /// Sequence number of the next event this subscriber reads.
     pub fn next_seq(&self) -> u64 {
         self.cursor
+    }
+}
+
+/// The subscriber handles of a ring.
+impl<S: Storage> Ring<S> {
+    /// A new broadcast subscriber borrowing the ring;
+    /// [`subscribe_owned`](Self::subscribe_owned) gives one that moves to any
+    /// thread. See [`Subscriber`](crate::Subscriber).
+    pub fn subscribe(&self, start: crate::Start) -> crate::Subscriber<&Self> {
+        crate::Subscriber::new(self, start)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<S: Storage> Ring<S> {
+    /// [`subscribe`](Self::subscribe), owning a share of the ring.
+    pub fn subscribe_owned(
+        self: &alloc::sync::Arc<Self>,
+        start: crate::Start,
+    ) -> crate::Subscriber<alloc::sync::Arc<Self>> {
+        crate::Subscriber::new(self.clone(), start)
     }
 }

@@ -540,7 +540,7 @@ fn stalled_producer_is_skipped_not_waited_for() {
     assert_eq!(r.try_claim(&mut buf), Err(RecvError::Lagged(3)));
     // The stalled producer finishes: its commit fails and it hands the slot
     // back (its push returns `Ok(0)`: accepted, then lost).
-    crate::producer::write_payload(slot, b"stale");
+    crate::words::write_payload(slot, b"stale");
     assert!(!crate::producer::finish(
         slot,
         ticket,
