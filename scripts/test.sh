@@ -102,6 +102,12 @@ redis_tests() (
 # (clippy with the redis feature: the workspace clippy stage runs --all-features)
 stage "redis streams bridge (real redis-server)" redis_tests
 
+# --- HTTP front door (gateway/): real requests over loopback to a server on
+# port 0 (good, bad, oversized, concurrent, a full Reject queue, /metrics)
+# and the example as a process stopped by SIGTERM. About 5 s once built; the
+# first build of hyper and tokio adds about a minute on 2 cores.
+stage "http gateway: loopback requests and SIGTERM drain" cargo test -p evqueue-gateway
+
 # --- python bindings
 # A venv in target/pyvenv (maturin, pytest, mypy); `pip install ./python`
 # builds the extension in release mode with maturin and installs the package;
