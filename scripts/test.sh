@@ -106,43 +106,82 @@ redis_tests() (
 # (clippy with the redis feature: the workspace clippy stage runs --all-features)
 stage "redis streams bridge (real redis-server)" redis_tests
 
+# --- HTTP front door (gateway/): real requests over loopback to a server on
+# port 0 (good, bad, oversized, concurrent, a full Reject queue, /metrics)
+# and the example as a process stopped by SIGTERM. About 5 s once built; the
+# first build of hyper and tokio adds about a minute on 2 cores.
+stage "http gateway: loopback requests and SIGTERM drain" cargo test -p evqueue-gateway
+
 # --- python bindings
-# A venv in target/pyvenv (maturin, pytest, mypy); `pip install ./python`
-# builds the extension in release mode with maturin and installs the package;
-# then pytest, mypy --strict on a typed example and on the tests, mypy on
-# wrong code (which must be rejected with exactly 7 errors), and stubtest of
-# the stubs against the module. About 1-2 minutes the first time (pip
-# downloads; the release build took 47 s on 2 cores with crates cached),
-# about 15 s afterwards.
+# The wheel as users get it: a build venv in target/pyvenv (maturin, and
+# ziglang for `--zig`: linked against glibc 2.17 symbols; linked by the
+# host's toolchain on glibc 2.36 the module needs GLIBC_2.34 for pthread_join,
+# gettid, stat64) builds one abi3 wheel for
+# CPython 3.10+, checked by maturin as manylinux_2_17. A fresh venv in
+# target/pyvenv-wheel, created and used with PATH=/usr/bin:/bin (no cargo, no
+# rustc) and `pip --only-binary :all:` (nothing built from source), installs
+# it; then pytest, mypy --strict on a typed example and on the tests, mypy
+# on wrong code (which must be rejected with exactly 7 errors), and stubtest
+# of the stubs against the installed module. About 3 minutes the first time
+# (pip downloads ziglang, 2m20s for the release build on 2 cores with crates
+# cached), about 25 s afterwards.
 python_setup() {
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
   fi &&
     { [ -x target/pyvenv/bin/python ] || python3 -m venv target/pyvenv; } &&
-    target/pyvenv/bin/pip install -q maturin pytest mypy &&
-    target/pyvenv/bin/pip install -q --force-reinstall --no-deps ./python
+    target/pyvenv/bin/pip install -q maturin ziglang
+}
+python_wheel() {
+  rm -f target/wheels/evqueue-*.whl &&
+    PATH="$PWD/target/pyvenv/bin:$PATH" maturin build --release -m python/Cargo.toml \
+      --compatibility manylinux_2_17 --zig -o target/wheels
+}
+# Runs a command with no Rust toolchain on PATH (pip's own settings, such
+# as certificates, stay in the environment).
+norust() {
+  env -u CARGO -u CARGO_HOME -u RUSTUP_HOME -u RUSTUP_TOOLCHAIN -u RUSTC PATH=/usr/bin:/bin "$@"
+}
+pywheel=target/pyvenv-wheel/bin
+python_install_wheel() {
+  local wheels=(target/wheels/evqueue-*-abi3-manylinux*.whl)
+  if [ ${#wheels[@]} -ne 1 ] || [ ! -f "${wheels[0]}" ]; then
+    echo "expected exactly one abi3 manylinux wheel in target/wheels: ${wheels[*]}"
+    return 1
+  fi
+  if norust sh -c 'command -v cargo || command -v rustc'; then
+    echo "cargo or rustc is on PATH=/usr/bin:/bin: the install would not prove anything"
+    return 1
+  fi
+  rm -rf target/pyvenv-wheel &&
+    norust python3 -m venv target/pyvenv-wheel &&
+    norust $pywheel/pip install -q --only-binary :all: pytest mypy "${wheels[0]}" &&
+    (cd target && norust pyvenv-wheel/bin/python -c \
+      'import evqueue, sys; assert evqueue.__file__.startswith(sys.prefix), evqueue.__file__; print("evqueue", evqueue.__file__)')
 }
 python_typing() {
-  local mypy=(target/pyvenv/bin/mypy --strict --cache-dir target/mypy-cache) out
+  local mypy=(norust $pywheel/mypy --strict --cache-dir target/mypy-cache) out
   "${mypy[@]}" python/tests/typing/typed_example.py python/tests/test_evqueue.py python/tests/test_redis.py || return 1
-  target/pyvenv/bin/python python/tests/typing/typed_example.py || return 1
+  norust $pywheel/python python/tests/typing/typed_example.py || return 1
   out=$("${mypy[@]}" python/tests/typing/typed_wrong.py 2>&1)
   if ! grep -q '^Found 7 errors in 1 file' <<<"$out"; then
     printf '%s\nexpected mypy to reject typed_wrong.py with exactly 7 errors\n' "$out"
     return 1
   fi
-  (cd target && pyvenv/bin/python -m mypy.stubtest evqueue)
+  (cd target && norust pyvenv-wheel/bin/python -m mypy.stubtest evqueue)
 }
-stage "python: pip install ./python (maturin build)" python_setup
-stage "python: pytest" target/pyvenv/bin/pytest -q -p no:cacheprovider python/tests
-stage "python: mypy --strict and stubtest" python_typing
+stage "python: build venv (maturin, ziglang)" python_setup
+stage "python: abi3 wheel, manylinux_2_17 (maturin build --release --zig)" python_wheel
+stage "python: install the wheel in a fresh venv, no Rust on PATH" python_install_wheel
+stage "python: pytest (installed wheel)" norust $pywheel/pytest -q -p no:cacheprovider python/tests
+stage "python: mypy --strict and stubtest (installed wheel)" python_typing
 # The Python side of the Redis bridge against a throwaway server (~5 s).
 python_redis() (
   dir=$(mktemp -d)
   trap 'scripts/redis-test-server.sh stop "$dir"; rm -rf "$dir"' EXIT
   EVQUEUE_REDIS_URL=$(scripts/redis-test-server.sh start "$dir") || exit 1
   export EVQUEUE_REDIS_URL
-  target/pyvenv/bin/pytest -q -p no:cacheprovider -rs python/tests/test_redis.py
+  norust $pywheel/pytest -q -p no:cacheprovider -rs python/tests/test_redis.py
 )
 stage "python: forward_to_redis (real redis-server)" python_redis
 
