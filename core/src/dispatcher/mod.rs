@@ -27,6 +27,7 @@
 mod builder;
 mod error;
 mod handlers;
+mod lanes;
 mod park;
 mod queue;
 mod stats;
@@ -38,6 +39,7 @@ pub use error::{DispatchError, RecvTimeoutError};
 pub use handlers::{
     Failure, HandlerError, HandlerResult, SESSION_END, SESSION_END_REASON, SESSION_START,
 };
+pub use lanes::SESSION_ID;
 pub use queue::{Emitter, EventQueue, ShutdownReport, MAX_FAILURE_NAMES, OTHER_FAILURE_NAMES};
 pub use stats::{NameFailures, QueueStats, SubscriberStats};
 pub use subscriber::{EventSubscriber, OwnedEvent};
