@@ -91,7 +91,11 @@ fn dispatch(keyed: bool, keys: &[String]) -> f64 {
     queue.flush(Duration::from_secs(120)).unwrap();
     let secs = start.elapsed().as_secs_f64();
     let s = queue.stats();
-    assert_eq!(s.lost(), 0, "dispatch lost events: the rates would be wrong");
+    assert_eq!(
+        s.lost(),
+        0,
+        "dispatch lost events: the rates would be wrong"
+    );
     n as f64 / secs
 }
 
@@ -218,7 +222,11 @@ fn main() {
     let mut csv = Vec::new();
     for round in 0..rounds {
         // Alternate which goes first, so neither always runs on a warmer machine.
-        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
         let mut rate = [0.0; 2];
         let mut ns = [0.0; 2];
         for keyed in order {

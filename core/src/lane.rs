@@ -201,15 +201,14 @@ mod tests {
 
     #[test]
     fn keys_spread_over_lanes() {
+        let per_lane: u32 = if cfg!(miri) { 100 } else { 1000 };
         let mut counts = [0u32; 32];
-        for i in 0..32_000 {
+        for i in 0..32 * per_lane {
             counts[lane_of(format!("session-{i}").as_bytes(), 32)] += 1;
         }
-        // 1000 expected per lane; a poor hash piles keys into a few.
-        assert!(
-            counts.iter().all(|&c| (800..1200).contains(&c)),
-            "{counts:?}"
-        );
+        // A poor hash piles keys into a few lanes.
+        let (lo, hi) = (per_lane * 6 / 10, per_lane * 14 / 10);
+        assert!(counts.iter().all(|&c| (lo..hi).contains(&c)), "{counts:?}");
     }
 
     #[test]

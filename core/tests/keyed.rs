@@ -77,7 +77,7 @@ impl Checker {
         // as an overlap or an order violation.
         let last = &self.last[key * self.producers + p];
         let prev = last.load(Relaxed);
-        if n + 1 <= prev {
+        if n < prev {
             self.out_of_order.fetch_add(1, Relaxed);
         } else if n != prev {
             self.gaps.fetch_add(1, Relaxed);

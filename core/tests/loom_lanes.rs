@@ -82,7 +82,8 @@ impl Model {
         let last = self.last.load(Relaxed);
         assert!(v + 1 > last, "{v} handled after {}", last - 1);
         self.last.store(v + 1, Relaxed);
-        self.handled.store(self.handled.load(Relaxed) | 1 << v, Relaxed);
+        self.handled
+            .store(self.handled.load(Relaxed) | 1 << v, Relaxed);
         self.in_handler.store(false, Release);
         drop(held);
         true
@@ -198,7 +199,11 @@ fn close_drains_every_accepted_event() {
             w.join().unwrap();
         }
         if !gave_up.load(Relaxed) {
-            assert_eq!(m.handled.load(Relaxed), 0b1, "an accepted event was not drained");
+            assert_eq!(
+                m.handled.load(Relaxed),
+                0b1,
+                "an accepted event was not drained"
+            );
         }
         assert_eq!(m.lane.ring().stats().pushed, 1);
     });
