@@ -127,6 +127,11 @@ impl Lanes {
         None
     }
 
+    /// Whether some lane has work and nobody holds it.
+    pub(crate) fn waiting(&self) -> bool {
+        self.lanes.iter().any(|l| l.has_work() && !l.is_held())
+    }
+
     /// One event from any free lane (pull mode).
     pub(crate) fn pop(&self, buf: &mut [u8]) -> Option<Claim> {
         for lane in self.lanes.iter() {

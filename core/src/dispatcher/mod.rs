@@ -20,6 +20,11 @@
 //!   *before* it claims), so `worker_position() >= target` and every worker's
 //!   published seq `>= target` together prove that every event below
 //!   `target` was handled or counted lost.
+//! - Keyed events ([`EventQueue::emit_keyed`]) go to lanes: one ring per
+//!   hash bucket of the key, each handled by at most one worker at a time,
+//!   so one key's events run in order and never at once (see
+//!   [`crate::lane`] and docs/ARCHITECTURE.md, "Ordered keys"). Flush,
+//!   shutdown and the stats cover every lane.
 //! - [`EventQueue::shutdown`] closes the ring, lets workers drain until the
 //!   deadline, joins them and returns a [`ShutdownReport`]. Dropping the
 //!   queue shuts it down with [`EventQueueBuilder::drop_deadline`].

@@ -856,7 +856,9 @@ impl EventQueue {
         self.shared.slots.len()
     }
 
-    /// The ring underneath, for its own statistics or raw consumers.
+    /// The main ring underneath, for its own statistics or raw consumers.
+    /// It holds the unkeyed events; keyed ones ([`emit_keyed`](Self::emit_keyed))
+    /// are in the lanes, which [`stats`](Self::stats) adds in.
     pub fn ring(&self) -> &Arc<HeapRing> {
         &self.shared.ring
     }
@@ -875,7 +877,8 @@ impl EventQueue {
     }
 
     /// Waits until every event pushed before this call has been handled (its
-    /// handlers returned) or counted lost, for at most `timeout`.
+    /// handlers returned) or counted lost, for at most `timeout`. Keyed
+    /// events too: the flush waits for every lane.
     ///
     /// Events pushed during the flush (also by handlers) are not waited for.
     /// Before [`start`](Self::start), only pops ([`try_pop`](Self::try_pop)

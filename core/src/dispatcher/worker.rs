@@ -105,6 +105,11 @@ pub(crate) fn run(shared: &Shared, index: usize) {
         let n = match work {
             Work::Main(n) => n,
             Work::Lane(held, n) => {
+                // Other lanes waiting for a worker: wake a helper if one is
+                // parked (as for a backlog in the main ring).
+                if shared.lanes.waiting() {
+                    shared.wake.workers.wake_one_helper();
+                }
                 handle_batch(shared, index, &buf, &claims[..n]);
                 // Let go before looking for more (the next look covers this
                 // lane again).
