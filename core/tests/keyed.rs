@@ -387,6 +387,30 @@ fn a_bad_key_is_refused_and_changes_nothing() {
     queue.emit_keyed(&Event::new("x"), "").unwrap();
     assert_eq!(queue.stats().ring.pushed, 2);
     assert!(EventQueue::builder().lanes(3).build_paused().is_err());
+    // A session id longer than the key bound still keys its session events
+    // (it was a valid property value before keys existed): they go to a
+    // lane, which subscribers do not read.
+    let queue = EventQueue::builder()
+        .capacity(64)
+        .slot_bytes(1024)
+        .workers(1)
+        .build_paused()
+        .unwrap();
+    let mut sub = queue.subscribe(Start::Oldest);
+    let id = "s".repeat(MAX_ORDERING_KEY_LEN + 50);
+    queue.emit_session_start(&[(SESSION_ID, &id)]).unwrap();
+    queue
+        .emit_session_start(&[("user", "no session id")])
+        .unwrap();
+    assert_eq!(queue.stats().ring.pushed, 2);
+    assert_eq!(
+        sub.try_recv().unwrap().property("user"),
+        Some("no session id")
+    );
+    assert!(
+        sub.try_recv().is_err(),
+        "the keyed session_start reached a subscriber"
+    );
 }
 
 #[test]

@@ -45,7 +45,7 @@ pub struct evq_config {
     pub drop_deadline_ms: u64,
     /// Lanes for keyed events (`evq_push_keyed`): 0 (the default) for the
     /// smallest power of two at least 4 x `workers`, else a power of two up
-    /// to 4096. Each lane is a ring of `capacity / lanes` slots (at least 2)
+    /// to 4096. Each lane is a ring of `capacity / lanes` slots (at least 16)
     /// handled by one worker at a time.
     pub lanes: u32,
 }

@@ -240,7 +240,7 @@ impl EventQueueBuilder {
     /// power of two, at most [`MAX_LANES`](Self::MAX_LANES); 0 (the
     /// default) picks the smallest power of two at least 4 × the workers
     /// (32 for 8). Each lane is a ring of `capacity / lanes` slots (at least
-    /// 2) handled by one worker at a time, so keys that hash to one lane
+    /// 16) handled by one worker at a time, so keys that hash to one lane
     /// wait for each other: more lanes, less head-of-line blocking, more
     /// rings to look through when idle. Anything else fails the build with
     /// [`DispatchError::InvalidLanes`].

@@ -68,6 +68,13 @@ impl Lanes {
         Ok(lane_of(key, self.lanes.len()))
     }
 
+    /// The lane `key` goes to, whatever its length (session ids, which are
+    /// property values and bounded as such).
+    #[inline]
+    pub(crate) fn index_unbounded(&self, key: &[u8]) -> usize {
+        lane_of(key, self.lanes.len())
+    }
+
     #[inline]
     fn mark_used(&self) {
         if !self.used.load(Relaxed) {

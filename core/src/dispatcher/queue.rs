@@ -114,6 +114,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Fewest slots in a lane: a small queue's lanes still hold a burst.
+const MIN_LANE_CAPACITY: usize = 16;
+
 /// Distinct event names [`QueueStats::failures_by_name`] counts on their
 /// own; failures of further names are counted under [`OTHER_FAILURE_NAMES`].
 pub const MAX_FAILURE_NAMES: usize = 1024;
@@ -177,11 +180,17 @@ impl Emitter {
     /// after shutdown, or [`Error::Full`] under [`Overflow::Reject`](crate::Overflow::Reject).
     ///
     /// A `session_start` or `session_end` with a [`SESSION_ID`] property is
-    /// emitted keyed by its value, as [`emit_keyed`](Self::emit_keyed) would.
+    /// emitted keyed by its value, as [`emit_keyed`](Self::emit_keyed) would
+    /// (a value of any length: the key length bound does not apply).
     #[inline]
     pub fn emit(&self, event: &Event<'_>) -> Result<u64, Error> {
         if let Some(session) = session_key(event) {
-            return self.emit_keyed(event, session);
+            // Any length: a property value that was a valid session id
+            // before keys existed must not start failing now.
+            let lane = self.lanes.index_unbounded(session.as_bytes());
+            let seq = self.lanes.push_event(lane, event)?;
+            self.wake.pushed();
+            return Ok(seq);
         }
         let seq = self.producer.push_event(event)?;
         self.wake.pushed();
@@ -458,7 +467,7 @@ impl EventQueue {
         let lane_count = config.lane_count();
         let lanes = Arc::new(Lanes::new(
             lane_count,
-            (config.capacity / lane_count).max(2),
+            (config.capacity / lane_count).max(MIN_LANE_CAPACITY),
             config.slot_bytes,
             config.overflow,
         )?);
