@@ -265,7 +265,7 @@ typedef struct evq_config {
   /**
    * Lanes for keyed events (`evq_push_keyed`): 0 (the default) for the
    * smallest power of two at least 4 x `workers`, else a power of two up
-   * to 4096. Each lane is a ring of `capacity / lanes` slots (at least 2)
+   * to 4096. Each lane is a ring of `capacity / lanes` slots (at least 16)
    * handled by one worker at a time.
    */
   uint32_t lanes;
