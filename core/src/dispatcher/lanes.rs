@@ -86,7 +86,36 @@ impl Lanes {
     #[inline]
     pub(crate) fn push_event(&self, index: usize, event: &Event<'_>) -> Result<u64, Error> {
         self.mark_used();
-        self.producers[index].push_event(event)
+        let seq = self.producers[index].push_event(event)?;
+        self.prefetch_next(index, seq);
+        Ok(seq)
+    }
+
+    /// Asks the CPU to bring in the slot lane `index` writes after `seq`.
+    /// An unkeyed emit writes one ring's slots in order and the hardware
+    /// prefetcher streams them in; keyed emits write the 32 lanes in random
+    /// order, which no stride prefetcher follows, so every slot a lane
+    /// writes was a cache (and TLB) miss. The next push into this lane
+    /// comes about `lanes` pushes later: by then the line is here.
+    #[inline]
+    fn prefetch_next(&self, index: usize, seq: u64) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        {
+            use crate::Storage;
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let ring = self.lanes[index].ring();
+            let slot = ring.slots.slot((seq as usize + 1) & (ring.capacity() - 1));
+            let line = (slot.stamp as *const crate::sync::AtomicU64).cast::<i8>();
+            // SAFETY: a prefetch is a hint: it reads nothing the program
+            // sees and cannot fault, whatever the address. (The stamp's line
+            // and the next hold the header and the first payload bytes.)
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(line);
+                _mm_prefetch::<_MM_HINT_T0>(line.wrapping_add(64));
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+        let _ = (index, seq);
     }
 
     #[inline]
@@ -97,7 +126,9 @@ impl Lanes {
         timestamp: u64,
     ) -> Result<u64, Error> {
         self.mark_used();
-        self.producers[index].push_framed_raw(payload, timestamp)
+        let seq = self.producers[index].push_framed_raw(payload, timestamp)?;
+        self.prefetch_next(index, seq);
+        Ok(seq)
     }
 
     pub(crate) fn used(&self) -> bool {
