@@ -5,24 +5,25 @@
 //!
 //! Protocol (one atomic per lane, `owner`):
 //! - `owner` is [`FREE`] (`u64::MAX`) when no consumer holds the lane, and
-//!   otherwise a lower bound of the sequence number its holder may be
-//!   handling: the worker cursor read before a claim, then the first claimed
-//!   seq. [`Lane::try_acquire`] takes it with one CAS `FREE -> cursor`.
+//!   otherwise a lower bound of the sequence numbers its holder may be
+//!   handling: the lane's worker cursor when it took the lane.
+//!   [`Lane::try_acquire`] takes it with one CAS `FREE -> cursor`; only the
+//!   holder claims, so everything it claims is at or above that cursor.
 //! - The holder claims and handles through its [`LaneGuard`]; dropping the
-//!   guard stores `FREE` and issues a `SeqCst` fence. A holder must look at
-//!   the lane again after dropping the guard, before it sleeps: a push made
-//!   while it held the lane may have woken a consumer that saw the lane held
-//!   and went back to sleep. (Push: write, `SeqCst` fence, read the sleepers.
-//!   Consumer: register, `SeqCst` fence, try the lane. Holder: store `FREE`,
-//!   `SeqCst` fence, try the lane. A consumer that saw the lane held read
-//!   `owner` before the holder's `FREE`, so its fence precedes the holder's,
-//!   and the holder's look sees the push.)
+//!   guard stores `FREE` (release). A holder must look at the lane again
+//!   after dropping the guard before it sleeps, and sleep the usual way
+//!   (register, `SeqCst` fence, look again): a push made while it held the
+//!   lane may have woken a consumer that saw the lane held and slept again.
+//!   The push (write, `SeqCst` fence, read the sleepers) is then either seen
+//!   by the holder's look after its fence, or sees the holder registered
+//!   and wakes it.
 //! - Flush: everything below `target` is done when the lane's worker cursor
-//!   is at least `target` and `owner >= target` ([`Lane::done_below`]);
-//!   `owner` is stored before each claim, so a holder still handling `s`
-//!   shows a value `<= s`.
+//!   is at least `target` and `owner >= target` ([`Lane::done_below`]). The
+//!   `owner` CAS comes before the claim, and the claim's CAS on the cursor
+//!   publishes it: a flush that sees the cursor past `s` sees the holder's
+//!   `owner <= s`, or `FREE` stored after its handlers returned.
 
-use crate::sync::{fence, AtomicU64, Ordering::*};
+use crate::sync::{AtomicU64, Ordering::*};
 use crate::{Claim, RecvError, Ring, RingRef};
 
 /// `owner` of a lane that nobody holds.
@@ -33,6 +34,7 @@ pub const FREE: u64 = u64::MAX;
 pub const MAX_ORDERING_KEY_LEN: usize = 256;
 
 /// A ring consumed by one holder at a time; see the [module docs](self).
+/// Claim from its ring only through a [`LaneGuard`].
 ///
 /// ```
 /// use evqueue::lane::Lane;
@@ -78,8 +80,6 @@ impl<R: RingRef> Lane<R> {
     }
 
     /// Holds the lane if it has something to claim and nobody holds it.
-    /// The `SeqCst` CAS is what a sleeper's fence orders against a holder's
-    /// release (see the [module docs](self)).
     #[inline]
     pub fn try_acquire(&self) -> Option<LaneGuard<'_, R>> {
         let position = self.ring().worker_position();
@@ -129,30 +129,21 @@ impl<R: RingRef> LaneGuard<'_, R> {
         buf: &mut [u8],
         claims: &mut [Claim],
     ) -> Result<usize, RecvError> {
-        let lane = self.lane;
-        lane.owner.store(lane.ring().worker_position(), SeqCst);
-        let n = lane.ring().try_claim_batch(buf, claims)?;
-        if n > 0 {
-            lane.owner.store(claims[0].seq, Release);
-        }
-        Ok(n)
+        // `owner` still holds the cursor at acquisition, a lower bound of
+        // whatever this claims: nothing to store.
+        self.lane.ring().try_claim_batch(buf, claims)
     }
 
     /// Claims one event; see [`Ring::try_claim`].
     pub fn try_claim(&mut self, buf: &mut [u8]) -> Result<Claim, RecvError> {
-        let lane = self.lane;
-        lane.owner.store(lane.ring().worker_position(), SeqCst);
-        let claim = lane.ring().try_claim(buf)?;
-        lane.owner.store(claim.seq, Release);
-        Ok(claim)
+        self.lane.ring().try_claim(buf)
     }
 }
 
 impl<R: RingRef> Drop for LaneGuard<'_, R> {
     fn drop(&mut self) {
-        self.lane.owner.store(FREE, SeqCst);
-        // Pairs with a sleeper's fence: see the module docs.
-        fence(SeqCst);
+        // Release: a flush that reads `FREE` sees the handlers' effects.
+        self.lane.owner.store(FREE, Release);
     }
 }
 

@@ -195,12 +195,28 @@ fn try_work<'a>(
         }
     }
     let slot_bytes = shared.ring.slot_bytes();
-    let main = claim(
-        shared,
-        index,
-        &mut buf[..share * slot_bytes],
-        &mut claims[..share],
-    );
+    let ring = &shared.ring;
+    let main = if lanes && ring.next_seq() <= ring.worker_position() {
+        // Keyed traffic: the main ring is visibly empty (two loads, also a
+        // valid look after the park fence), so skip the claim and its
+        // `SeqCst` store; but publish that no main event is handled here.
+        let slot = &shared.slots[index];
+        if slot.handling.load(Relaxed) != IDLE {
+            slot.handling.store(IDLE, Release);
+        }
+        Err(if ring.is_sealed() {
+            RecvError::Closed
+        } else {
+            RecvError::Empty
+        })
+    } else {
+        claim(
+            shared,
+            index,
+            &mut buf[..share * slot_bytes],
+            &mut claims[..share],
+        )
+    };
     if let Ok(n) = main {
         return Ok(Work::Main(n));
     }
