@@ -938,7 +938,9 @@ pub unsafe extern "C" fn evq_push_json_keyed(
 }
 
 /// Pushes a `session_start` event with these properties (`count` of them at
-/// `props`, NULL when 0). Errors as `evq_push`. Any thread.
+/// `props`, NULL when 0). With a `session_id` property it is keyed by its
+/// value (see `evq_push_keyed`): one session's events run in order, one at
+/// a time; without one it is not keyed. Errors as `evq_push`. Any thread.
 ///
 /// # Safety
 /// `q` is a live queue; `props` points to `count` readable properties.
@@ -963,7 +965,8 @@ pub unsafe extern "C" fn evq_emit_session_start(
 /// Pushes a `session_end` event whose first property is `reason` (UTF-8,
 /// `reason_len` bytes, may be empty), followed by these properties. Errors
 /// as `evq_push`, and `EVQ_INVALID_ARGUMENT` when a property's key is
-/// `reason` (handlers would see two). Any thread.
+/// `reason` (handlers would see two). Keyed by a `session_id` property as
+/// `evq_emit_session_start` is. Any thread.
 ///
 /// # Safety
 /// `q` is a live queue; `reason` points to `reason_len` readable bytes (or
