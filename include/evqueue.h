@@ -69,6 +69,11 @@
 #define EVQ_PAYLOAD_RAW 1
 
 /**
+ * Longest ordering key of `evq_push_keyed`, in bytes.
+ */
+#define EVQ_MAX_ORDERING_KEY_LEN 256
+
+/**
  * The result of a call. `EVQ_OK` is 0; every other value is a refusal or
  * a non-event outcome (`EVQ_EMPTY`, `EVQ_TIMEOUT`, `EVQ_LAGGED`) and changed
  * nothing unless its description says so. `evq_status_str` names each one;
@@ -198,6 +203,11 @@ typedef enum evq_status {
    * evqueue; the call changed nothing it could undo).
    */
   EVQ_PANIC = 27,
+  /**
+   * An ordering key (`evq_push_keyed`) is longer than
+   * `EVQ_MAX_ORDERING_KEY_LEN` bytes.
+   */
+  EVQ_ORDERING_KEY_TOO_LONG = 28,
 } evq_status;
 
 /**
@@ -252,6 +262,13 @@ typedef struct evq_config {
    * the queue was not shut down first. Default 5000.
    */
   uint64_t drop_deadline_ms;
+  /**
+   * Lanes for keyed events (`evq_push_keyed`): 0 (the default) for the
+   * smallest power of two at least 4 x `workers`, else a power of two up
+   * to 4096. Each lane is a ring of `capacity / lanes` slots (at least 16)
+   * handled by one worker at a time.
+   */
+  uint32_t lanes;
 } evq_config;
 
 /**
@@ -637,6 +654,32 @@ enum evq_status evq_push(const struct evq_queue *q,
                          uint64_t *seq_out);
 
 /**
+ * `evq_push` with an ordering key: events pushed with equal keys (the same
+ * `key_len` bytes at `key`, any bytes, e.g. a session or player id) are
+ * handled in the order they were pushed (from one thread; across threads
+ * in the order the queue accepted them) and never by two handlers at once.
+ * Events with other keys and unkeyed events run in parallel on the other
+ * workers. Keys that hash to the same lane (see `evq_config.lanes`) wait
+ * for each other. The key is only read during the call. Subscribers do
+ * not see keyed events; `*seq_out` is the event's number within its lane.
+ * A `session_start`/`session_end` pushed with `evq_push` is keyed by its
+ * `session_id` property automatically.
+ *
+ * Fails, pushing nothing, with `EVQ_ORDERING_KEY_TOO_LONG` (more than
+ * `EVQ_MAX_ORDERING_KEY_LEN` bytes), `EVQ_NULL_POINTER` (`key` NULL with
+ * `key_len` > 0) and the errors of `evq_push`. Any thread.
+ *
+ * # Safety
+ * As `evq_push`; `key` points to `key_len` readable bytes (or is NULL with
+ * `key_len` 0).
+ */
+enum evq_status evq_push_keyed(const struct evq_queue *q,
+                               const struct evq_event *event,
+                               const void *key,
+                               size_t key_len,
+                               uint64_t *seq_out);
+
+/**
  * Pushes a raw payload: `len` bytes at `bytes` (a struct of your own),
  * at most `slot_bytes - 12`. Raw handlers (`evq_on_raw`), `evq_try_pop`
  * and subscribers receive it as `EVQ_PAYLOAD_RAW`; event handlers never see
@@ -677,8 +720,30 @@ enum evq_status evq_push_json(const struct evq_queue *q,
                               bool external);
 
 /**
+ * `evq_push_json` with an ordering key chosen by the server: key a
+ * client's events by the session (or player) they arrived on, so they are
+ * handled in arrival order and one at a time (see `evq_push_keyed`). The
+ * key is checked before the body; nothing is pushed on any error.
+ *
+ * Errors: `EVQ_ORDERING_KEY_TOO_LONG`, `EVQ_NULL_POINTER` (`key` NULL with
+ * `key_len` > 0), and those of `evq_push_json`.
+ *
+ * # Safety
+ * As `evq_push_json`; `key` points to `key_len` readable bytes (or is NULL
+ * with `key_len` 0).
+ */
+enum evq_status evq_push_json_keyed(const struct evq_queue *q,
+                                    const char *json,
+                                    size_t len,
+                                    bool external,
+                                    const void *key,
+                                    size_t key_len);
+
+/**
  * Pushes a `session_start` event with these properties (`count` of them at
- * `props`, NULL when 0). Errors as `evq_push`. Any thread.
+ * `props`, NULL when 0). With a `session_id` property it is keyed by its
+ * value (see `evq_push_keyed`): one session's events run in order, one at
+ * a time; without one it is not keyed. Errors as `evq_push`. Any thread.
  *
  * # Safety
  * `q` is a live queue; `props` points to `count` readable properties.
@@ -691,7 +756,8 @@ enum evq_status evq_emit_session_start(const struct evq_queue *q,
  * Pushes a `session_end` event whose first property is `reason` (UTF-8,
  * `reason_len` bytes, may be empty), followed by these properties. Errors
  * as `evq_push`, and `EVQ_INVALID_ARGUMENT` when a property's key is
- * `reason` (handlers would see two). Any thread.
+ * `reason` (handlers would see two). Keyed by a `session_id` property as
+ * `evq_emit_session_start` is. Any thread.
  *
  * # Safety
  * `q` is a live queue; `reason` points to `reason_len` readable bytes (or

@@ -67,6 +67,10 @@ stage "loom models" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
 stage "miri (core unit tests)" env MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-many-seeds=0..16" \
   cargo +nightly miri test -p evqueue --lib
 stage "stress (release, 10M events)" cargo test -p evqueue --release --test stress -- --nocapture
+stage "ordered keys (release, 1M keyed events over 100k keys)" cargo test -p evqueue --release --test keyed -- --nocapture
+# About 1 minute on 2 cores (3 models of lane ownership, LOOM_MAX_PREEMPTIONS=2).
+stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
+  CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom_lanes
 if [ -d benches ]; then
   stage "benches compile and run once" cargo test -p benches --benches
 fi

@@ -78,6 +78,14 @@ pub enum Error {
         /// The key.
         key: &'static str,
     },
+    /// An ordering key is longer than
+    /// [`MAX_ORDERING_KEY_LEN`](crate::lane::MAX_ORDERING_KEY_LEN) bytes.
+    OrderingKeyTooLong {
+        /// Length of the key, in bytes.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -124,6 +132,9 @@ impl fmt::Display for Error {
                 f,
                 "property key {key:?} is reserved here: it is set from its own argument"
             ),
+            Error::OrderingKeyTooLong { len, max } => {
+                write!(f, "ordering key of {len} bytes is longer than the limit of {max}")
+            }
         }
     }
 }

@@ -56,6 +56,7 @@ mod events;
 pub mod forward;
 #[cfg(feature = "json")]
 pub mod json;
+pub mod lane;
 mod producer;
 mod ring;
 mod stamp;
@@ -75,7 +76,7 @@ pub use dispatcher::{
     DispatchError, Emitter, EventQueue, EventQueueBuilder, EventSubscriber, Failure, HandlerError,
     HandlerResult, NameFailures, OwnedEvent, QueueStats, RecvTimeoutError, ShutdownReport,
     SubscriberStats, MAX_FAILURE_NAMES, OTHER_FAILURE_NAMES, SESSION_END, SESSION_END_REASON,
-    SESSION_START,
+    SESSION_ID, SESSION_START,
 };
 pub use error::{Error, RecvError};
 pub use producer::{MpProducer, Producer};

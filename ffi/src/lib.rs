@@ -298,13 +298,18 @@ unsafe fn emit_event(
     e: &evq_event,
     name: &str,
     pairs: &[(&str, &str)],
+    key: Option<&[u8]>,
     seq_out: *mut u64,
 ) -> evq_status {
     let event = Event::new(name)
         .properties(pairs)
         .timestamp(e.timestamp)
         .external(e.external);
-    match queue.emit(&event) {
+    let emitted = match key {
+        None => queue.emit(&event),
+        Some(key) => queue.emit_keyed(&event, key),
+    };
+    match emitted {
         Ok(seq) => {
             // SAFETY: NULL or writable (caller's contract).
             unsafe { store(seq_out, seq) };
@@ -548,6 +553,7 @@ const DEFAULT_CONFIG: evq_config = evq_config {
     claim_batch: 1,
     spin_us: 50,
     drop_deadline_ms: 5000,
+    lanes: 0,
 };
 
 /// Creates a queue from `config` (NULL: the defaults) and stores it in
@@ -597,6 +603,7 @@ pub unsafe extern "C" fn evq_new(
             .claim_batch(c.claim_batch as usize)
             .spin_for(Duration::from_micros(c.spin_us).min(MAX_WAIT))
             .drop_deadline(millis(c.drop_deadline_ms))
+            .lanes(c.lanes as usize)
             .build_paused();
         match built {
             Ok(queue) => {
@@ -692,11 +699,84 @@ pub unsafe extern "C" fn evq_push(
         // SAFETY: the event's texts and properties are readable (caller's contract).
         if let Some((name, pairs)) = unsafe { ascii_event(e, &mut storage) } {
             // SAFETY: `seq_out` is NULL or writable (caller's contract).
-            return unsafe { emit_event(queue, e, name, pairs, seq_out) };
+            return unsafe { emit_event(queue, e, name, pairs, None, seq_out) };
         }
         // SAFETY: as above.
-        unsafe { push_checked(queue, e, seq_out) }
+        unsafe { push_checked(queue, e, None, seq_out) }
     })
+}
+
+/// `evq_push` with an ordering key: events pushed with equal keys (the same
+/// `key_len` bytes at `key`, any bytes, e.g. a session or player id) are
+/// handled in the order they were pushed (from one thread; across threads
+/// in the order the queue accepted them) and never by two handlers at once.
+/// Events with other keys and unkeyed events run in parallel on the other
+/// workers. Keys that hash to the same lane (see `evq_config.lanes`) wait
+/// for each other. The key is only read during the call. Subscribers do
+/// not see keyed events; `*seq_out` is the event's number within its lane.
+/// A `session_start`/`session_end` pushed with `evq_push` is keyed by its
+/// `session_id` property automatically.
+///
+/// Fails, pushing nothing, with `EVQ_ORDERING_KEY_TOO_LONG` (more than
+/// `EVQ_MAX_ORDERING_KEY_LEN` bytes), `EVQ_NULL_POINTER` (`key` NULL with
+/// `key_len` > 0) and the errors of `evq_push`. Any thread.
+///
+/// # Safety
+/// As `evq_push`; `key` points to `key_len` readable bytes (or is NULL with
+/// `key_len` 0).
+#[no_mangle]
+pub unsafe extern "C" fn evq_push_keyed(
+    q: *const evq_queue,
+    event: *const evq_event,
+    key: *const c_void,
+    key_len: usize,
+    seq_out: *mut u64,
+) -> evq_status {
+    ffi_boundary!(q, event; {
+        // SAFETY: live queue, readable event (caller's contract; non-NULL checked).
+        let (queue, e) = unsafe { (queue(q), &*event) };
+        // SAFETY: `key_len` readable bytes (caller's contract).
+        let key = match unsafe { ordering_key(key, key_len) } {
+            Ok(key) => key,
+            Err(status) => return status,
+        };
+        if e.name.is_null() {
+            return fail_with(evq_status::EVQ_NULL_POINTER, "event name pointer is NULL");
+        }
+        let mut storage = [MaybeUninit::uninit(); INLINE_PROPERTIES];
+        // SAFETY: the event's texts and properties are readable (caller's contract).
+        if let Some((name, pairs)) = unsafe { ascii_event(e, &mut storage) } {
+            // SAFETY: `seq_out` is NULL or writable (caller's contract).
+            return unsafe { emit_event(queue, e, name, pairs, Some(key), seq_out) };
+        }
+        // SAFETY: as above.
+        unsafe { push_checked(queue, e, Some(key), seq_out) }
+    })
+}
+
+/// The ordering key at `key`, checked: length first (so nothing is read
+/// past the bound), then the pointer.
+///
+/// # Safety
+/// `key` points to `len` readable bytes, or is NULL with `len` 0.
+unsafe fn ordering_key<'a>(key: *const c_void, len: usize) -> Result<&'a [u8], evq_status> {
+    if len > EVQ_MAX_ORDERING_KEY_LEN {
+        return Err(fail(evq_core::Error::OrderingKeyTooLong {
+            len,
+            max: EVQ_MAX_ORDERING_KEY_LEN,
+        }));
+    }
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if key.is_null() {
+        return Err(fail_with(
+            evq_status::EVQ_NULL_POINTER,
+            &format!("ordering key pointer is NULL with a length of {len}"),
+        ));
+    }
+    // SAFETY: `len` readable bytes (caller's contract), bounded above.
+    Ok(unsafe { std::slice::from_raw_parts(key.cast::<u8>(), len) })
 }
 
 /// `evq_push` for non-ASCII text or a bad argument: each argument checked
@@ -707,7 +787,12 @@ pub unsafe extern "C" fn evq_push(
 /// As `evq_push`; `e.name` is not NULL.
 #[cold]
 #[inline(never)]
-unsafe fn push_checked(queue: &EventQueue, e: &evq_event, seq_out: *mut u64) -> evq_status {
+unsafe fn push_checked(
+    queue: &EventQueue,
+    e: &evq_event,
+    key: Option<&[u8]>,
+    seq_out: *mut u64,
+) -> evq_status {
     // SAFETY: the name is readable for `name_len` bytes (caller's contract).
     let name = match unsafe { text(e.name, e.name_len, Text::Name) } {
         Ok(name) => name,
@@ -715,7 +800,7 @@ unsafe fn push_checked(queue: &EventQueue, e: &evq_event, seq_out: *mut u64) -> 
     };
     let emit = |pairs: &[(&str, &str)]| {
         // SAFETY: `seq_out` is NULL or writable (caller's contract).
-        unsafe { emit_event(queue, e, name, pairs, seq_out) }
+        unsafe { emit_event(queue, e, name, pairs, key, seq_out) }
     };
     // SAFETY: the properties are readable (caller's contract).
     unsafe { with_pairs(e.properties, e.property_count, emit) }
@@ -809,8 +894,53 @@ pub unsafe extern "C" fn evq_push_json(
     })
 }
 
+/// `evq_push_json` with an ordering key chosen by the server: key a
+/// client's events by the session (or player) they arrived on, so they are
+/// handled in arrival order and one at a time (see `evq_push_keyed`). The
+/// key is checked before the body; nothing is pushed on any error.
+///
+/// Errors: `EVQ_ORDERING_KEY_TOO_LONG`, `EVQ_NULL_POINTER` (`key` NULL with
+/// `key_len` > 0), and those of `evq_push_json`.
+///
+/// # Safety
+/// As `evq_push_json`; `key` points to `key_len` readable bytes (or is NULL
+/// with `key_len` 0).
+#[no_mangle]
+pub unsafe extern "C" fn evq_push_json_keyed(
+    q: *const evq_queue,
+    json: *const c_char,
+    len: usize,
+    external: bool,
+    key: *const c_void,
+    key_len: usize,
+) -> evq_status {
+    ffi_boundary!(q, json; {
+        // SAFETY: live queue (caller's contract).
+        let queue = unsafe { queue(q) };
+        // SAFETY: `key_len` readable bytes (caller's contract).
+        let key = match unsafe { ordering_key(key, key_len) } {
+            Ok(key) => key,
+            Err(status) => return status,
+        };
+        if len > evq_core::json::MAX_JSON_BYTES {
+            return fail(evq_core::json::JsonError::TooLarge {
+                len,
+                max: evq_core::json::MAX_JSON_BYTES,
+            });
+        }
+        // SAFETY: `len` readable bytes (caller's contract), bounded above.
+        let body = unsafe { std::slice::from_raw_parts(json.cast::<u8>(), len) };
+        match queue.emit_json_keyed(body, external, key) {
+            Ok(_) => evq_status::EVQ_OK,
+            Err(e) => fail(e),
+        }
+    })
+}
+
 /// Pushes a `session_start` event with these properties (`count` of them at
-/// `props`, NULL when 0). Errors as `evq_push`. Any thread.
+/// `props`, NULL when 0). With a `session_id` property it is keyed by its
+/// value (see `evq_push_keyed`): one session's events run in order, one at
+/// a time; without one it is not keyed. Errors as `evq_push`. Any thread.
 ///
 /// # Safety
 /// `q` is a live queue; `props` points to `count` readable properties.
@@ -835,7 +965,8 @@ pub unsafe extern "C" fn evq_emit_session_start(
 /// Pushes a `session_end` event whose first property is `reason` (UTF-8,
 /// `reason_len` bytes, may be empty), followed by these properties. Errors
 /// as `evq_push`, and `EVQ_INVALID_ARGUMENT` when a property's key is
-/// `reason` (handlers would see two). Any thread.
+/// `reason` (handlers would see two). Keyed by a `session_id` property as
+/// `evq_emit_session_start` is. Any thread.
 ///
 /// # Safety
 /// `q` is a live queue; `reason` points to `reason_len` readable bytes (or

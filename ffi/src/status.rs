@@ -82,10 +82,13 @@ pub enum evq_status {
     /// An internal error: a panic was caught at the boundary (a bug in
     /// evqueue; the call changed nothing it could undo).
     EVQ_PANIC = 27,
+    /// An ordering key (`evq_push_keyed`) is longer than
+    /// `EVQ_MAX_ORDERING_KEY_LEN` bytes.
+    EVQ_ORDERING_KEY_TOO_LONG = 28,
 }
 
 /// Highest status value (for `evq_status_str` and tests).
-pub(crate) const LAST_STATUS: i32 = evq_status::EVQ_PANIC as i32;
+pub(crate) const LAST_STATUS: i32 = evq_status::EVQ_ORDERING_KEY_TOO_LONG as i32;
 
 impl evq_status {
     /// The status whose value is `value`, if any.
@@ -120,6 +123,7 @@ impl evq_status {
             EVQ_JSON_TIMESTAMP,
             EVQ_INVALID_ARGUMENT,
             EVQ_PANIC,
+            EVQ_ORDERING_KEY_TOO_LONG,
         ];
         usize::try_from(value)
             .ok()
@@ -161,6 +165,7 @@ impl evq_status {
             EVQ_JSON_TIMESTAMP => c"JSON timestamp is not RFC 3339",
             EVQ_INVALID_ARGUMENT => c"argument out of range",
             EVQ_PANIC => c"internal error (panic caught at the C boundary)",
+            EVQ_ORDERING_KEY_TOO_LONG => c"ordering key is longer than 256 bytes",
         }
     }
 }
@@ -186,6 +191,7 @@ impl ToStatus for Error {
             Error::ValueTooLong { .. } => EVQ_VALUE_TOO_LONG,
             Error::TooManyProperties { .. } => EVQ_TOO_MANY_PROPERTIES,
             Error::ReservedKey { .. } => EVQ_INVALID_ARGUMENT,
+            Error::OrderingKeyTooLong { .. } => EVQ_ORDERING_KEY_TOO_LONG,
             // ProducerTaken, Malformed and future variants cannot come from
             // the calls this crate makes: report them as internal.
             _ => EVQ_PANIC,
@@ -200,7 +206,8 @@ impl ToStatus for DispatchError {
             DispatchError::Config(e) => e.status(),
             DispatchError::InvalidWorkers { .. }
             | DispatchError::InvalidBatch { .. }
-            | DispatchError::InvalidNice { .. } => EVQ_INVALID_CONFIG,
+            | DispatchError::InvalidNice { .. }
+            | DispatchError::InvalidLanes { .. } => EVQ_INVALID_CONFIG,
             DispatchError::Spawn(_) => EVQ_SPAWN_FAILED,
             DispatchError::InHandler => EVQ_IN_HANDLER,
             DispatchError::Timeout { .. } => EVQ_TIMEOUT,

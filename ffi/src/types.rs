@@ -43,7 +43,17 @@ pub struct evq_config {
     /// Milliseconds `evq_free` waits for the workers to drain the ring when
     /// the queue was not shut down first. Default 5000.
     pub drop_deadline_ms: u64,
+    /// Lanes for keyed events (`evq_push_keyed`): 0 (the default) for the
+    /// smallest power of two at least 4 x `workers`, else a power of two up
+    /// to 4096. Each lane is a ring of `capacity / lanes` slots (at least 16)
+    /// handled by one worker at a time.
+    pub lanes: u32,
 }
+
+/// Longest ordering key of `evq_push_keyed`, in bytes.
+pub const EVQ_MAX_ORDERING_KEY_LEN: usize = 256;
+// A literal above so cbindgen can copy it; held equal to the core's here.
+const _: () = assert!(EVQ_MAX_ORDERING_KEY_LEN == evq_core::lane::MAX_ORDERING_KEY_LEN);
 
 /// One property: a key and a value, each a pointer and a length in bytes
 /// (UTF-8, not NUL-terminated). Keys are 1 to 255 bytes, values 0 to 65535;

@@ -204,6 +204,7 @@ class EventQueue:
         overflow: Literal["overwrite", "reject"] = "overwrite",
         *,
         batch: int = 64,
+        lanes: int = 0,
     ) -> EventQueue: ...
     def start(self) -> None:
         """Starts the worker threads; does nothing if they already run.
@@ -228,11 +229,16 @@ class EventQueue:
         props: _Props = None,
         timestamp: int | None = None,
         external: bool = False,
+        *,
+        key: str | bytes | None = None,
     ) -> int:
         """Emits an event and returns its sequence number; never blocks.
-        `timestamp` None or 0 means "stamp it at emit" (the clock of `now()`)."""
-    def emit_json(self, body: bytes | str, external: bool = True) -> int:
-        """Emits a JSON event body; returns its sequence number."""
+        `timestamp` None or 0 means "stamp it at emit" (the clock of `now()`).
+        `key`: events with equal keys are handled in emit order, one at a time."""
+    def emit_json(
+        self, body: bytes | str, external: bool = True, *, key: str | bytes | None = None
+    ) -> int:
+        """Emits a JSON event body; returns its sequence number. `key` as for `emit`."""
     def emit_many(self, events: Iterable[tuple[str, _Props]]) -> int:
         """Emits `(name, props)` pairs in order; returns how many."""
     def emit_session_start(self, props: _Props = None) -> int:

@@ -92,7 +92,8 @@ impl From<Failure> for PyErr {
                 e @ (DispatchError::Config(_)
                 | DispatchError::InvalidWorkers { .. }
                 | DispatchError::InvalidBatch { .. }
-                | DispatchError::InvalidNice { .. }),
+                | DispatchError::InvalidNice { .. }
+                | DispatchError::InvalidLanes { .. }),
             ) => PyValueError::new_err(e.to_string()),
             Failure::Dispatch(e @ (DispatchError::Closed | DispatchError::ShutDown { .. })) => {
                 QueueClosed::new_err(e.to_string())
@@ -120,6 +121,7 @@ fn event_error(e: evqueue::Error) -> PyErr {
         | Error::ValueTooLong { .. }
         | Error::TooManyProperties { .. }
         | Error::ReservedKey { .. }
+        | Error::OrderingKeyTooLong { .. }
         | Error::Malformed => InvalidEvent::new_err(message),
         Error::InvalidCapacity { .. } | Error::InvalidSlotSize { .. } => {
             PyValueError::new_err(message)

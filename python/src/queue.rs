@@ -203,19 +203,44 @@ impl EventQueue {
         props: Option<&Bound<'_, PyAny>>,
         timestamp: u64,
         external: bool,
+        key: Option<&[u8]>,
     ) -> PyResult<u64> {
         self.check_process()?;
         let name = args::str_arg(name, "the event name")?.to_str()?;
         let event = evqueue::Event::new(name)
             .timestamp(timestamp)
             .external(external);
+        let emit = |event: &evqueue::Event<'_>| match key {
+            None => self.inner.emit(event),
+            Some(key) => self.inner.emit_keyed(event, key),
+        };
         match props {
             Some(p) if !p.is_none() => {
                 let props = Props::from_arg(Some(p))?;
                 let pairs = props.pairs()?;
-                self.inner.emit(&event.properties(&pairs)).map_err(py_err)
+                emit(&event.properties(&pairs)).map_err(py_err)
             }
-            _ => self.inner.emit(&event).map_err(py_err),
+            _ => emit(&event).map_err(py_err),
+        }
+    }
+}
+
+/// An ordering key argument: None (no key), str (its UTF-8 bytes) or bytes.
+fn key_arg<'a>(key: Option<&'a Bound<'_, PyAny>>) -> PyResult<Option<&'a [u8]>> {
+    match key {
+        None => Ok(None),
+        Some(k) if k.is_none() => Ok(None),
+        Some(k) => {
+            if let Ok(b) = k.cast::<PyBytes>() {
+                Ok(Some(b.as_bytes()))
+            } else if let Ok(s) = k.cast::<PyString>() {
+                Ok(Some(s.to_str()?.as_bytes()))
+            } else {
+                Err(PyTypeError::new_err(format!(
+                    "key must be str, bytes or None, not {}",
+                    args::type_name(k)
+                )))
+            }
         }
     }
 }
@@ -382,9 +407,11 @@ impl EventQueue {
     /// (raise `QueueFull`). `batch`: events a worker claims and handles per
     /// GIL acquisition (1 to 1024).
     #[new]
+    /// `lanes`: rings for keyed events (`emit(..., key=...)`), a power of
+    /// two; 0 picks the smallest at least 4 x `workers`.
     #[pyo3(
-        signature = (capacity = None, slot_size = None, workers = None, overflow = None, *, batch = None),
-        text_signature = "(capacity=65536, slot_size=256, workers=8, overflow='overwrite', *, batch=64)"
+        signature = (capacity = None, slot_size = None, workers = None, overflow = None, *, batch = None, lanes = None),
+        text_signature = "(capacity=65536, slot_size=256, workers=8, overflow='overwrite', *, batch=64, lanes=0)"
     )]
     fn new(
         capacity: Option<&Bound<'_, PyAny>>,
@@ -392,6 +419,7 @@ impl EventQueue {
         workers: Option<&Bound<'_, PyAny>>,
         overflow: Option<&Bound<'_, PyAny>>,
         batch: Option<&Bound<'_, PyAny>>,
+        lanes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         if EXITING.load(Acquire) {
             // `_close_all` has run: nothing would close this queue before the
@@ -421,6 +449,9 @@ impl EventQueue {
         }
         if let Some(b) = batch {
             builder = builder.claim_batch(count_arg(b, "batch")?);
+        }
+        if let Some(l) = lanes {
+            builder = builder.lanes(count_arg(l, "lanes")?);
         }
         let inner = Arc::new(builder.build_paused().map_err(py_err)?);
         let error_hook = ErrorSlot::default();
@@ -545,11 +576,17 @@ impl EventQueue {
     /// `props`: a dict of str to str, or None. `timestamp`: ns since the Unix
     /// epoch; None or 0 means "stamp it at emit" (the clock of
     /// `evqueue.now()`). `external`: True when a client sent it.
-    /// Raises `InvalidEvent`, `EventTooLarge`, `QueueFull` or `QueueClosed`
-    /// (nothing emitted), `TypeError` for wrong types.
+    /// `key` (str or bytes, at most 256 bytes): an ordering key; events with
+    /// equal keys are handled in the order they were emitted and never by
+    /// two handlers at once (a `session_start`/`session_end` with a
+    /// `session_id` property is keyed by it without one). Subscribers do not
+    /// see keyed events, and a keyed event's number counts within its lane.
+    /// Raises `InvalidEvent` (also for a key over 256 bytes),
+    /// `EventTooLarge`, `QueueFull` or `QueueClosed` (nothing emitted),
+    /// `TypeError` for wrong types.
     #[pyo3(
-        signature = (name, props = None, timestamp = None, external = None),
-        text_signature = "($self, name, props=None, timestamp=None, external=False)"
+        signature = (name, props = None, timestamp = None, external = None, *, key = None),
+        text_signature = "($self, name, props=None, timestamp=None, external=False, *, key=None)"
     )]
     fn emit(
         &self,
@@ -557,7 +594,9 @@ impl EventQueue {
         props: Option<&Bound<'_, PyAny>>,
         timestamp: Option<&Bound<'_, PyAny>>,
         external: Option<&Bound<'_, PyAny>>,
+        key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
+        let key = key_arg(key)?;
         let timestamp = match timestamp {
             Some(t) if !t.is_none() => args::uint(t, "timestamp")?,
             _ => 0,
@@ -566,24 +605,28 @@ impl EventQueue {
             Some(e) => args::bool_arg(e, "external")?,
             None => false,
         };
-        self.emit_one(name, props, timestamp, external)
+        self.emit_one(name, props, timestamp, external, key)
     }
 
     /// Emits a JSON event, `{"name": str, "properties": {str: str},
     /// "timestamp": "<RFC 3339>"}` (properties and timestamp optional), given
     /// as bytes or str. `external` defaults to True: JSON usually comes from
     /// clients. Returns the sequence number; raises `InvalidEvent` for
-    /// malformed JSON, `EventTooLarge` when it does not fit.
+    /// malformed JSON, `EventTooLarge` when it does not fit. `key`: an
+    /// ordering key chosen by the server (e.g. the session the body arrived
+    /// on), as for `emit`.
     #[pyo3(
-        signature = (body, external = None),
-        text_signature = "($self, body, external=True)"
+        signature = (body, external = None, *, key = None),
+        text_signature = "($self, body, external=True, *, key=None)"
     )]
     fn emit_json(
         &self,
         body: &Bound<'_, PyAny>,
         external: Option<&Bound<'_, PyAny>>,
+        key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         self.check_process()?;
+        let key = key_arg(key)?;
         let external = match external {
             Some(e) => args::bool_arg(e, "external")?,
             None => true,
@@ -598,7 +641,11 @@ impl EventQueue {
                 args::type_name(body)
             )));
         };
-        self.inner.emit_json(bytes, external).map_err(py_err)
+        match key {
+            None => self.inner.emit_json(bytes, external),
+            Some(key) => self.inner.emit_json_keyed(bytes, external, key),
+        }
+        .map_err(py_err)
     }
 
     /// Emits `(name, props)` pairs in order and returns how many. Every pair

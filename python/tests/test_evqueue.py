@@ -882,3 +882,79 @@ def test_queue_dropped_inside_its_own_handler() -> None:
     while ref() is not None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert ref() is None and seen == [0]
+
+
+# --- ordered keys -------------------------------------------------------------
+
+
+def test_keyed_events_run_in_order_one_at_a_time() -> None:
+    """4 threads emit over 200 shared keys into 4 workers; handlers let go of
+    the GIL now and then (time.sleep), so without keys two workers would be
+    inside one key's handlers at once and out of order."""
+    keys, threads, per_thread = 200, 4, 3000
+    q = EventQueue(capacity=1 << 16, workers=4, batch=8)
+    busy: set[str] = set()
+    last: dict[tuple[str, str], int] = {}
+    overlaps: list[str] = []
+    disorder: list[str] = []
+
+    @q.on("hit")
+    def on_hit(event: Event) -> None:
+        p = event.properties
+        k, t, n = p["k"], p["t"], int(p["n"])
+        if k in busy:
+            overlaps.append(k)
+        busy.add(k)
+        if n != last.get((k, t), -1) + 1:
+            disorder.append(f"{k}/{t}: {n} after {last.get((k, t))}")
+        last[(k, t)] = n
+        if n % 8 == 0:
+            time.sleep(0.0001)  # releases the GIL mid-handler
+        busy.discard(k)
+
+    q.start()
+
+    def emitter(t: int) -> None:
+        counters = [0] * keys
+        for i in range(per_thread):
+            k = (i * 7919 + t * 104729) % keys
+            n = counters[k]
+            counters[k] += 1
+            # str and bytes keys with equal bytes are the same key
+            key: str | bytes = f"player-{k}" if t % 2 else f"player-{k}".encode()
+            q.emit("hit", {"k": str(k), "t": str(t), "n": str(n)}, key=key)
+
+    workers = [threading.Thread(target=emitter, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert q.flush(timeout=60.0)
+    report = q.close(timeout=T)
+    assert overlaps == []
+    assert disorder == []
+    total = threads * per_thread
+    assert (report.pushed, report.handled, report.overwritten, report.left) == (total, total, 0, 0)
+
+
+def test_keyed_bad_input_and_json() -> None:
+    q = small()
+    seen: list[str] = []
+    q.on("level_up", lambda e: seen.append(e.properties["n"]))
+    with pytest.raises(evqueue.InvalidEvent, match="ordering key of 257 bytes"):
+        q.emit("level_up", {"n": "x"}, key="k" * 257)
+    with pytest.raises(TypeError, match="key must be str, bytes or None"):
+        q.emit("level_up", {"n": "x"}, key=7)  # type: ignore[arg-type]
+    with pytest.raises(evqueue.InvalidEvent):
+        q.emit_json(b'{"name": "level_up"}', key=b"k" * 257)
+    assert q.stats().pushed == 0
+    for n in range(5):
+        q.emit_json(f'{{"name": "level_up", "properties": {{"n": "{n}"}}}}', key="session-1")
+    q.emit("level_up", {"n": "5"}, key=None)
+    q.start()
+    assert q.flush(timeout=T)
+    assert [n for n in seen if n != "5"] == ["0", "1", "2", "3", "4"]
+    assert sorted(seen) == [str(i) for i in range(6)]
+    with pytest.raises(ValueError):
+        EventQueue(lanes=3)
+    q.close()

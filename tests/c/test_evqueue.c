@@ -73,9 +73,9 @@ static uint64_t pushed(const evq_queue *q) {
 
 static void test_version_and_status(void) {
   CHECK(strcmp(evq_version(), EVQ_VERSION_STRING) == 0);
-  for (int s = EVQ_OK; s <= EVQ_PANIC; s++) CHECK(strlen(evq_status_str(s)) > 0);
+  for (int s = EVQ_OK; s <= EVQ_ORDERING_KEY_TOO_LONG; s++) CHECK(strlen(evq_status_str(s)) > 0);
   CHECK(strcmp(evq_status_str(-1), "unknown status") == 0);
-  CHECK(strcmp(evq_status_str(EVQ_PANIC + 1), "unknown status") == 0);
+  CHECK(strcmp(evq_status_str(EVQ_ORDERING_KEY_TOO_LONG + 1), "unknown status") == 0);
 }
 
 static void test_config(void) {
@@ -886,6 +886,126 @@ static void test_shutdown_report_counts_only_accepted(void) {
   CHECK(wrong == 0);
 }
 
+/* Ordered keys: 4 threads push keyed events over shared keys into a queue
+ * with 4 workers; per key, events are handled in the order each thread
+ * pushed them and never by two handlers at once. */
+#define KEYS 500
+#define KEYED_THREADS 4
+#define KEYED_PER_THREAD 20000
+
+struct keyed_state {
+  atomic_int in_handler[KEYS];
+  /* Per (key, thread): last n handled, plus one. */
+  atomic_ulong last[KEYS][KEYED_THREADS];
+  atomic_ulong overlaps, out_of_order, calls;
+};
+
+static unsigned long prop_number(const evq_event *e, const char *key) {
+  for (size_t i = 0; i < e->property_count; i++) {
+    const evq_property *p = &e->properties[i];
+    if (text_is(p->key, p->key_len, key)) {
+      char buf[32];
+      size_t n = p->value_len < sizeof buf - 1 ? p->value_len : sizeof buf - 1;
+      memcpy(buf, p->value, n);
+      buf[n] = 0;
+      return strtoul(buf, NULL, 10);
+    }
+  }
+  return (unsigned long)-1;
+}
+
+static int on_keyed(const evq_event *e, void *user) {
+  struct keyed_state *st = user;
+  unsigned long k = prop_number(e, "k"), t = prop_number(e, "t"), n = prop_number(e, "n");
+  if (k >= KEYS || t >= KEYED_THREADS) return 1;
+  if (atomic_exchange(&st->in_handler[k], 1) != 0) atomic_fetch_add(&st->overlaps, 1);
+  unsigned long prev = atomic_load_explicit(&st->last[k][t], memory_order_relaxed);
+  /* Nothing may be lost here, so the next one must follow exactly. */
+  if (n != prev) atomic_fetch_add(&st->out_of_order, 1);
+  atomic_store_explicit(&st->last[k][t], n + 1, memory_order_relaxed);
+  if (n % 64 == 0) {
+    struct timespec ts = {0, 20000}; /* 20 us, now and then */
+    nanosleep(&ts, NULL);
+  }
+  atomic_store(&st->in_handler[k], 0);
+  atomic_fetch_add(&st->calls, 1);
+  return 0;
+}
+
+struct keyed_pusher {
+  const evq_queue *q;
+  unsigned long thread;
+  int failures;
+};
+
+static void *push_keyed_thread(void *arg) {
+  struct keyed_pusher *p = arg;
+  unsigned long next[KEYS] = {0};
+  for (unsigned long i = 0; i < KEYED_PER_THREAD; i++) {
+    unsigned long k = (i * 7919 + p->thread * 104729) % KEYS;
+    char ks[16], ts[16], ns[24], key[32];
+    snprintf(ks, sizeof ks, "%lu", k);
+    snprintf(ts, sizeof ts, "%lu", p->thread);
+    snprintf(ns, sizeof ns, "%lu", next[k]++);
+    int key_len = snprintf(key, sizeof key, "player-%lu", k);
+    evq_property props[3] = {PROP("k", ks), PROP("t", ts), PROP("n", ns)};
+    evq_event e = make_event("hit", props, 3);
+    if (evq_push_keyed(p->q, &e, key, (size_t)key_len, NULL) != EVQ_OK) p->failures++;
+  }
+  return NULL;
+}
+
+static void test_keyed_order_and_exclusivity(void) {
+  /* Room for everything in every lane: nothing may be lost. */
+  evq_queue *q = new_queue(1 << 19, 4, EVQ_OVERFLOW_OVERWRITE);
+  struct keyed_state *st = calloc(1, sizeof *st);
+  CHECK(st != NULL);
+  CHECK_STATUS(evq_on(q, "hit", 3, on_keyed, st), EVQ_OK);
+  CHECK_STATUS(evq_start(q), EVQ_OK);
+  struct keyed_pusher ps[KEYED_THREADS];
+  pthread_t t[KEYED_THREADS];
+  for (unsigned long i = 0; i < KEYED_THREADS; i++) {
+    ps[i].q = q;
+    ps[i].thread = i;
+    ps[i].failures = 0;
+    CHECK(pthread_create(&t[i], NULL, push_keyed_thread, &ps[i]) == 0);
+  }
+  for (int i = 0; i < KEYED_THREADS; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  for (int i = 0; i < KEYED_THREADS; i++) CHECK(ps[i].failures == 0);
+  CHECK_STATUS(evq_flush(q, 60000), EVQ_OK);
+  const unsigned long total = (unsigned long)KEYED_THREADS * KEYED_PER_THREAD;
+  CHECK(atomic_load(&st->calls) == total);
+  CHECK(atomic_load(&st->overlaps) == 0);
+  CHECK(atomic_load(&st->out_of_order) == 0);
+
+  /* A client's JSON keyed by its session; bad keys change nothing. */
+  const char *json = "{\"name\": \"hit\", \"properties\": {\"k\": \"1\", \"t\": \"0\", \"n\": \"999999\"}}";
+  char long_key[EVQ_MAX_ORDERING_KEY_LEN + 1];
+  memset(long_key, 'k', sizeof long_key);
+  evq_event e = make_event("hit", NULL, 0);
+  CHECK_STATUS(evq_push_keyed(q, &e, long_key, sizeof long_key, NULL), EVQ_ORDERING_KEY_TOO_LONG);
+  CHECK_STATUS(evq_push_keyed(q, &e, NULL, 3, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_push_json_keyed(q, json, strlen(json), true, long_key, sizeof long_key),
+               EVQ_ORDERING_KEY_TOO_LONG);
+  CHECK(pushed(q) == total);
+  CHECK_STATUS(evq_push_keyed(q, &e, long_key, EVQ_MAX_ORDERING_KEY_LEN, NULL), EVQ_OK);
+  CHECK_STATUS(evq_push_json_keyed(q, json, strlen(json), true, "player-1", 8), EVQ_OK);
+
+  evq_shutdown_report r;
+  CHECK_STATUS(evq_shutdown(q, 30000, &r), EVQ_OK);
+  CHECK(r.pushed == total + 2 && r.handled == total + 2 && r.left == 0 && !r.timed_out);
+  CHECK(r.overwritten == 0 && r.rejected == 0);
+  evq_free(q);
+  free(st);
+
+  evq_config c = evq_config_default();
+  CHECK(c.lanes == 0);
+  c.lanes = 12;
+  evq_queue *bad = NULL;
+  CHECK_STATUS(evq_new(&c, &bad), EVQ_INVALID_CONFIG);
+  CHECK(bad == NULL);
+}
+
 int main(void) {
   test_version_and_status();
   test_config();
@@ -900,6 +1020,7 @@ int main(void) {
   test_many_properties();
   test_bad_inputs();
   test_shutdown_report_counts_only_accepted();
+  test_keyed_order_and_exclusivity();
   printf("C11 tests of evqueue %s: %d checks passed\n", evq_version(), checks);
   return 0;
 }

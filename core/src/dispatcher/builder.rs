@@ -60,6 +60,8 @@ pub struct EventQueueBuilder {
     pub(crate) around_batch: Option<AroundBatch>,
     pub(crate) worker_nice: u8,
     pub(crate) on_worker_start: Option<WorkerStart>,
+    /// 0: chosen from the worker count.
+    pub(crate) lanes: usize,
 }
 
 impl Default for EventQueueBuilder {
@@ -76,6 +78,7 @@ impl Default for EventQueueBuilder {
             around_batch: None,
             worker_nice: 5,
             on_worker_start: None,
+            lanes: 0,
         }
     }
 }
@@ -229,6 +232,39 @@ impl EventQueueBuilder {
     /// Largest [`worker_nice`](Self::worker_nice) accepted (Linux's range
     /// of nice values is -20 to 19).
     pub const MAX_WORKER_NICE: u8 = 39;
+
+    /// Largest lane count ([`lanes`](Self::lanes)).
+    pub const MAX_LANES: usize = 4096;
+
+    /// Number of lanes for keyed events ([`EventQueue::emit_keyed`]): a
+    /// power of two, at most [`MAX_LANES`](Self::MAX_LANES); 0 (the
+    /// default) picks the smallest power of two at least 4 × the workers
+    /// (32 for 8). Each lane is a ring of `capacity / lanes` slots (at least
+    /// 16) handled by one worker at a time, so keys that hash to one lane
+    /// wait for each other: more lanes, less head-of-line blocking, more
+    /// rings to look through when idle. Anything else fails the build with
+    /// [`DispatchError::InvalidLanes`].
+    ///
+    /// ```
+    /// use evqueue::EventQueue;
+    /// let queue = EventQueue::builder().capacity(1024).workers(2).lanes(16).build_paused()?;
+    /// assert_eq!((queue.lanes(), queue.lane_capacity()), (16, 64));
+    /// assert!(EventQueue::builder().lanes(12).build_paused().is_err());
+    /// # Ok::<(), evqueue::DispatchError>(())
+    /// ```
+    pub fn lanes(mut self, lanes: usize) -> Self {
+        self.lanes = lanes;
+        self
+    }
+
+    /// The lane count `build` uses.
+    pub(crate) fn lane_count(&self) -> usize {
+        if self.lanes == 0 {
+            (self.workers * 4).next_power_of_two().min(Self::MAX_LANES)
+        } else {
+            self.lanes
+        }
+    }
 
     /// Allocates the ring and starts the workers.
     ///

@@ -33,6 +33,12 @@ pub enum DispatchError {
         /// The prefix asked for.
         prefix: String,
     },
+    /// The lane count must be 0 (automatic) or a power of two, at most
+    /// [`EventQueueBuilder::MAX_LANES`](super::EventQueueBuilder::MAX_LANES).
+    InvalidLanes {
+        /// The count asked for.
+        lanes: usize,
+    },
     /// The operating system refused to start a worker thread.
     Spawn(String),
     /// [`EventQueue::start`](super::EventQueue::start) was called on a queue
@@ -79,6 +85,11 @@ impl fmt::Display for DispatchError {
             DispatchError::InvalidThreadName { prefix } => write!(
                 f,
                 "worker thread name prefix {prefix:?} is invalid: it contains a NUL byte"
+            ),
+            DispatchError::InvalidLanes { lanes } => write!(
+                f,
+                "lane count {lanes} is invalid: it must be 0 (automatic) or a power of two, at most {}",
+                super::EventQueueBuilder::MAX_LANES
             ),
             DispatchError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
             DispatchError::AlreadyStarted => f.write_str("the queue's workers are already started"),

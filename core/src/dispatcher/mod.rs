@@ -20,6 +20,11 @@
 //!   *before* it claims), so `worker_position() >= target` and every worker's
 //!   published seq `>= target` together prove that every event below
 //!   `target` was handled or counted lost.
+//! - Keyed events ([`EventQueue::emit_keyed`]) go to lanes: one ring per
+//!   hash bucket of the key, each handled by at most one worker at a time,
+//!   so one key's events run in order and never at once (see
+//!   [`crate::lane`] and docs/ARCHITECTURE.md, "Ordered keys"). Flush,
+//!   shutdown and the stats cover every lane.
 //! - [`EventQueue::shutdown`] closes the ring, lets workers drain until the
 //!   deadline, joins them and returns a [`ShutdownReport`]. Dropping the
 //!   queue shuts it down with [`EventQueueBuilder::drop_deadline`].
@@ -27,6 +32,7 @@
 mod builder;
 mod error;
 mod handlers;
+mod lanes;
 mod park;
 mod queue;
 mod stats;
@@ -38,6 +44,7 @@ pub use error::{DispatchError, RecvTimeoutError};
 pub use handlers::{
     Failure, HandlerError, HandlerResult, SESSION_END, SESSION_END_REASON, SESSION_START,
 };
+pub use lanes::SESSION_ID;
 pub use queue::{Emitter, EventQueue, ShutdownReport, MAX_FAILURE_NAMES, OTHER_FAILURE_NAMES};
 pub use stats::{NameFailures, QueueStats, SubscriberStats};
 pub use subscriber::{EventSubscriber, OwnedEvent};

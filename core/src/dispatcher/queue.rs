@@ -2,6 +2,7 @@
 
 use super::builder::{AroundBatch, WorkerStart};
 use super::handlers::{self, Handler, Registry};
+use super::lanes::{Lanes, SESSION_ID};
 use super::park::{Sleeper, Sleepers};
 use super::stats::{NameFailures, QueueStats, SubscriberStats};
 use super::subscriber::OwnedEvent;
@@ -55,6 +56,8 @@ impl Wake {
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) ring: Arc<HeapRing>,
+    /// Rings for keyed events, one worker at a time each.
+    pub(crate) lanes: Arc<Lanes>,
     pub(crate) wake: Arc<Wake>,
     pub(crate) registry: ArcSwap<Registry>,
     pub(crate) slots: Box<[CachePadded<WorkerSlot>]>,
@@ -111,6 +114,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Fewest slots in a lane: a small queue's lanes still hold a burst.
+const MIN_LANE_CAPACITY: usize = 16;
+
 /// Distinct event names [`QueueStats::failures_by_name`] counts on their
 /// own; failures of further names are counted under [`OTHER_FAILURE_NAMES`].
 pub const MAX_FAILURE_NAMES: usize = 1024;
@@ -140,7 +146,27 @@ pub const OTHER_FAILURE_NAMES: &str = "<other>";
 #[derive(Clone)]
 pub struct Emitter {
     producer: MpProducer<Arc<HeapRing>>,
+    lanes: Arc<Lanes>,
     wake: Arc<Wake>,
+}
+
+/// The key a session event carries: its [`SESSION_ID`] property, if it is a
+/// `session_start` or `session_end` that has one.
+#[inline]
+fn session_key<'e>(event: &Event<'e>) -> Option<&'e str> {
+    let name = event.name;
+    // A length test first: most events pay one compare.
+    if (name.len() == SESSION_START.len() && name == SESSION_START)
+        || (name.len() == SESSION_END.len() && name == SESSION_END)
+    {
+        event
+            .properties
+            .iter()
+            .find(|&&(key, _)| key == SESSION_ID)
+            .map(|&(_, value)| value)
+    } else {
+        None
+    }
 }
 
 impl Emitter {
@@ -152,9 +178,75 @@ impl Emitter {
     /// Fails, changing nothing, with the event errors of [`Event`]
     /// ([`Error::EmptyName`], [`Error::TooLarge`], ...), [`Error::Closed`]
     /// after shutdown, or [`Error::Full`] under [`Overflow::Reject`](crate::Overflow::Reject).
+    ///
+    /// A `session_start` or `session_end` with a [`SESSION_ID`] property is
+    /// emitted keyed by its value, as [`emit_keyed`](Self::emit_keyed) would
+    /// (a value of any length: the key length bound does not apply).
     #[inline]
     pub fn emit(&self, event: &Event<'_>) -> Result<u64, Error> {
+        if let Some(session) = session_key(event) {
+            // Any length: a property value that was a valid session id
+            // before keys existed must not start failing now.
+            let lane = self.lanes.index_unbounded(session.as_bytes());
+            let seq = self.lanes.push_event(lane, event)?;
+            self.wake.pushed();
+            return Ok(seq);
+        }
         let seq = self.producer.push_event(event)?;
+        self.wake.pushed();
+        Ok(seq)
+    }
+
+    /// Emits `event` with an ordering key: events with equal keys are
+    /// handled in the order they were accepted (for one emitting thread, the
+    /// order of its calls) and never by two handlers at once. Events of
+    /// different keys, and unkeyed ones, run in parallel. Returns the
+    /// event's sequence number *within its lane*.
+    ///
+    /// The key is any bytes (a session, player or match id), at most
+    /// [`MAX_ORDERING_KEY_LEN`](crate::lane::MAX_ORDERING_KEY_LEN) long
+    /// (else [`Error::OrderingKeyTooLong`], nothing emitted); it picks one of
+    /// the queue's lanes ([`EventQueueBuilder::lanes`]) by a fixed hash, and
+    /// keys that share a lane wait for each other. Keyed events are not seen
+    /// by [`subscribe`](EventQueue::subscribe)rs. Other errors as
+    /// [`emit`](Self::emit).
+    ///
+    /// ```
+    /// use evqueue::{Event, EventQueue};
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// let queue = EventQueue::builder().capacity(64).workers(4).build()?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let s = seen.clone();
+    /// queue.on("purchase", move |e| {
+    ///     s.lock().unwrap().push(e.properties().get("n").unwrap().to_owned());
+    ///     Ok(())
+    /// })?;
+    /// for n in ["1", "2", "3"] {
+    ///     queue.emit_keyed(&Event::new("purchase").properties(&[("n", n)]), "player-7")?;
+    /// }
+    /// queue.flush(Duration::from_secs(5))?;
+    /// assert_eq!(*seen.lock().unwrap(), ["1", "2", "3"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn emit_keyed(&self, event: &Event<'_>, key: impl AsRef<[u8]>) -> Result<u64, Error> {
+        let lane = self.lanes.index(key.as_ref())?;
+        let seq = self.lanes.push_event(lane, event)?;
+        self.wake.pushed();
+        Ok(seq)
+    }
+
+    /// [`emit_raw`](Self::emit_raw) with an ordering key; see
+    /// [`emit_keyed`](Self::emit_keyed).
+    pub fn emit_raw_keyed(
+        &self,
+        payload: &[u8],
+        timestamp: u64,
+        key: impl AsRef<[u8]>,
+    ) -> Result<u64, Error> {
+        let lane = self.lanes.index(key.as_ref())?;
+        let seq = self.lanes.push_framed_raw(lane, payload, timestamp)?;
         self.wake.pushed();
         Ok(seq)
     }
@@ -189,13 +281,42 @@ impl Emitter {
         })??)
     }
 
-    /// Emits `session_start` with these properties.
+    /// [`emit_json`](Self::emit_json) with an ordering key chosen by the
+    /// server, not the client: key a client's events by the session (or
+    /// player) they arrived on, so they are handled in arrival order and one
+    /// at a time. See [`emit_keyed`](Self::emit_keyed).
+    ///
+    /// ```
+    /// use evqueue::EventQueue;
+    /// let queue = EventQueue::builder().capacity(64).workers(1).build_paused()?;
+    /// queue.emit_json_keyed(br#"{"name": "level_up"}"#, true, "session-9")?;
+    /// assert_eq!(queue.try_pop()?.name, "level_up");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn emit_json_keyed(
+        &self,
+        body: &[u8],
+        external: bool,
+        key: impl AsRef<[u8]>,
+    ) -> Result<u64, crate::json::JsonError> {
+        let key = key.as_ref();
+        // Check the key before parsing: nothing happens on any error.
+        self.lanes.index(key)?;
+        Ok(crate::json::with_parsed_event(body, external, |e| {
+            self.emit_keyed(e, key)
+        })??)
+    }
+
+    /// Emits `session_start` with these properties, keyed by the value of
+    /// its [`SESSION_ID`] property if it has one (unkeyed otherwise).
     pub fn emit_session_start(&self, properties: &[(&str, &str)]) -> Result<u64, Error> {
         self.emit(&Event::new(SESSION_START).properties(properties))
     }
 
     /// Emits `session_end` with a `reason` property followed by these
-    /// properties. A `reason` among `properties` is refused with
+    /// properties, keyed by its [`SESSION_ID`] property if it has one
+    /// (unkeyed otherwise). A `reason` among `properties` is refused with
     /// [`Error::ReservedKey`] (handlers would see two), and nothing is
     /// emitted.
     pub fn emit_session_end(
@@ -324,6 +445,13 @@ impl EventQueue {
                 levels: config.worker_nice,
             });
         }
+        if config.lanes != 0
+            && (!config.lanes.is_power_of_two() || config.lanes > EventQueueBuilder::MAX_LANES)
+        {
+            return Err(DispatchError::InvalidLanes {
+                lanes: config.lanes,
+            });
+        }
         // `std::thread::Builder::spawn` panics on such a name; refuse it here.
         if config.thread_name.contains('\0') {
             return Err(DispatchError::InvalidThreadName {
@@ -336,6 +464,13 @@ impl EventQueue {
             config.overflow,
         )?);
         let producer = MpProducer::new(ring.clone())?;
+        let lane_count = config.lane_count();
+        let lanes = Arc::new(Lanes::new(
+            lane_count,
+            (config.capacity / lane_count).max(MIN_LANE_CAPACITY),
+            config.slot_bytes,
+            config.overflow,
+        )?);
         let wake = Arc::new(Wake {
             workers: Sleepers::default(),
             subscribers: Sleepers::default(),
@@ -343,6 +478,7 @@ impl EventQueue {
         let shared = Arc::new(Shared {
             id: NEXT_QUEUE_ID.fetch_add(1, Relaxed),
             ring,
+            lanes: lanes.clone(),
             wake: wake.clone(),
             registry: ArcSwap::from_pointee(Registry::default()),
             slots: (0..config.workers)
@@ -366,7 +502,11 @@ impl EventQueue {
         });
         Ok(EventQueue {
             shared,
-            emitter: Emitter { producer, wake },
+            emitter: Emitter {
+                producer,
+                lanes,
+                wake,
+            },
             lifecycle: Mutex::new(Lifecycle {
                 handles: Vec::with_capacity(config.workers),
                 report: None,
@@ -428,6 +568,35 @@ impl EventQueue {
     #[cfg(feature = "json")]
     pub fn emit_json(&self, body: &[u8], external: bool) -> Result<u64, crate::json::JsonError> {
         self.emitter.emit_json(body, external)
+    }
+
+    /// Emits an event with an ordering key; see [`Emitter::emit_keyed`].
+    #[inline]
+    pub fn emit_keyed(&self, event: &Event<'_>, key: impl AsRef<[u8]>) -> Result<u64, Error> {
+        self.emitter.emit_keyed(event, key)
+    }
+
+    /// Emits a client's JSON event body with an ordering key; see
+    /// [`Emitter::emit_json_keyed`].
+    #[cfg(feature = "json")]
+    pub fn emit_json_keyed(
+        &self,
+        body: &[u8],
+        external: bool,
+        key: impl AsRef<[u8]>,
+    ) -> Result<u64, crate::json::JsonError> {
+        self.emitter.emit_json_keyed(body, external, key)
+    }
+
+    /// Emits a framed raw payload with an ordering key; see
+    /// [`Emitter::emit_raw_keyed`].
+    pub fn emit_raw_keyed(
+        &self,
+        payload: &[u8],
+        timestamp: u64,
+        key: impl AsRef<[u8]>,
+    ) -> Result<u64, Error> {
+        self.emitter.emit_raw_keyed(payload, timestamp, key)
     }
 
     /// Emits a framed raw payload; see [`Emitter::emit_raw`].
@@ -560,7 +729,9 @@ impl EventQueue {
     /// Pull mode: takes the next event from the worker group without
     /// waiting, into `buf` (at least [`slot_bytes`](Self::slot_bytes)
     /// long); decode it with [`Claim::payload`]. Shares the workers' cursor:
-    /// each event goes to exactly one worker or one pop. Works whether or
+    /// each event goes to exactly one worker or one pop. Unkeyed events
+    /// first, then keyed ones (in order within a lane; the claim's `seq` is
+    /// then the lane's). Works whether or
     /// not the workers run, and after shutdown until the ring is drained.
     /// Counted in [`QueueStats::popped`].
     ///
@@ -572,6 +743,15 @@ impl EventQueue {
                 // Lost events were skipped and nothing followed yet: they
                 // are counted in the stats; look again.
                 Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Empty) | Err(RecvError::Closed) => {
+                    match self.shared.lanes.pop(buf) {
+                        Some(claim) => break claim,
+                        None if self.shared.ring.is_closed() && self.shared.lanes.finished() => {
+                            return Err(RecvError::Closed)
+                        }
+                        None => return Err(RecvError::Empty),
+                    }
+                }
                 other => break other?,
             }
         };
@@ -665,6 +845,16 @@ impl EventQueue {
         self.shared.ring.slot_bytes()
     }
 
+    /// Number of lanes for keyed events; see [`EventQueueBuilder::lanes`].
+    pub fn lanes(&self) -> usize {
+        self.shared.lanes.len()
+    }
+
+    /// Slots in each lane.
+    pub fn lane_capacity(&self) -> usize {
+        self.shared.lanes.capacity()
+    }
+
     /// Whether the workers were started.
     pub fn is_started(&self) -> bool {
         self.shared.started.load(Acquire)
@@ -675,7 +865,9 @@ impl EventQueue {
         self.shared.slots.len()
     }
 
-    /// The ring underneath, for its own statistics or raw consumers.
+    /// The main ring underneath, for its own statistics or raw consumers.
+    /// It holds the unkeyed events; keyed ones ([`emit_keyed`](Self::emit_keyed))
+    /// are in the lanes, which [`stats`](Self::stats) adds in.
     pub fn ring(&self) -> &Arc<HeapRing> {
         &self.shared.ring
     }
@@ -694,7 +886,8 @@ impl EventQueue {
     }
 
     /// Waits until every event pushed before this call has been handled (its
-    /// handlers returned) or counted lost, for at most `timeout`.
+    /// handlers returned) or counted lost, for at most `timeout`. Keyed
+    /// events too: the flush waits for every lane.
     ///
     /// Events pushed during the flush (also by handlers) are not waited for.
     /// Before [`start`](Self::start), only pops ([`try_pop`](Self::try_pop)
@@ -708,13 +901,16 @@ impl EventQueue {
         }
         let ring = &self.shared.ring;
         let target = ring.next_seq();
+        let lane_targets = self.shared.lanes.targets();
         let deadline = Instant::now().checked_add(timeout);
         let mut round = 0u32;
         loop {
-            if self.flushed(target) {
+            if self.flushed(target) && self.shared.lanes.done_below(&lane_targets) {
                 return Ok(());
             }
-            let left = target.saturating_sub(ring.worker_position()).max(1);
+            let left = (target.saturating_sub(ring.worker_position())
+                + self.shared.lanes.left_below(&lane_targets))
+            .max(1);
             let stopped = self.shared.live_workers.load(Acquire) == 0
                 && (self.is_started() || self.is_shut_down());
             if stopped {
@@ -775,6 +971,7 @@ impl EventQueue {
                 return Ok(report);
             }
             let shared = &self.shared;
+            shared.lanes.close();
             shared.ring.close();
             shared.wake.all();
             // `None`: a deadline too far to represent, so none.
@@ -807,7 +1004,7 @@ impl EventQueue {
                 // would be a bug in the worker loop itself.
                 let _ = handle.join();
             }
-            let stats = shared.ring.stats();
+            let stats = shared.lanes.add_stats(shared.ring.stats());
             let report = ShutdownReport {
                 pushed: stats.pushed,
                 handled: shared.handled(),
@@ -846,7 +1043,7 @@ impl EventQueue {
     /// ```
     pub fn stats(&self) -> QueueStats {
         let shared = &self.shared;
-        let ring = shared.ring.stats();
+        let ring = shared.lanes.add_stats(shared.ring.stats());
         let head = shared.ring.next_seq();
         let subscribers = {
             let mut subs = lock(&shared.subscribers);
@@ -870,11 +1067,13 @@ impl EventQueue {
             subscribers,
             capacity: shared.ring.capacity(),
             workers: shared.slots.len(),
-            busy_workers: shared
+            busy_workers: (shared
                 .slots
                 .iter()
                 .filter(|s| s.handling.load(Relaxed) != IDLE)
-                .count(),
+                .count()
+                + shared.lanes.held())
+            .min(shared.slots.len()),
         }
     }
 }
@@ -884,6 +1083,7 @@ impl Drop for EventQueue {
         if worker::in_worker_of(self.shared.id) {
             // Dropped by one of our own handlers: we cannot join ourselves.
             // Close and tell the workers to stop; they exit on their own.
+            self.shared.lanes.close();
             self.shared.ring.close();
             self.shared.stop.store(true, SeqCst);
             self.shared.wake.all();

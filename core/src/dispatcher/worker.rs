@@ -6,8 +6,18 @@
 //! then the first claimed seq, and [`IDLE`] when the claim finds nothing. So
 //! while a worker may still be handling event `s`, its slot holds a value
 //! `<= s`.
+//!
+//! Keyed events live in lanes (`lanes.rs`, protocol in `crate::lane`): a
+//! worker alternates between looking at the main ring first and at the lanes
+//! first, holds at most one lane at a time, handles a lane batch one event
+//! after another, and lets the lane go before it looks for more. Every look
+//! for work (also the re-check before parking) covers the lanes, so a lane
+//! let go with events in it is always looked at again. A lane's flush bound
+//! lives in the lane itself (its `owner`); the worker's slot is [`IDLE`]
+//! while it handles a lane batch.
 
 use super::handlers::{self, Registry};
+use super::lanes::Held;
 use super::park::Sleeper;
 use super::queue::Shared;
 use crate::{Claim, Payload, RecvError};
@@ -79,23 +89,34 @@ pub(crate) fn run(shared: &Shared, index: usize) {
             shared.panics.fetch_add(1, Relaxed);
         }
     }
-    let slot = &shared.slots[index];
     let slot_bytes = shared.ring.slot_bytes();
     let mut buf = vec![0u8; shared.claim_batch * slot_bytes];
     let mut claims = vec![Claim::default(); shared.claim_batch];
     let me = Sleeper::current();
-    let mut parked_long = false;
+    let mut look = Look {
+        lane: index * shared.lanes.len() / shared.slots.len(),
+        lanes_first: index % 2 == 1,
+        parked_long: false,
+    };
     // How many to claim next: this worker's share of the backlog it saw
     // after its last batch (1 after an idle spell).
     let mut share = 1;
-    while let Some(n) = next_batch(
-        shared,
-        index,
-        &me,
-        &mut parked_long,
-        &mut buf[..share * slot_bytes],
-        &mut claims[..share],
-    ) {
+    while let Some(work) = next_batch(shared, index, &me, &mut look, share, &mut buf, &mut claims) {
+        let n = match work {
+            Work::Main(n) => n,
+            Work::Lane(held, n) => {
+                // Other lanes waiting for a worker: wake a helper if one is
+                // parked (as for a backlog in the main ring).
+                if shared.lanes.waiting() {
+                    shared.wake.workers.wake_one_helper();
+                }
+                handle_batch(shared, index, &buf, &claims[..n]);
+                // Let go before looking for more (the next look covers this
+                // lane again).
+                drop(held);
+                continue;
+            }
+        };
         // More waiting behind this batch: wake a helper if one is parked (an
         // atomic load when nobody is). No fence needed: this only adds
         // parallelism; every push already notifies with a fence, and this
@@ -106,24 +127,118 @@ pub(crate) fn run(shared: &Shared, index: usize) {
         }
         let workers = shared.slots.len() as u64;
         share = (backlog / workers).clamp(1, shared.claim_batch as u64) as usize;
-        let registry = shared.registry.load();
-        let mut done = false;
-        let mut run = || {
-            if std::mem::replace(&mut done, true) {
-                return;
-            }
-            for (i, claim) in claims[..n].iter().enumerate() {
-                handle(shared, &registry, claim, &buf[i * slot_bytes..]);
-                slot.handled.store(slot.handled.load(Relaxed) + 1, Release);
-            }
-        };
-        if let Some(around) = &shared.around_batch {
-            // The wrapper is user code: survive its panic, and run the batch
-            // ourselves if it did not, so no claimed event goes unhandled.
-            let _ = catch_unwind(AssertUnwindSafe(|| (around.0)(&mut run)));
-        }
-        run();
+        handle_batch(shared, index, &buf, &claims[..n]);
     }
+}
+
+/// What a look for work found.
+enum Work<'a> {
+    /// A batch of this many events from the main ring.
+    Main(usize),
+    /// A batch from a lane, held until the batch is handled.
+    Lane(Held<'a>, usize),
+}
+
+/// Where a worker looks for work next.
+struct Look {
+    /// The lane its next look starts at (it goes round them).
+    lane: usize,
+    /// Whether the next look tries the lanes before the main ring; flips
+    /// every look, so neither starves the other.
+    lanes_first: bool,
+    /// Whether this worker's last park outlasted the spin.
+    parked_long: bool,
+}
+
+/// Runs the handlers of a claimed batch, one event after another, inside
+/// the `around_batch` wrapper if there is one.
+fn handle_batch(shared: &Shared, index: usize, buf: &[u8], claims: &[Claim]) {
+    let slot = &shared.slots[index];
+    let slot_bytes = shared.ring.slot_bytes();
+    let registry = shared.registry.load();
+    let mut done = false;
+    let mut run = || {
+        if std::mem::replace(&mut done, true) {
+            return;
+        }
+        for (i, claim) in claims.iter().enumerate() {
+            handle(shared, &registry, claim, &buf[i * slot_bytes..]);
+            slot.handled.store(slot.handled.load(Relaxed) + 1, Release);
+        }
+    };
+    if let Some(around) = &shared.around_batch {
+        // The wrapper is user code: survive its panic, and run the batch
+        // ourselves if it did not, so no claimed event goes unhandled.
+        let _ = catch_unwind(AssertUnwindSafe(|| (around.0)(&mut run)));
+    }
+    run();
+}
+
+/// One look for work: the main ring (a batch of up to `share`) and the
+/// lanes (a batch of up to the full buffer), in the order `look` says.
+/// `Err` is the main ring's: `Empty`, or `Closed` once it is drained.
+fn try_work<'a>(
+    shared: &'a Shared,
+    index: usize,
+    look: &mut Look,
+    share: usize,
+    buf: &mut [u8],
+    claims: &mut [Claim],
+) -> Result<Work<'a>, RecvError> {
+    let lanes_first = look.lanes_first;
+    look.lanes_first = !lanes_first;
+    // `used` is read after the caller's fence when it is about to park.
+    let lanes = shared.lanes.used();
+    if lanes && lanes_first {
+        if let Some(w) = claim_lane(shared, index, look, buf, claims) {
+            return Ok(w);
+        }
+    }
+    let slot_bytes = shared.ring.slot_bytes();
+    let ring = &shared.ring;
+    let main = if lanes && ring.next_seq() <= ring.worker_position() {
+        // Keyed traffic: the main ring is visibly empty (two loads, also a
+        // valid look after the park fence), so skip the claim and its
+        // `SeqCst` store; but publish that no main event is handled here.
+        let slot = &shared.slots[index];
+        if slot.handling.load(Relaxed) != IDLE {
+            slot.handling.store(IDLE, Release);
+        }
+        Err(if ring.is_sealed() {
+            RecvError::Closed
+        } else {
+            RecvError::Empty
+        })
+    } else {
+        claim(
+            shared,
+            index,
+            &mut buf[..share * slot_bytes],
+            &mut claims[..share],
+        )
+    };
+    if let Ok(n) = main {
+        return Ok(Work::Main(n));
+    }
+    if lanes && !lanes_first {
+        if let Some(w) = claim_lane(shared, index, look, buf, claims) {
+            return Ok(w);
+        }
+    }
+    main.map(Work::Main)
+}
+
+fn claim_lane<'a>(
+    shared: &'a Shared,
+    index: usize,
+    look: &mut Look,
+    buf: &mut [u8],
+    claims: &mut [Claim],
+) -> Option<Work<'a>> {
+    let (held, n) = shared.lanes.claim(&mut look.lane, buf, claims)?;
+    // Not handling a main-ring event: do not hold flushes of the main ring.
+    shared.slots[index].handling.store(IDLE, Release);
+    Some(Work::Lane(held, n))
 }
 
 /// Moves the calling thread `levels` nice levels below where it is (at most
@@ -230,14 +345,16 @@ impl Spin {
 /// The next batch to handle (how many events were claimed), waiting (spin,
 /// then park) while the ring is empty; `None` when the worker should exit.
 /// `parked_long`: whether this worker's last park outlasted the spin.
-fn next_batch(
-    shared: &Shared,
+#[allow(clippy::too_many_arguments)]
+fn next_batch<'a>(
+    shared: &'a Shared,
     index: usize,
     me: &Arc<Sleeper>,
-    parked_long: &mut bool,
+    look: &mut Look,
+    share: usize,
     buf: &mut [u8],
     claims: &mut [Claim],
-) -> Option<usize> {
+) -> Option<Work<'a>> {
     let mut spins = 0u32;
     let mut idle_since: Option<Instant> = None;
     let mut spin: Option<Spin> = None;
@@ -245,13 +362,19 @@ fn next_batch(
         if shared.stop.load(Acquire) {
             return None;
         }
-        match claim(shared, index, buf, claims) {
-            Ok(n) => return Some(n),
+        match try_work(shared, index, look, share, buf, claims) {
+            Ok(w) => return Some(w),
             Err(RecvError::Empty) => {}
-            Err(_) => return None, // Closed and drained
+            // The main ring is closed and drained: exit once every lane is
+            // drained too, or held by a worker that drains it.
+            Err(_) if shared.lanes.finished() => return None,
+            Err(_) => {
+                std::thread::yield_now();
+                continue;
+            }
         }
         spins = spins.wrapping_add(1);
-        let spin_left = match *spin.get_or_insert_with(|| Spin::choose(me, *parked_long)) {
+        let spin_left = match *spin.get_or_insert_with(|| Spin::choose(me, look.parked_long)) {
             Spin::Hints if spins % SPIN_HINTS != 0 => {
                 // Spin with CPU hints only, re-reading the clock every few
                 // rounds. No `yield_now` here: on a busy machine a yield can
@@ -278,19 +401,22 @@ fn next_batch(
         let retry = if shared.stop.load(Acquire) {
             None
         } else {
-            Some(claim(shared, index, buf, claims))
+            // Both places, whichever order this look takes.
+            Some(try_work(shared, index, look, share, buf, claims))
         };
         match retry {
             Some(Err(RecvError::Empty)) => {
                 let parked_at = Instant::now();
                 sleepers.sleep(me);
-                *parked_long = parked_at.elapsed() > shared.spin;
+                look.parked_long = parked_at.elapsed() > shared.spin;
             }
-            Some(Ok(n)) => {
+            Some(Ok(w)) => {
                 sleepers.cancel(me);
-                return Some(n);
+                return Some(w);
             }
-            _ => {
+            // Closed: the top of the loop decides (lanes may be left).
+            Some(Err(_)) => sleepers.cancel(me),
+            None => {
                 sleepers.cancel(me);
                 return None;
             }
