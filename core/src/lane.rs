@@ -191,8 +191,11 @@ mod tests {
     use crate::{HeapRing, Overflow};
 
     #[test]
+    // A hash's spread: no unsafe code and no threads for Miri to check, and
+    // interpreted it was half of the whole Miri stage.
+    #[cfg_attr(miri, ignore)]
     fn keys_spread_over_lanes() {
-        let per_lane: u32 = if cfg!(miri) { 100 } else { 1000 };
+        let per_lane: u32 = 1000;
         let mut counts = [0u32; 32];
         for i in 0..32 * per_lane {
             counts[lane_of(format!("session-{i}").as_bytes(), 32)] += 1;
