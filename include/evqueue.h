@@ -269,6 +269,14 @@ typedef struct evq_config {
    * handled by one worker at a time.
    */
   uint32_t lanes;
+  /**
+   * How many nice levels below the thread that calls `evq_start` the
+   * workers run (Linux; elsewhere ignored), 0 to 39. Default 5: when
+   * handlers keep every core busy, the threads that push get the CPU
+   * first; 0 keeps the workers at their priority (more events handled
+   * under overload).
+   */
+  uint32_t worker_nice;
 } evq_config;
 
 /**
@@ -577,7 +585,8 @@ const char *evq_last_error(void);
 
 /**
  * The default configuration: 65536 slots of 256 bytes, 8 workers,
- * overwrite when full, claim batch 1, 50 µs spin, 5 s drop deadline.
+ * overwrite when full, claim batch 1, 50 µs spin, 5 s drop deadline,
+ * lanes chosen from the worker count, workers 5 nice levels down.
  * Returned by value; any thread.
  */
 struct evq_config evq_config_default(void);

@@ -538,7 +538,8 @@ pub extern "C" fn evq_last_error() -> *const c_char {
 // Queue lifecycle
 
 /// The default configuration: 65536 slots of 256 bytes, 8 workers,
-/// overwrite when full, claim batch 1, 50 µs spin, 5 s drop deadline.
+/// overwrite when full, claim batch 1, 50 µs spin, 5 s drop deadline,
+/// lanes chosen from the worker count, workers 5 nice levels down.
 /// Returned by value; any thread.
 #[no_mangle]
 pub extern "C" fn evq_config_default() -> evq_config {
@@ -554,6 +555,7 @@ const DEFAULT_CONFIG: evq_config = evq_config {
     spin_us: 50,
     drop_deadline_ms: 5000,
     lanes: 0,
+    worker_nice: 5,
 };
 
 /// Creates a queue from `config` (NULL: the defaults) and stores it in
@@ -604,6 +606,8 @@ pub unsafe extern "C" fn evq_new(
             .spin_for(Duration::from_micros(c.spin_us).min(MAX_WAIT))
             .drop_deadline(millis(c.drop_deadline_ms))
             .lanes(c.lanes as usize)
+            // Out of u8's range is out of range: refused as such.
+            .worker_nice(u8::try_from(c.worker_nice).unwrap_or(u8::MAX))
             .build_paused();
         match built {
             Ok(queue) => {

@@ -48,6 +48,12 @@ pub struct evq_config {
     /// to 4096. Each lane is a ring of `capacity / lanes` slots (at least 16)
     /// handled by one worker at a time.
     pub lanes: u32,
+    /// How many nice levels below the thread that calls `evq_start` the
+    /// workers run (Linux; elsewhere ignored), 0 to 39. Default 5: when
+    /// handlers keep every core busy, the threads that push get the CPU
+    /// first; 0 keeps the workers at their priority (more events handled
+    /// under overload).
+    pub worker_nice: u32,
 }
 
 /// Longest ordering key of `evq_push_keyed`, in bytes.

@@ -205,6 +205,7 @@ class EventQueue:
         *,
         batch: int = 64,
         lanes: int = 0,
+        worker_nice: int = 5,
     ) -> EventQueue: ...
     def start(self) -> None:
         """Starts the worker threads; does nothing if they already run.

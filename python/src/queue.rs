@@ -408,10 +408,12 @@ impl EventQueue {
     /// GIL acquisition (1 to 1024).
     #[new]
     /// `lanes`: rings for keyed events (`emit(..., key=...)`), a power of
-    /// two; 0 picks the smallest at least 4 x `workers`.
+    /// two; 0 picks the smallest at least 4 x `workers`. `worker_nice`: how
+    /// many nice levels below the thread that starts them the workers run
+    /// (Linux), 0 to 39; default 5.
     #[pyo3(
-        signature = (capacity = None, slot_size = None, workers = None, overflow = None, *, batch = None, lanes = None),
-        text_signature = "(capacity=65536, slot_size=256, workers=8, overflow='overwrite', *, batch=64, lanes=0)"
+        signature = (capacity = None, slot_size = None, workers = None, overflow = None, *, batch = None, lanes = None, worker_nice = None),
+        text_signature = "(capacity=65536, slot_size=256, workers=8, overflow='overwrite', *, batch=64, lanes=0, worker_nice=5)"
     )]
     fn new(
         capacity: Option<&Bound<'_, PyAny>>,
@@ -420,6 +422,7 @@ impl EventQueue {
         overflow: Option<&Bound<'_, PyAny>>,
         batch: Option<&Bound<'_, PyAny>>,
         lanes: Option<&Bound<'_, PyAny>>,
+        worker_nice: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         if EXITING.load(Acquire) {
             // `_close_all` has run: nothing would close this queue before the
@@ -452,6 +455,11 @@ impl EventQueue {
         }
         if let Some(l) = lanes {
             builder = builder.lanes(count_arg(l, "lanes")?);
+        }
+        if let Some(n) = worker_nice {
+            // Out of u8's range is out of range: the builder refuses it.
+            let levels = u8::try_from(count_arg(n, "worker_nice")?).unwrap_or(u8::MAX);
+            builder = builder.worker_nice(levels);
         }
         let inner = Arc::new(builder.build_paused().map_err(py_err)?);
         let error_hook = ErrorSlot::default();

@@ -548,11 +548,24 @@ def test_bad_input_raises_and_changes_nothing(call: Any, exc: type[BaseException
         ({"overflow": 1}, TypeError),
         ({"batch": 0}, ValueError),
         ({"batch": 4096}, ValueError),
+        ({"worker_nice": 40}, ValueError),
+        ({"worker_nice": 300}, ValueError),
+        ({"worker_nice": -1}, ValueError),
+        ({"worker_nice": 1.5}, TypeError),
     ],
 )
 def test_bad_config(kwargs: dict[str, Any], exc: type[BaseException]) -> None:
     with pytest.raises(exc):
         EventQueue(**kwargs)
+
+
+def test_worker_nice_is_accepted_in_range() -> None:
+    for levels in (0, 39):
+        q = EventQueue(capacity=64, workers=1, worker_nice=levels)
+        q.start()
+        q.emit("tick")
+        assert q.flush(T)
+        q.close(T)
 
 
 def test_error_hierarchy() -> None:

@@ -82,6 +82,7 @@ static void test_config(void) {
   evq_config d = evq_config_default();
   CHECK(d.capacity == 65536 && d.slot_bytes == 256 && d.workers == 8);
   CHECK(d.overflow == EVQ_OVERFLOW_OVERWRITE && d.claim_batch == 1);
+  CHECK(d.worker_nice == 5);
 
   evq_queue *q = (evq_queue *)&d; /* must be overwritten with NULL */
   evq_config bad = d;
@@ -98,6 +99,12 @@ static void test_config(void) {
   bad = d; bad.overflow = 7;
   CHECK_STATUS(evq_new(&bad, &q), EVQ_INVALID_CONFIG);
   CHECK(strstr(evq_last_error(), "overflow 7") != NULL);
+  bad = d; bad.worker_nice = 40; /* nice values span 40 levels */
+  CHECK_STATUS(evq_new(&bad, &q), EVQ_INVALID_CONFIG);
+  CHECK(strstr(evq_last_error(), "worker nice 40") != NULL);
+  bad = d; bad.worker_nice = 300; /* beyond a byte: refused, not wrapped */
+  CHECK_STATUS(evq_new(&bad, &q), EVQ_INVALID_CONFIG);
+  CHECK(q == NULL);
   bad = d; bad.claim_batch = 0;
   CHECK_STATUS(evq_new(&bad, &q), EVQ_INVALID_CONFIG);
   bad = d; bad.claim_batch = 5000;
