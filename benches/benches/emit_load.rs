@@ -17,6 +17,8 @@
 //!   emitting as fast as they can for [`OVERLOAD_SECS`]; every emit of the
 //!   first producer is timed: p50, p99, p99.9 and the maximum, and events
 //!   handled per second.
+//! - `overload/0p` (`floor`): the same timing loop with no queue and nothing
+//!   else running: its maximum is what the machine alone does to a thread.
 //!
 //! Each row runs for three configurations: `default` (workers 5 nice levels
 //! below the emitting thread, claim batches of up to 32), `nice0` (the same
@@ -195,6 +197,23 @@ fn overload(config: Config, producers: usize, secs: f64) -> Overload {
     }
 }
 
+/// The worst the machine itself does to a thread: the overload row's timing
+/// loop with no queue and nothing else running, for `secs`. Its maximum is
+/// the floor under the overload rows' maximum (the hypervisor and the
+/// kernel's own work stall a lone thread too).
+fn floor_max_ns(secs: f64) -> u64 {
+    let start = Instant::now();
+    let mut max = 0;
+    while start.elapsed().as_secs_f64() < secs {
+        for _ in 0..256 {
+            let t = Instant::now();
+            black_box(());
+            max = max.max(t.elapsed().as_nanos() as u64);
+        }
+    }
+    max
+}
+
 fn main() {
     let secs = if bench_mode() { OVERLOAD_SECS } else { 0.05 };
     let mut csv = Vec::new();
@@ -208,6 +227,12 @@ fn main() {
                 csv.push(format!("emit/{state},{},{round},{ns:.1}", config.name()));
             }
         }
+        let floor = floor_max_ns(secs);
+        println!(
+            "round {round} floor    overload/0p  max {:.2} ms (the timing loop alone)",
+            floor as f64 / 1e6
+        );
+        csv.push(format!("overload/floor/max_ns,none,{round},{floor}"));
         for producers in [1, 2] {
             for config in CONFIGS {
                 let o = overload(config, producers, secs);
