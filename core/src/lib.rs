@@ -47,6 +47,8 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[cfg(feature = "std")]
+mod blocking;
 mod codec;
 #[cfg(feature = "std")]
 mod dispatcher;

@@ -1,32 +1,10 @@
 //! [`EventQueueBuilder`]: the queue's configuration, with Nakama's defaults.
 
+use super::shared::{AroundBatch, WorkerStart};
 use super::{DispatchError, EventQueue};
 use crate::Overflow;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Runs the handlers of one claimed batch.
-type RunBatch<'a> = &'a mut dyn FnMut();
-
-/// Wraps the handling of each claimed batch; see [`EventQueueBuilder::around_batch`].
-#[derive(Clone)]
-pub(crate) struct AroundBatch(pub(crate) Arc<dyn Fn(RunBatch<'_>) + Send + Sync + 'static>);
-
-impl std::fmt::Debug for AroundBatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AroundBatch(..)")
-    }
-}
-
-/// Runs on each worker thread as it starts; see [`EventQueueBuilder::on_worker_start`].
-#[derive(Clone)]
-pub(crate) struct WorkerStart(pub(crate) Arc<dyn Fn(usize) + Send + Sync + 'static>);
-
-impl std::fmt::Debug for WorkerStart {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WorkerStart(..)")
-    }
-}
 
 /// Configures and starts an [`EventQueue`]. Defaults are Nakama's: 65536
 /// slots of 256 bytes, 8 workers, [`Overflow::Overwrite`].

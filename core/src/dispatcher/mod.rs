@@ -8,13 +8,14 @@
 //!   helpers) live in a copy-on-write registry that workers read without
 //!   locks; errors and panics are counted per event name, passed to the error
 //!   hook, and never kill a worker.
-//! - Idle workers spin for [`EventQueueBuilder::spin_for`], then park on an
-//!   `event_listener::Event`. A push notifies with one `SeqCst` fence and an
-//!   atomic load when nobody sleeps (no syscall); a worker registers as a
-//!   listener, fences, and *re-tries the claim* before it sleeps, so a push
-//!   that raced with it is never missed (the two fences make the classic
-//!   store-buffer race impossible: either the push sees the listener, or the
-//!   re-try sees the push).
+//! - Idle workers spin for [`EventQueueBuilder::spin_for`], then park
+//!   (`std::thread::park`) on the queue's own sleeper list (`park.rs`). A
+//!   push notifies with one `SeqCst` fence and an atomic load when nobody
+//!   sleeps (no syscall); a worker registers as a sleeper, fences, and
+//!   *re-tries the claim* before it sleeps, so a push that raced with it is
+//!   never missed (the two fences make the classic store-buffer race
+//!   impossible: either the push sees the sleeper, or the re-try sees the
+//!   push).
 //! - [`EventQueue::flush`] waits for everything pushed before it; each worker
 //!   publishes a lower bound of the sequence number it is handling (stored
 //!   *before* it claims), so `worker_position() >= target` and every worker's
@@ -30,21 +31,25 @@
 //!   queue shuts it down with [`EventQueueBuilder::drop_deadline`].
 
 mod builder;
+mod emitter;
 mod error;
 mod handlers;
 mod lanes;
 mod park;
 mod queue;
+mod shared;
 mod stats;
 mod subscriber;
 mod worker;
 
 pub use builder::EventQueueBuilder;
+pub use emitter::Emitter;
 pub use error::{DispatchError, RecvTimeoutError};
 pub use handlers::{
     Failure, HandlerError, HandlerResult, SESSION_END, SESSION_END_REASON, SESSION_START,
 };
 pub use lanes::SESSION_ID;
-pub use queue::{Emitter, EventQueue, ShutdownReport, MAX_FAILURE_NAMES, OTHER_FAILURE_NAMES};
+pub use queue::{EventQueue, ShutdownReport};
+pub use shared::{MAX_FAILURE_NAMES, OTHER_FAILURE_NAMES};
 pub use stats::{NameFailures, QueueStats, SubscriberStats};
 pub use subscriber::{EventSubscriber, OwnedEvent};

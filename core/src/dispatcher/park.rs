@@ -13,11 +13,39 @@
 //! `Wake::pushed`), then reads the count. Either the waker sees the sleeper
 //! registered and wakes it, or the sleeper's re-check sees the change.
 
-use super::queue::lock;
+use crate::blocking::lock;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::Instant;
+
+/// Where pushes announce themselves. Shared by the queue and every
+/// [`Emitter`](super::Emitter) (which must not keep the workers' state alive).
+pub(crate) struct Wake {
+    /// Parked workers sleep here; a push wakes one.
+    pub(crate) workers: Sleepers,
+    /// Blocked subscribers sleep here; a push wakes them all.
+    pub(crate) subscribers: Sleepers,
+}
+
+impl Wake {
+    /// After a push: one `SeqCst` fence, then an atomic load per notifier
+    /// when nobody listens (no lock, no syscall).
+    #[inline]
+    pub(crate) fn pushed(&self) {
+        // Pairs with the fence a sleeper issues between registering as a
+        // listener and re-checking the ring: either we see its registration,
+        // or it sees our push.
+        fence(SeqCst);
+        self.workers.wake_one();
+        self.subscribers.wake_all();
+    }
+
+    pub(crate) fn all(&self) {
+        self.workers.wake_all();
+        self.subscribers.wake_all();
+    }
+}
 
 /// One thread's parking spot (a worker makes one for its life; a blocking
 /// receive makes one per wait, since a subscriber may move between threads).

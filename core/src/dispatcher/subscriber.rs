@@ -1,7 +1,6 @@
 //! Std subscribers: owned events, short-poll and long-poll receives.
 
-use super::park::Sleeper;
-use super::queue::Wake;
+use super::park::{Sleeper, Wake};
 use super::RecvTimeoutError;
 use crate::{Claim, EventView, HeapRing, Payload, RecvError, Start, Subscriber};
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};

@@ -19,36 +19,16 @@
 use super::handlers::{self, Registry};
 use super::lanes::Held;
 use super::park::Sleeper;
-use super::queue::Shared;
+use super::shared::{Shared, IDLE};
 use crate::{Claim, Payload, RecvError};
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicU64, Ordering::*};
+use std::sync::atomic::{fence, Ordering::*};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// `handling` of a worker that holds no event.
-pub(crate) const IDLE: u64 = u64::MAX;
-
 /// Claim attempts between two reads of the clock while spinning.
 const SPIN_HINTS: u32 = 16;
-
-/// One worker's published state, on its own cache line.
-pub(crate) struct WorkerSlot {
-    /// A lower bound of the seq this worker is handling; [`IDLE`] when none.
-    pub(crate) handling: AtomicU64,
-    /// Events this worker dispatched (written by this worker only).
-    pub(crate) handled: AtomicU64,
-}
-
-impl Default for WorkerSlot {
-    fn default() -> Self {
-        WorkerSlot {
-            handling: AtomicU64::new(IDLE),
-            handled: AtomicU64::new(0),
-        }
-    }
-}
 
 thread_local! {
     /// Id of the queue this thread is a worker of; 0 on other threads.
