@@ -73,6 +73,10 @@ stage "ordered keys (release, 1M keyed events over 100k keys)" cargo test -p evq
 # About 1 minute on 2 cores (3 models of lane ownership, LOOM_MAX_PREEMPTIONS=2).
 stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom_lanes
+# Seconds: the dispatcher's parking protocol (no lost wake-up) on the real
+# sleeper list, as lib unit tests (the protocol is crate-private).
+stage "loom models: parking" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
+  CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --lib -- park::loom_models
 if [ -d benches ]; then
   stage "benches compile and run once" cargo test -p benches --benches
 fi

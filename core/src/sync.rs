@@ -39,3 +39,38 @@ macro_rules! const_fn {
     };
 }
 pub(crate) use const_fn;
+
+/// The dispatcher's parking (`dispatcher/park.rs`): its lock, flags, counts
+/// and thread parking, swapped for loom's like the ring's atomics, so the
+/// no-lost-wake-up protocol is model-checked through the same code.
+#[cfg(feature = "std")]
+pub(crate) mod park {
+    #[cfg(not(evqueue_loom))]
+    pub(crate) use crate::blocking::lock;
+    #[cfg(not(evqueue_loom))]
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize};
+    #[cfg(not(evqueue_loom))]
+    pub(crate) use std::sync::Mutex;
+    #[cfg(not(evqueue_loom))]
+    pub(crate) use std::thread::{current, park, park_timeout, Thread};
+
+    #[cfg(evqueue_loom)]
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize};
+    #[cfg(evqueue_loom)]
+    pub(crate) use loom::sync::Mutex;
+    #[cfg(evqueue_loom)]
+    pub(crate) use loom::thread::{current, park, Thread};
+
+    /// `crate::blocking::lock` for loom's mutex.
+    #[cfg(evqueue_loom)]
+    pub(crate) fn lock<T>(m: &Mutex<T>) -> loom::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Loom has no timed park and no clock: a timed park returns at once,
+    /// as a timeout may. (The models never wait with a deadline.)
+    #[cfg(evqueue_loom)]
+    pub(crate) fn park_timeout(_: std::time::Duration) {
+        loom::thread::yield_now();
+    }
+}

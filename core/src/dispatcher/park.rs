@@ -13,10 +13,9 @@
 //! `Wake::pushed`), then reads the count. Either the waker sees the sleeper
 //! registered and wakes it, or the sleeper's re-check sees the change.
 
-use crate::blocking::lock;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex};
-use std::thread::Thread;
+use crate::sync::park::{self as thread, lock, AtomicBool, AtomicUsize, Mutex, Thread};
+use crate::sync::{fence, Ordering::*};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Where pushes announce themselves. Shared by the queue and every
@@ -66,7 +65,7 @@ impl Sleeper {
     /// A spot for the calling thread.
     pub(crate) fn current() -> Arc<Sleeper> {
         Arc::new(Sleeper {
-            thread: std::thread::current(),
+            thread: thread::current(),
             woken: AtomicBool::new(false),
             waker_cpu: AtomicUsize::new(NO_CPU),
         })
@@ -150,7 +149,7 @@ impl Sleepers {
     /// Parks until another thread wakes `me`.
     pub(crate) fn sleep(&self, me: &Sleeper) {
         while !me.woken.load(Acquire) {
-            std::thread::park();
+            thread::park();
         }
         self.resumed();
     }
@@ -165,7 +164,7 @@ impl Sleepers {
                 // A wake may have taken it off the list just before.
                 return me.woken.load(Acquire);
             }
-            std::thread::park_timeout(deadline - now);
+            thread::park_timeout(deadline - now);
         }
         self.resumed();
         true
@@ -337,5 +336,140 @@ mod tests {
         sleepers.wake_one();
         sleeper.join().unwrap();
         assert_eq!(sleepers.waiting.load(Relaxed), 0);
+    }
+}
+
+/// The parking protocol under loom (`--cfg evqueue_loom`; scripts/test.sh
+/// runs these with `--lib -- park::loom_models`): the real `Sleepers`, with
+/// workers and producers following the steps of `worker.rs` and
+/// `Wake::pushed`. A lost wake-up leaves a worker asleep with work pending
+/// and every other thread blocked or done: loom reports it as a deadlock.
+#[cfg(all(test, evqueue_loom))]
+mod loom_models {
+    use super::*;
+    use loom::thread;
+
+    /// Events pushed and taken: the stand-in for the ring.
+    struct Work {
+        pushed: AtomicUsize,
+        taken: AtomicUsize,
+        /// How many events the model pushes in all.
+        total: usize,
+        wake: Wake,
+    }
+
+    impl Work {
+        fn new(total: usize) -> Arc<Work> {
+            Arc::new(Work {
+                pushed: AtomicUsize::new(0),
+                taken: AtomicUsize::new(0),
+                total,
+                wake: Wake {
+                    workers: Sleepers::default(),
+                    subscribers: Sleepers::default(),
+                },
+            })
+        }
+
+        /// A push and its notification, as `Emitter::emit` does them.
+        fn push(&self) {
+            self.pushed.fetch_add(1, Release);
+            self.wake.pushed();
+        }
+
+        /// Takes one event if one is there (a claim).
+        fn try_take(&self) -> bool {
+            let mut taken = self.taken.load(Acquire);
+            while taken < self.pushed.load(Acquire) {
+                match self
+                    .taken
+                    .compare_exchange(taken, taken + 1, AcqRel, Acquire)
+                {
+                    Ok(_) => return true,
+                    Err(now) => taken = now,
+                }
+            }
+            false
+        }
+
+        fn all_taken(&self) -> bool {
+            self.taken.load(Acquire) == self.total
+        }
+    }
+
+    /// A worker: take while there is work; otherwise register, fence,
+    /// re-check, then cancel or sleep. The worker that takes the last event
+    /// wakes the others so they can stop (as a shutdown would).
+    fn worker(work: &Work) {
+        let me = Sleeper::current();
+        loop {
+            if work.try_take() {
+                if work.all_taken() {
+                    work.wake.workers.wake_all_locked();
+                    return;
+                }
+                continue;
+            }
+            if work.all_taken() {
+                return;
+            }
+            work.wake.workers.register(&me);
+            fence(SeqCst);
+            if work.try_take() {
+                work.wake.workers.cancel(&me);
+                if work.all_taken() {
+                    work.wake.workers.wake_all_locked();
+                    return;
+                }
+                continue;
+            }
+            if work.all_taken() {
+                work.wake.workers.cancel(&me);
+                return;
+            }
+            work.wake.workers.sleep(&me);
+        }
+    }
+
+    /// Two pushes, two workers: the second push may find the first one's
+    /// wake still under way (`waking`) and wake nobody; the woken worker
+    /// must then see it.
+    #[test]
+    fn no_wake_up_is_lost_when_a_wake_is_under_way() {
+        loom::model(|| {
+            let work = Work::new(2);
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    let work = work.clone();
+                    thread::spawn(move || worker(&work))
+                })
+                .collect();
+            work.push();
+            work.push();
+            for w in workers {
+                w.join().unwrap();
+            }
+            assert_eq!(work.taken.load(Relaxed), 2);
+        });
+    }
+
+    /// Two producers racing, one worker: each push's wake either reaches
+    /// the sleeper or its re-check sees the push.
+    #[test]
+    fn racing_producers_wake_a_sleeping_worker() {
+        loom::model(|| {
+            let work = Work::new(2);
+            let producers: Vec<_> = (0..2)
+                .map(|_| {
+                    let work = work.clone();
+                    thread::spawn(move || work.push())
+                })
+                .collect();
+            worker(&work);
+            for p in producers {
+                p.join().unwrap();
+            }
+            assert_eq!(work.taken.load(Relaxed), 2);
+        });
     }
 }

@@ -20,10 +20,10 @@ use super::handlers::{self, Registry};
 use super::lanes::Held;
 use super::park::Sleeper;
 use super::shared::{Shared, IDLE};
+use crate::sync::{fence, Ordering::*};
 use crate::{Claim, Payload, RecvError};
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, Ordering::*};
 use std::sync::Arc;
 use std::time::Instant;
 
