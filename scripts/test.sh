@@ -77,7 +77,13 @@ stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_
 # sleeper list, as lib unit tests (the protocol is crate-private).
 stage "loom models: parking" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --lib -- park::loom_models
+# The Nakama comparison builds its Go side (Debian's golang-go, ~20 s to install).
+install_go() {
+  command -v go >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null; }
+}
 if [ -d benches ]; then
+  stage "install Go (the Nakama side of benches/benches/nakama.rs)" install_go
   stage "benches compile and run once" cargo test -p benches --benches
 fi
 

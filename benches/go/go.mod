@@ -1,0 +1,3 @@
+module evqueue.bench/nakama_queue
+
+go 1.19
