@@ -953,7 +953,7 @@ enum evq_status evq_subscriber_try_recv(struct evq_subscriber *sub,
 
 /**
  * As `evq_subscriber_try_recv`, but waits up to `timeout_ms` milliseconds
- * for something to arrive (longer than a year is clamped): `EVQ_TIMEOUT`
+ * for something to arrive (`UINT64_MAX`: no limit): `EVQ_TIMEOUT`
  * when nothing did (a heartbeat: time to send a keep-alive). Blocks only
  * the calling thread (called from a handler, it holds up that worker for
  * as long). One thread at a time per subscriber.
@@ -989,7 +989,7 @@ enum evq_status evq_subscriber_lag(const struct evq_subscriber *sub,
 void evq_subscriber_free(struct evq_subscriber *sub);
 
 /**
- * Waits up to `timeout_ms` milliseconds (clamped to a year) until every
+ * Waits up to `timeout_ms` milliseconds (`UINT64_MAX`: no limit) until every
  * event pushed before this call has been handled or counted lost. Events
  * pushed meanwhile are not waited for. On a queue never started (pull
  * mode) it waits for `evq_try_pop` on other threads to take them. Returns
@@ -1004,8 +1004,8 @@ enum evq_status evq_flush(const struct evq_queue *q, uint64_t timeout_ms);
 
 /**
  * Shuts the queue down: pushes fail with `EVQ_CLOSED` from now on; the
- * workers drain the ring until it is empty or `timeout_ms` (clamped to a
- * year) has passed, and are joined; then the handlers are released. Fills
+ * workers drain the ring until it is empty or `timeout_ms` (`UINT64_MAX`:
+ * no limit) has passed, and are joined; then the handlers are released. Fills
  * `*report` when not NULL. Returns `EVQ_OK`, `EVQ_TIMEOUT` (the deadline
  * passed: the report is still filled, with `timed_out` set and `left`
  * counting what stayed), or `EVQ_IN_HANDLER`. Calling it again reports the

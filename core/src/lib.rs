@@ -48,7 +48,8 @@
 extern crate alloc;
 
 #[cfg(feature = "std")]
-mod blocking;
+#[doc(hidden)]
+pub mod blocking;
 mod codec;
 #[cfg(feature = "std")]
 mod dispatcher;

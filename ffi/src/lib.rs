@@ -62,14 +62,6 @@ pub struct evq_subscriber {
 /// and before each handler call; beyond it, a `Vec` is allocated.
 const INLINE_PROPERTIES: usize = 16;
 
-/// Longest wait accepted (longer ones are clamped): one year, far from the
-/// overflow of `Instant + Duration`.
-const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
-
-fn millis(ms: u64) -> Duration {
-    Duration::from_millis(ms).min(MAX_WAIT)
-}
-
 /// The most properties one slot of `slot_bytes` can hold: each takes at
 /// least 4 bytes (3 of header, a 1-byte key) after the event header and a
 /// 1-byte name.
@@ -603,8 +595,8 @@ pub unsafe extern "C" fn evq_new(
             .workers(c.workers)
             .overflow(overflow)
             .claim_batch(c.claim_batch as usize)
-            .spin_for(Duration::from_micros(c.spin_us).min(MAX_WAIT))
-            .drop_deadline(millis(c.drop_deadline_ms))
+            .spin_for(Duration::from_micros(c.spin_us))
+            .drop_deadline(Duration::from_millis(c.drop_deadline_ms))
             .lanes(c.lanes as usize)
             // Out of u8's range is out of range: refused as such.
             .worker_nice(u8::try_from(c.worker_nice).unwrap_or(u8::MAX))
@@ -1448,7 +1440,7 @@ pub unsafe extern "C" fn evq_subscriber_try_recv(
 }
 
 /// As `evq_subscriber_try_recv`, but waits up to `timeout_ms` milliseconds
-/// for something to arrive (longer than a year is clamped): `EVQ_TIMEOUT`
+/// for something to arrive (`UINT64_MAX`: no limit): `EVQ_TIMEOUT`
 /// when nothing did (a heartbeat: time to send a keep-alive). Blocks only
 /// the calling thread (called from a handler, it holds up that worker for
 /// as long). One thread at a time per subscriber.
@@ -1465,7 +1457,7 @@ pub unsafe extern "C" fn evq_subscriber_recv_timeout(
     ffi_boundary!(sub, out; {
         // SAFETY: live subscriber, exclusive (caller's contract).
         let s = unsafe { &mut *sub };
-        match s.sub.recv_payload_timeout(millis(timeout_ms)) {
+        match s.sub.recv_payload_timeout(Duration::from_millis(timeout_ms)) {
             Ok(payload) => {
                 let p = evq_subscriber::fill(&mut s.props, payload);
                 // SAFETY: writable.
@@ -1526,7 +1518,7 @@ pub unsafe extern "C" fn evq_subscriber_free(sub: *mut evq_subscriber) {
 // ---------------------------------------------------------------------------
 // Flush, shutdown, stats
 
-/// Waits up to `timeout_ms` milliseconds (clamped to a year) until every
+/// Waits up to `timeout_ms` milliseconds (`UINT64_MAX`: no limit) until every
 /// event pushed before this call has been handled or counted lost. Events
 /// pushed meanwhile are not waited for. On a queue never started (pull
 /// mode) it waits for `evq_try_pop` on other threads to take them. Returns
@@ -1540,7 +1532,7 @@ pub unsafe extern "C" fn evq_subscriber_free(sub: *mut evq_subscriber) {
 pub unsafe extern "C" fn evq_flush(q: *const evq_queue, timeout_ms: u64) -> evq_status {
     ffi_boundary!(q; {
         // SAFETY: live queue.
-        match unsafe { queue(q) }.flush(millis(timeout_ms)) {
+        match unsafe { queue(q) }.flush(Duration::from_millis(timeout_ms)) {
             Ok(()) => evq_status::EVQ_OK,
             Err(e) => fail(e),
         }
@@ -1548,8 +1540,8 @@ pub unsafe extern "C" fn evq_flush(q: *const evq_queue, timeout_ms: u64) -> evq_
 }
 
 /// Shuts the queue down: pushes fail with `EVQ_CLOSED` from now on; the
-/// workers drain the ring until it is empty or `timeout_ms` (clamped to a
-/// year) has passed, and are joined; then the handlers are released. Fills
+/// workers drain the ring until it is empty or `timeout_ms` (`UINT64_MAX`:
+/// no limit) has passed, and are joined; then the handlers are released. Fills
 /// `*report` when not NULL. Returns `EVQ_OK`, `EVQ_TIMEOUT` (the deadline
 /// passed: the report is still filled, with `timed_out` set and `left`
 /// counting what stayed), or `EVQ_IN_HANDLER`. Calling it again reports the
@@ -1566,7 +1558,7 @@ pub unsafe extern "C" fn evq_shutdown(
 ) -> evq_status {
     ffi_boundary!(q; {
         // SAFETY: live queue.
-        match unsafe { queue(q) }.shutdown(millis(timeout_ms)) {
+        match unsafe { queue(q) }.shutdown(Duration::from_millis(timeout_ms)) {
             Ok(r) => {
                 let c = evq_shutdown_report {
                     pushed: r.pushed,

@@ -7,11 +7,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use std::time::Duration;
 
-/// What "no deadline" means for the core calls that take a `Duration`: long
-/// enough to never pass, short enough that `Instant::now() + it` cannot
-/// overflow.
-pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// A property dict borrowed as `(&str, &str)` pairs; the `Bound` strings keep
 /// the UTF-8 buffers alive.
 pub(crate) struct Props<'py> {
@@ -108,7 +103,7 @@ pub(crate) fn timeout(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duratio
         )));
     }
     Ok(Some(
-        Duration::try_from_secs_f64(seconds).map_or(FOREVER, |d| d.min(FOREVER)),
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX),
     ))
 }
 

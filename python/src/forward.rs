@@ -1,7 +1,7 @@
 //! `EventQueue.forward_to_redis`: the core's Redis Streams forwarder
 //! (`evqueue::forward::redis`), the same Rust code the Rust API uses.
 
-use crate::args::{self, FOREVER};
+use crate::args;
 use crate::errors::EvqueueError;
 use crate::queue::{check_same_process, fork_generation, wait_interruptibly};
 use evqueue::forward::redis::{RedisConfig, RedisForwarder as CoreForwarder};
@@ -10,6 +10,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Attaches a forwarder to `queue` (a catch-all handler); see
 /// `EventQueue.forward_to_redis`.
@@ -88,7 +89,7 @@ impl RedisForwarder {
     #[pyo3(signature = (timeout = None))]
     fn flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
         check_same_process(self.generation, "forwarder")?;
-        let timeout = args::timeout(timeout)?.unwrap_or(FOREVER);
+        let timeout = args::timeout(timeout)?.unwrap_or(Duration::MAX);
         let inner = self.inner.clone();
         match wait_interruptibly(py, "evqueue-redis-flush", move || inner.flush(timeout))? {
             Ok(()) => Ok(true),
@@ -104,7 +105,7 @@ impl RedisForwarder {
     #[pyo3(signature = (timeout = None))]
     fn close(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         check_same_process(self.generation, "forwarder")?;
-        let timeout = args::timeout(timeout)?.unwrap_or(FOREVER);
+        let timeout = args::timeout(timeout)?.unwrap_or(Duration::MAX);
         let inner = self.inner.clone();
         wait_interruptibly(py, "evqueue-redis-close", move || inner.close(timeout))?
             .map_err(|e| EvqueueError::new_err(e.to_string()))

@@ -6,11 +6,12 @@
 //! wait (`flush`, `close`, the drop of a queue) runs with the GIL released,
 //! or the workers could never finish.
 
-use crate::args::{self, Props, FOREVER};
+use crate::args::{self, Props};
 use crate::errors::{py_err, EvqueueError};
 use crate::event::Event;
 use crate::stats::{ShutdownReport, Stats};
 use crate::subscriber::Subscriber;
+use evqueue::blocking::lock;
 use evqueue::{DispatchError, EventView, Failure, HandlerResult, Overflow, Start};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -20,7 +21,7 @@ use std::sync::atomic::{
     AtomicBool, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// How long one wait runs with the GIL released before Python gets a chance
@@ -93,10 +94,6 @@ pub(crate) fn wait_interruptibly<T: Send + 'static>(
             }
         }
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A handler's exception with the handler that raised it, carried through
@@ -751,7 +748,7 @@ impl EventQueue {
     #[pyo3(signature = (timeout = None))]
     fn flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
         self.check_process()?;
-        let total = args::timeout(timeout)?.unwrap_or(FOREVER);
+        let total = args::timeout(timeout)?.unwrap_or(Duration::MAX);
         // A first look in this thread: done already, refused from inside a
         // handler (the core knows its workers by thread), or a short wait.
         let first = total.min(SIGNAL_CHECK);
@@ -787,7 +784,7 @@ impl EventQueue {
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<ShutdownReport> {
         self.check_process()?;
-        let timeout = args::timeout(timeout)?.unwrap_or(FOREVER);
+        let timeout = args::timeout(timeout)?.unwrap_or(Duration::MAX);
         // The core refuses this on a worker thread; the helper thread below
         // is not one, so ask here.
         if self.inner.is_worker_thread() {

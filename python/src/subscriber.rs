@@ -8,13 +8,14 @@
 
 use crate::errors::{py_err, QueueClosed};
 use crate::event::Event;
-use crate::queue::{check_same_process, fork_generation, lock, SIGNAL_CHECK};
+use crate::queue::{check_same_process, fork_generation, SIGNAL_CHECK};
+use evqueue::blocking::{deadline, lock, time_left};
 use evqueue::{EventSubscriber, OwnedEvent, RecvError, RecvTimeoutError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, TryLockError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct State {
     inner: EventSubscriber,
@@ -51,9 +52,9 @@ impl State {
         if let Some(event) = self.pending.take() {
             return Got::Event(event);
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline(timeout);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = time_left(deadline);
             let result = self.inner.recv_timeout(left);
             lagged.store(self.inner.missed(), Relaxed);
             match result {
@@ -116,19 +117,17 @@ impl Subscriber {
 
     fn recv_inner(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Event>> {
         check_same_process(self.generation, "subscriber")?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // No timeout, or one too long to add: no deadline.
+        let deadline = timeout.and_then(deadline);
         loop {
-            let slice = deadline.map_or(SIGNAL_CHECK, |d| {
-                d.saturating_duration_since(Instant::now())
-                    .min(SIGNAL_CHECK)
-            });
+            let slice = time_left(deadline).min(SIGNAL_CHECK);
             let got = py.detach(|| lock(&self.state).recv_timeout(slice, &self.lagged));
             match got {
                 Got::Event(event) => return Ok(Some(event.into())),
                 Got::Closed => return Err(closed()),
                 Got::Nothing => {}
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if time_left(deadline).is_zero() {
                 return Ok(None);
             }
             py.check_signals()?;

@@ -11,7 +11,7 @@ use super::stats::{QueueStats, SubscriberStats};
 use super::subscriber::{EventSubscriber, OwnedEvent};
 use super::worker;
 use super::{DispatchError, Failure, HandlerResult, SESSION_END, SESSION_START};
-use crate::blocking::lock;
+use crate::blocking::{self, lock};
 use crate::{
     check_name, Claim, Error, Event, EventView, HeapRing, MpProducer, Payload, RawView, RecvError,
     Start,
@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -595,7 +595,7 @@ impl EventQueue {
         let ring = &self.shared.ring;
         let target = ring.next_seq();
         let lane_targets = self.shared.lanes.targets();
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = blocking::deadline(timeout);
         let mut round = 0u32;
         loop {
             if self.flushed(target) && self.shared.lanes.done_below(&lane_targets) {
@@ -609,14 +609,10 @@ impl EventQueue {
             if stopped {
                 return Err(DispatchError::ShutDown { left });
             }
-            let now = Instant::now();
-            let remaining = match deadline {
-                Some(deadline) if now >= deadline => {
-                    return Err(DispatchError::Timeout { left });
-                }
-                Some(deadline) => deadline - now,
-                None => Duration::MAX,
-            };
+            let remaining = blocking::time_left(deadline);
+            if remaining.is_zero() {
+                return Err(DispatchError::Timeout { left });
+            }
             backoff(&mut round, remaining);
         }
     }
@@ -668,7 +664,7 @@ impl EventQueue {
             shared.ring.close();
             shared.wake.all();
             // `None`: a deadline too far to represent, so none.
-            let end = Instant::now().checked_add(deadline);
+            let end = blocking::deadline(deadline);
             let mut timed_out = false;
             let me = Sleeper::current();
             while shared.live_workers.load(Acquire) > 0 {

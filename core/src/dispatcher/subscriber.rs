@@ -2,6 +2,7 @@
 
 use super::park::{Sleeper, Wake};
 use super::RecvTimeoutError;
+use crate::blocking;
 use crate::{Claim, EventView, HeapRing, Payload, RecvError, Start, Subscriber};
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};
 use std::sync::Arc;
@@ -195,7 +196,7 @@ impl EventSubscriber {
         &mut self,
         timeout: Duration,
     ) -> Result<Payload<'_>, RecvTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = blocking::deadline(timeout);
         let claim = self.wait(false, deadline).map_err(timeout_error)?;
         Ok(claim.payload(&self.buf).expect("validated by poll"))
     }
@@ -219,7 +220,7 @@ impl EventSubscriber {
     /// heartbeat): [`RecvTimeoutError::Timeout`] when nothing arrived, so a
     /// server can send a keep-alive and call again.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<OwnedEvent, RecvTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = blocking::deadline(timeout);
         let claim = self.wait(true, deadline).map_err(timeout_error)?;
         Ok(OwnedEvent::from(
             &claim.event(&self.buf).expect("validated by poll"),

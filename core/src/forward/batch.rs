@@ -11,11 +11,11 @@
 //! A batch the inner sink refuses is counted as failed: put a [`Retry`](super::Retry)
 //! inside the batcher (`Batch::new(Retry::new(..))`) to retry whole batches.
 
-use super::clock::{deadline_after, lock};
 use super::{event_bytes, ForwardError, Sink, SinkError};
+use crate::blocking::{deadline, deadline_at, lock, time_left, wait, wait_timeout};
 use crate::OwnedEvent;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -302,24 +302,16 @@ fn interval_loop<S: Sink>(shared: &Shared<S>) {
         }
         match buf.first_at {
             None => {
-                buf = shared
-                    .wake
-                    .wait(buf)
-                    .unwrap_or_else(PoisonError::into_inner);
+                buf = wait(&shared.wake, buf);
             }
             Some(first) => {
-                let due = first + shared.config.interval;
-                let now = Instant::now();
-                if now >= due {
+                let left = time_left(deadline_at(first, shared.config.interval));
+                if left.is_zero() {
                     // Errors are counted in the stats; nobody to return them to.
                     let _ = shared.send(buf, Trigger::Interval);
                     buf = lock(&shared.buffer);
                 } else {
-                    buf = shared
-                        .wake
-                        .wait_timeout(buf, due - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                    buf = wait_timeout(&shared.wake, buf, left);
                 }
             }
         }
@@ -348,13 +340,10 @@ impl<S: Sink> Sink for Batch<S> {
     /// Stops the interval thread, writes what is buffered, closes the inner
     /// sink.
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = deadline_after(timeout);
+        let deadline = deadline(timeout);
         self.stop_timer();
         let r = self.shared.send(lock(&self.shared.buffer), Trigger::Flush);
-        let closed = self
-            .shared
-            .inner
-            .close(deadline.saturating_duration_since(Instant::now()));
+        let closed = self.shared.inner.close(time_left(deadline));
         r.and(closed)
     }
 }

@@ -12,12 +12,12 @@
 //! its own queue (and drops only its own events), a failing one fails only
 //! its own writes.
 
-use super::clock::{deadline_after, lock};
 use super::{ForwardError, Sink, SinkError};
+use crate::blocking::{deadline, lock, time_left, wait, wait_timeout};
 use crate::OwnedEvent;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -170,20 +170,16 @@ impl<S: Sink> Buffered<S> {
 
     /// Waits until the queue is empty and no write is in progress, or the
     /// deadline; returns the events still pending.
-    fn wait_drained(&self, deadline: Instant) -> usize {
+    fn wait_drained(&self, deadline: Option<Instant>) -> usize {
         let s = &*self.shared;
         let mut q = lock(&s.queue);
         loop {
             let pending = q.events.len() + q.in_flight;
-            let now = Instant::now();
-            if pending == 0 || now >= deadline {
+            let left = time_left(deadline);
+            if pending == 0 || left.is_zero() {
                 return pending;
             }
-            q = s
-                .progress
-                .wait_timeout(q, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            q = wait_timeout(&s.progress, q, left);
         }
     }
 }
@@ -246,7 +242,7 @@ fn drain<S: Sink>(s: &Shared<S>) {
                     return;
                 }
                 q.idle = true;
-                q = s.work.wait(q).unwrap_or_else(PoisonError::into_inner);
+                q = wait(&s.work, q);
                 q.idle = false;
             }
             let n = q.events.len().min(s.max_batch);
@@ -285,21 +281,19 @@ impl<S: Sink> Sink for Buffered<S> {
     /// Waits until every queued event was written (or refused by the inner
     /// sink), then flushes the inner sink.
     fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = deadline_after(timeout);
+        let deadline = deadline(timeout);
         let pending = self.wait_drained(deadline);
         if pending > 0 {
             return Err(Box::new(ForwardError::Timeout { pending }));
         }
-        self.shared
-            .inner
-            .flush(deadline.saturating_duration_since(Instant::now()))
+        self.shared.inner.flush(time_left(deadline))
     }
 
     /// Refuses new writes and lets the thread drain the queue until
     /// `timeout`; then closes the inner sink (which cancels a write that is
     /// still retrying) and counts what is left as abandoned.
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = deadline_after(timeout);
+        let deadline = deadline(timeout);
         let s = &*self.shared;
         lock(&s.queue).closed = true;
         s.work.notify_all();
@@ -324,8 +318,7 @@ impl<S: Sink> Sink for Buffered<S> {
             }));
         }
         closed?;
-        s.inner
-            .close(deadline.saturating_duration_since(Instant::now()))
+        s.inner.close(time_left(deadline))
     }
 }
 
@@ -425,12 +418,12 @@ impl Sink for FanOut {
     }
 
     fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = deadline_after(timeout);
-        self.each(|b| b.flush(deadline.saturating_duration_since(Instant::now())))
+        let deadline = deadline(timeout);
+        self.each(|b| b.flush(time_left(deadline)))
     }
 
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = deadline_after(timeout);
-        self.each(|b| b.close(deadline.saturating_duration_since(Instant::now())))
+        let deadline = deadline(timeout);
+        self.each(|b| b.close(time_left(deadline)))
     }
 }

@@ -3,30 +3,9 @@
 //! Sleeps are cut short by a [`Cancel`], which is how `close` stops a sink
 //! that is backing off.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use crate::blocking::{deadline, lock, time_left, wait_timeout};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-/// Locks a mutex, ignoring poisoning: every critical section in this module
-/// tree leaves its state consistent, and a panicking sink must not take the
-/// forwarder down with it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// `at + d`; a `d` too long to add (`Duration::MAX`, as a caller's "wait
-/// forever") gives an instant about a century later instead of the panic
-/// `Instant + Duration` makes on overflow.
-pub(crate) fn later(at: Instant, d: Duration) -> Instant {
-    const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    at.checked_add(d)
-        .or_else(|| at.checked_add(FOREVER))
-        .unwrap_or(at)
-}
-
-/// The instant `d` from now, as [`later`].
-pub(crate) fn deadline_after(d: Duration) -> Instant {
-    later(Instant::now(), d)
-}
 
 /// A one-way flag that wakes sleepers when set.
 #[derive(Debug, Default)]
@@ -55,18 +34,14 @@ impl Cancel {
     /// Sleeps for `d` of real time or until the flag is set; returns whether
     /// it is set.
     pub fn sleep(&self, d: Duration) -> bool {
-        let deadline = deadline_after(d);
+        let deadline = deadline(d);
         let mut cancelled = lock(&self.cancelled);
         while !*cancelled {
-            let now = Instant::now();
-            if now >= deadline {
+            let left = time_left(deadline);
+            if left.is_zero() {
                 break;
             }
-            cancelled = self
-                .cond
-                .wait_timeout(cancelled, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            cancelled = wait_timeout(&self.cond, cancelled, left);
         }
         *cancelled
     }
@@ -146,7 +121,14 @@ impl FakeClock {
 
 impl Clock for FakeClock {
     fn now(&self) -> Instant {
-        later(self.start, lock(&self.state).0)
+        // A clock reading, not a deadline: one advanced past what an
+        // `Instant` can hold stands still a century on.
+        const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        let elapsed = lock(&self.state).0;
+        self.start
+            .checked_add(elapsed)
+            .or_else(|| self.start.checked_add(FAR))
+            .unwrap_or(self.start)
     }
     fn sleep(&self, d: Duration, _cancel: &Cancel) {
         let mut state = lock(&self.state);

@@ -9,8 +9,9 @@
 //! failure (a success closes it again). So a dead service costs one attempt
 //! per cool-down, not a storm of them.
 
-use super::clock::{deadline_after, later, lock, Cancel, Clock, SystemClock};
+use super::clock::{Cancel, Clock, SystemClock};
 use super::{ForwardError, Sink, SinkError};
+use crate::blocking::{deadline, deadline_at, lock, time_left};
 use crate::OwnedEvent;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
@@ -137,8 +138,17 @@ pub struct RetryStats {
 
 struct State {
     consecutive: u32,
-    open_until: Option<Instant>,
+    breaker: Breaker,
     rng: u64,
+}
+
+/// The circuit breaker's state.
+#[derive(Clone, Copy)]
+enum Breaker {
+    Closed,
+    /// Open until this instant of the clock; `None`: a cool-down too long to
+    /// represent, so open until the sink is closed.
+    Open(Option<Instant>),
 }
 
 /// Retries a sink's writes.
@@ -215,7 +225,7 @@ impl<S: Sink> Retry<S> {
             dead_letter: None,
             state: Mutex::new(State {
                 consecutive: 0,
-                open_until: None,
+                breaker: Breaker::Closed,
                 rng: seed,
             }),
             cancel: Cancel::new(),
@@ -262,11 +272,11 @@ impl<S: Sink> Retry<S> {
     fn write_inner(&self, batch: &[OwnedEvent]) -> Result<(), SinkError> {
         let mut attempt: u32 = 0;
         loop {
-            let wait = lock(&self.state)
-                .open_until
-                .map_or(Duration::ZERO, |until| {
-                    until.saturating_duration_since(self.clock.now())
-                });
+            let wait = match lock(&self.state).breaker {
+                Breaker::Closed => Duration::ZERO,
+                Breaker::Open(Some(until)) => until.saturating_duration_since(self.clock.now()),
+                Breaker::Open(None) => Duration::MAX,
+            };
             if !wait.is_zero() {
                 self.breaker_waits.fetch_add(1, Relaxed);
                 self.clock.sleep(wait, &self.cancel);
@@ -283,7 +293,7 @@ impl<S: Sink> Retry<S> {
                 Ok(()) => {
                     let mut st = lock(&self.state);
                     st.consecutive = 0;
-                    st.open_until = None;
+                    st.breaker = Breaker::Closed;
                     return Ok(());
                 }
                 Err(e) => e,
@@ -295,10 +305,14 @@ impl<S: Sink> Retry<S> {
                 if st.consecutive >= self.policy.breaker_threshold {
                     let now = self.clock.now();
                     // Concurrent writers failing in one open window open it once.
-                    if st.open_until.map_or(true, |until| until <= now) {
+                    let open = match st.breaker {
+                        Breaker::Closed => false,
+                        Breaker::Open(until) => until.map_or(true, |until| until > now),
+                    };
+                    if !open {
                         self.breaker_opened.fetch_add(1, Relaxed);
                     }
-                    st.open_until = Some(later(now, self.policy.breaker_cooldown));
+                    st.breaker = Breaker::Open(deadline_at(now, self.policy.breaker_cooldown));
                 }
                 let cap = self.policy.cap(attempt);
                 let r = splitmix(&mut st.rng);
@@ -359,16 +373,15 @@ impl<S: Sink> Sink for Retry<S> {
     /// then cancels them (their batches are counted as abandoned) and
     /// closes the inner sink.
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {
-        let deadline = deadline_after(timeout);
+        let deadline = deadline(timeout);
         self.closed.store(true, SeqCst);
-        while self.in_flight.load(SeqCst) > 0 && Instant::now() < deadline {
+        while self.in_flight.load(SeqCst) > 0 && !time_left(deadline).is_zero() {
             std::thread::sleep(Duration::from_millis(2));
         }
         self.cancel.cancel();
         while self.in_flight.load(SeqCst) > 0 {
             std::thread::sleep(Duration::from_millis(2));
         }
-        self.inner
-            .close(deadline.saturating_duration_since(Instant::now()))
+        self.inner.close(time_left(deadline))
     }
 }

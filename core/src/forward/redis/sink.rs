@@ -3,7 +3,7 @@
 //! buffer, attached to a queue).
 
 use super::connect;
-use crate::forward::clock::lock;
+use crate::blocking::lock;
 use crate::forward::{
     handler, Buffered, ForwardError, Retry, RetryPolicy, RetryStats, Sink, SinkError,
 };

@@ -1,7 +1,8 @@
 //! The consumer-group side: [`RedisSource`].
 
 use super::{connect, decode_fields};
-use crate::forward::clock::{lock, Cancel};
+use crate::blocking::lock;
+use crate::forward::clock::Cancel;
 use crate::forward::ForwardError;
 use crate::{Event, EventQueue, HandlerResult, OwnedEvent};
 use ::redis::{Connection, RedisResult, Value};
