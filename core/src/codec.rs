@@ -115,9 +115,36 @@ pub fn encoded_len(event: &Event<'_>) -> Result<usize, Error> {
                 max: MAX_VALUE_LEN,
             });
         }
-        len += PROPERTY_HEADER_BYTES + key.len() + value.len();
+        len += property_len(key, value);
     }
     Ok(len)
+}
+
+/// The encoded size of an event with this name and these properties, with
+/// no bounds checked (an event within the bounds: [`encoded_len`]).
+pub(crate) fn unchecked_len<'a>(
+    name: &str,
+    properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> usize {
+    let props: usize = properties
+        .into_iter()
+        .map(|(k, v)| property_len(k, v))
+        .sum();
+    EVENT_HEADER_BYTES + name.len() + props
+}
+
+/// Bytes one property takes encoded: its header, the key and the value.
+#[inline]
+const fn property_len(key: &str, value: &str) -> usize {
+    PROPERTY_HEADER_BYTES + key.len() + value.len()
+}
+
+/// The most properties an event can carry in a slot of `slot_bytes` bytes
+/// (a 1-byte name, each property a 1-byte key and an empty value). For the
+/// C ABI, which sizes its property arrays by it.
+#[doc(hidden)]
+pub const fn max_properties(slot_bytes: usize) -> usize {
+    slot_bytes.saturating_sub(EVENT_HEADER_BYTES + 1) / property_len("k", "")
 }
 
 /// Checks an event name: non-empty, at most [`MAX_NAME_LEN`] bytes.

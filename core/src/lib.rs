@@ -68,6 +68,8 @@ mod subscriber;
 mod sync;
 mod words;
 
+#[doc(hidden)]
+pub use codec::max_properties;
 #[cfg(feature = "std")]
 pub use codec::now_nanos;
 pub use codec::{

@@ -751,3 +751,17 @@ fn every_read_path_copies_every_length_exactly() {
         }
     }
 }
+
+#[test]
+fn encoded_sizes_agree() {
+    let props = [("sku", "gem_pack"), ("n", "")];
+    let event = Event::new("purchase").properties(&props);
+    let len = encoded_len(&event).unwrap();
+    assert_eq!(crate::codec::unchecked_len(event.name, props), len);
+    // `max_properties` of the smallest properties fit a slot; one more does not.
+    let slot = 64;
+    let n = max_properties(slot);
+    let small = vec![("k", ""); n + 1];
+    assert!(encoded_len(&Event::new("x").properties(&small[..n])).unwrap() <= slot);
+    assert!(encoded_len(&Event::new("x").properties(&small)).unwrap() > slot);
+}

@@ -31,8 +31,8 @@ use status::{fail, fail_with};
 pub use types::*;
 
 use evq_core::{
-    Event, EventQueue, EventSubscriber, EventView, Overflow, Payload, RawView, Start,
-    EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
+    max_properties, Event, EventQueue, EventSubscriber, EventView, Overflow, Payload, RawView,
+    Start, EVENT_HEADER_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PROPERTIES, MAX_VALUE_LEN,
 };
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::mem::MaybeUninit;
@@ -61,13 +61,6 @@ pub struct evq_subscriber {
 /// Properties up to this count are converted on the stack, in `evq_push`
 /// and before each handler call; beyond it, a `Vec` is allocated.
 const INLINE_PROPERTIES: usize = 16;
-
-/// The most properties one slot of `slot_bytes` can hold: each takes at
-/// least 4 bytes (3 of header, a 1-byte key) after the event header and a
-/// 1-byte name.
-fn max_properties(slot_bytes: usize) -> usize {
-    slot_bytes.saturating_sub(EVENT_HEADER_BYTES + 1) / 4
-}
 
 /// Which text an argument is, for its bound and its error message.
 #[derive(Clone, Copy)]

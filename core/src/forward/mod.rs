@@ -187,11 +187,11 @@ pub fn handler<S: Sink + ?Sized>(
 /// slot: a 12-byte header, the name, and 3 bytes plus key and value per
 /// property), the measure [`Batch`] uses for its byte limit.
 pub fn event_bytes(event: &OwnedEvent) -> usize {
-    crate::EVENT_HEADER_BYTES
-        + event.name.len()
-        + event
+    crate::codec::unchecked_len(
+        &event.name,
+        event
             .properties
             .iter()
-            .map(|(k, v)| 3 + k.len() + v.len())
-            .sum::<usize>()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
 }
