@@ -24,6 +24,7 @@
 //! --bench dispatcher` takes about a minute and a half; `cargo test -p benches
 //! --bench dispatcher` runs each row once.
 
+use benches::{current_cpu, quantile, Backoff};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use evqueue::{Error, Event, EventQueue, Overflow};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
@@ -44,22 +45,17 @@ fn wake_once(queue: &EventQueue, base: Instant, started: &AtomicU64) -> u64 {
 /// distance from `t0`.
 fn wait_started(started: &AtomicU64, t0: u64) -> u64 {
     let deadline = Instant::now() + WAIT_LIMIT;
-    let mut spins = 0u32;
+    // Spin a little, then yield: on a 2-core machine a waiter that only
+    // spins can hold the very CPU the woken thread was queued on until the
+    // next scheduler tick, and we would time the tick.
+    let mut backoff = Backoff::new(199);
     loop {
         let t1 = started.load(Acquire);
         if t1 != 0 {
             return t1.saturating_sub(t0);
         }
         assert!(Instant::now() < deadline, "the woken thread never ran");
-        // Spin a little, then yield: on a 2-core machine a waiter that only
-        // spins can hold the very CPU the woken thread was queued on until
-        // the next scheduler tick, and we would time the tick.
-        spins += 1;
-        if spins < 200 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
+        backoff.snooze();
     }
 }
 
@@ -73,14 +69,10 @@ fn report(name: &str, mut samples: Vec<u64>) {
     println!(
         "wake/{name}: {} samples, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
         samples.len(),
-        percentile(&samples, 0.5) as f64 / 1e3,
-        percentile(&samples, 0.99) as f64 / 1e3,
+        quantile(&samples, 0.5) as f64 / 1e3,
+        quantile(&samples, 0.99) as f64 / 1e3,
         *samples.last().unwrap() as f64 / 1e3,
     );
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn wake(c: &mut Criterion) {
@@ -306,20 +298,6 @@ fn wake_interleaved(_: &mut Criterion) {
     }
     drop(floor);
     queue.shutdown(WAIT_LIMIT).expect("shutdown");
-}
-
-/// The calling thread's CPU (Linux), for the split above; 0 elsewhere.
-fn current_cpu() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sched_getcpu takes no arguments and touches no memory.
-        let cpu = unsafe { libc::sched_getcpu() };
-        u64::try_from(cpu).unwrap_or(0)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        0
-    }
 }
 
 fn config() -> Criterion {

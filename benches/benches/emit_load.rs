@@ -32,27 +32,13 @@ use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::{bench_mode, merge_extra, quantile};
-use evqueue::{Event, EventQueue, EventQueueBuilder};
+use benches::{bench_mode, by_mode, env_count, match_end, merge_extra, quantile};
+use evqueue::{EventQueue, EventQueueBuilder};
 
 /// Emits per timed burst.
 const BURST: usize = 1000;
 /// Seconds each overload run lasts (bench mode).
 const OVERLOAD_SECS: f64 = 2.0;
-
-fn rounds() -> usize {
-    match std::env::var("EMIT_ROUNDS") {
-        Ok(v) => v.parse().expect("EMIT_ROUNDS: a number"),
-        Err(_) if bench_mode() => 5,
-        Err(_) => 1,
-    }
-}
-
-fn event() -> Event<'static> {
-    Event::new("match_end")
-        .properties(&[("winner", "blue"), ("duration_s", "1260")])
-        .timestamp(1_700_000_000_000_000_000)
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Config {
@@ -84,7 +70,7 @@ impl Config {
 
 /// Mean ns per emit over `bursts` bursts, with `idle` before each burst.
 fn emit_bursts(queue: &EventQueue, bursts: usize, idle: Duration) -> f64 {
-    let e = event();
+    let e = match_end();
     let mut total = Duration::ZERO;
     for _ in 0..bursts {
         if !idle.is_zero() {
@@ -101,7 +87,7 @@ fn emit_bursts(queue: &EventQueue, bursts: usize, idle: Duration) -> f64 {
 
 /// Median ns of single emits, each after `idle`.
 fn emit_singles(queue: &EventQueue, n: usize, idle: Duration) -> f64 {
-    let e = event();
+    let e = match_end();
     let mut samples: Vec<u64> = (0..n)
         .map(|_| {
             std::thread::sleep(idle);
@@ -122,7 +108,7 @@ fn started(config: Config) -> EventQueue {
 
 /// `(state, ns per emit)` rows for one configuration.
 fn emit_rows(config: Config) -> Vec<(String, f64)> {
-    let (bursts, singles) = if bench_mode() { (200, 200) } else { (10, 4) };
+    let (bursts, singles) = by_mode((200, 200), (10, 4));
     let mut rows = Vec::new();
     let paused = config.builder().build_paused().expect("queue");
     rows.push((
@@ -166,13 +152,13 @@ fn overload(config: Config, producers: usize, secs: f64) -> Overload {
             let q = &q;
             let stop = &stop;
             s.spawn(move || {
-                let e = event();
+                let e = match_end();
                 while !stop.load(Relaxed) {
                     black_box(q.emit(&e).expect("emit"));
                 }
             });
         }
-        let e = event();
+        let e = match_end();
         let mut samples = Vec::with_capacity(1 << 22);
         while start.elapsed().as_secs_f64() < secs {
             for _ in 0..256 {
@@ -215,9 +201,9 @@ fn floor_max_ns(secs: f64) -> u64 {
 }
 
 fn main() {
-    let secs = if bench_mode() { OVERLOAD_SECS } else { 0.05 };
+    let secs = by_mode(OVERLOAD_SECS, 0.05);
     let mut csv = Vec::new();
-    for round in 0..rounds() {
+    for round in 0..env_count("EMIT_ROUNDS", 5, 1) {
         for config in CONFIGS {
             for (state, ns) in emit_rows(config) {
                 println!(

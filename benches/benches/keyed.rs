@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::{bench_mode, merge_extra};
+use benches::{by_mode, env_count, match_end, median_range, merge_extra};
 use evqueue::lane::lane_of;
 use evqueue::{Event, EventQueue};
 
@@ -35,26 +35,8 @@ const KEYS: usize = 1000;
 /// Slow events per `slow_key` run (10 ms each).
 const SLOW_EVENTS: usize = 20;
 
-fn rounds() -> usize {
-    match std::env::var("KEYED_ROUNDS") {
-        Ok(v) => v.parse().expect("KEYED_ROUNDS: a number"),
-        Err(_) if bench_mode() => 7,
-        Err(_) => 1,
-    }
-}
-
 fn events() -> usize {
-    if bench_mode() {
-        400_000
-    } else {
-        2_000
-    }
-}
-
-fn event() -> Event<'static> {
-    Event::new("match_end")
-        .properties(&[("winner", "blue"), ("duration_s", "1260")])
-        .timestamp(1_700_000_000_000_000_000)
+    by_mode(400_000, 2_000)
 }
 
 fn keys() -> Vec<String> {
@@ -70,7 +52,7 @@ fn dispatch(keyed: bool, keys: &[String]) -> f64 {
         .unwrap();
     queue.on("match_end", |_| Ok(())).unwrap();
     let n = events();
-    let e = event();
+    let e = match_end();
     // Warm-up: wake the workers, fault the pages in.
     for i in 0..1000 {
         if keyed {
@@ -106,8 +88,8 @@ fn emit_ns(keyed: bool, keys: &[String]) -> f64 {
         .workers(8)
         .build_paused()
         .unwrap();
-    let e = event();
-    let bursts = if bench_mode() { 200 } else { 2 };
+    let e = match_end();
+    let bursts = by_mode(200, 2);
     let mut best = f64::MAX;
     let mut k = 0;
     for _ in 0..bursts {
@@ -206,15 +188,9 @@ fn slow_key(with_slow: bool, keys: &[String]) -> SlowRun {
     }
 }
 
-/// "median [min, max]" of `v`.
-fn spread(v: &mut [f64]) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
 fn main() {
     let keys = keys();
-    let rounds = rounds();
+    let rounds = env_count("KEYED_ROUNDS", 7, 1);
     let mut dispatch_ratio = Vec::new();
     let mut emit_ratio = Vec::new();
     let mut slow_ratio = Vec::new();
@@ -269,13 +245,13 @@ fn main() {
         slow_ratio.push(with.other_lanes_rate / base.other_lanes_rate);
         same_lane_secs.push(with.same_lane_secs);
     }
-    let (m, lo, hi) = spread(&mut dispatch_ratio);
+    let (m, lo, hi) = median_range(&mut dispatch_ratio);
     println!("dispatch keyed/unkeyed: {m:.2}x [{lo:.2}, {hi:.2}] (goal >= 0.8)");
-    let (m, lo, hi) = spread(&mut emit_ratio);
+    let (m, lo, hi) = median_range(&mut emit_ratio);
     println!("emit keyed/unkeyed: {m:.2}x [{lo:.2}, {hi:.2}] (goal <= 1.1)");
-    let (m, lo, hi) = spread(&mut slow_ratio);
+    let (m, lo, hi) = median_range(&mut slow_ratio);
     println!("slow key: other lanes' throughput {m:.2}x [{lo:.2}, {hi:.2}] of a run without it");
-    let (m, lo, hi) = spread(&mut same_lane_secs);
+    let (m, lo, hi) = median_range(&mut same_lane_secs);
     println!(
         "slow key: fast keys sharing its lane done after {m:.3} s [{lo:.3}, {hi:.3}] ({SLOW_EVENTS} x 10 ms slow events)"
     );

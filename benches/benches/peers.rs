@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use benches::peers::*;
-use benches::{bench_mode, merge_extra, payload, time_two_threads, StoreFloor, CAPACITY};
+use benches::{bench_mode, by_mode, merge_extra, payload, time_two_threads, StoreFloor, CAPACITY};
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
@@ -644,11 +644,7 @@ fn ping_pong<const N: usize>(
 }
 
 fn samples_wanted() -> usize {
-    if bench_mode() {
-        RTT_SAMPLES
-    } else {
-        100
-    }
+    by_mode(RTT_SAMPLES, 100)
 }
 
 /// A cycle counter for timing one round trip: the TSC on x86-64 (a few ns
@@ -876,20 +872,12 @@ static GOALS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Rounds of each goal pair (one when only checking that it runs).
 fn goal_rounds() -> usize {
-    if bench_mode() {
-        15
-    } else {
-        1
-    }
+    by_mode(15, 1)
 }
 
 /// Operations per round for the one-thread and one-to-one goals.
 fn goal_ops() -> u64 {
-    if bench_mode() {
-        1 << 20
-    } else {
-        1000
-    }
+    by_mode(1 << 20, 1000)
 }
 
 /// Times evqueue (`ours`) and a peer round by round, alternating which goes
@@ -957,7 +945,7 @@ fn one_to_one_rate<const N: usize>(tx: &mut impl Tx<N>, rx: &mut impl Rx<N>) -> 
 
 /// One round of scenario 4: events per second per subscriber.
 fn broadcast_rate<const N: usize, R: Rx<N>>(tx: &mut impl Tx<N>, rx: &mut [R; 4]) -> f64 {
-    let n = if bench_mode() { BROADCAST_ROUND } else { 100 };
+    let n = by_mode(BROADCAST_ROUND, 100);
     fill(tx, n);
     let [r0, r1, r2, r3] = rx;
     let (time, (a0, a1), (a2, a3)) = time_two_threads(

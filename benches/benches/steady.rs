@@ -30,12 +30,11 @@
 //! (`row,bytes,round,events_per_sec,lost_fraction`). `cargo test -p benches
 //! --bench steady` runs every row once on 3 laps.
 
-use std::hint::{black_box, spin_loop};
+use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering::*};
-use std::thread::yield_now;
 
 use benches::peers::*;
-use benches::{bench_mode, merge_extra, time_two_threads, CAPACITY};
+use benches::{bench_mode, env_count, merge_extra, time_two_threads, Backoff, CAPACITY};
 use std::sync::Arc;
 
 use evqueue::{HeapRing, Lag, Overflow, Producer};
@@ -43,36 +42,8 @@ use evqueue::{HeapRing, Lag, Overflow, Producer};
 /// Multiply-add rounds a `slow_*` reader does per event.
 const WORK: u32 = 24;
 
-fn laps() -> u64 {
-    match std::env::var("STEADY_LAPS") {
-        Ok(v) => v.parse().expect("STEADY_LAPS: a number"),
-        Err(_) if bench_mode() => 100,
-        Err(_) => 3,
-    }
-}
-
-fn rounds() -> usize {
-    match std::env::var("STEADY_ROUNDS") {
-        Ok(v) => v.parse().expect("STEADY_ROUNDS: a number"),
-        Err(_) if bench_mode() => 5,
-        Err(_) => 1,
-    }
-}
-
-/// The same backoff for every spinning producer and polling consumer.
-struct Backoff(u32);
-
-impl Backoff {
-    #[inline]
-    fn snooze(&mut self) {
-        if self.0 < 128 {
-            self.0 += 1;
-            spin_loop();
-        } else {
-            yield_now();
-        }
-    }
-}
+/// Spins before a waiting producer or consumer yields (the same for all).
+const SPINS: u32 = 128;
 
 /// Payload `seq`: every 8-byte word holds `seq`.
 #[inline(always)]
@@ -131,7 +102,7 @@ fn run<const N: usize>(
         || {
             for seq in 0..total {
                 let p = payload_of::<N>(seq);
-                let mut backoff = Backoff(0);
+                let mut backoff = Backoff::new(SPINS);
                 while !tx.send(&p) {
                     assert!(!lossy, "a lossy queue refused a push");
                     backoff.snooze();
@@ -146,13 +117,13 @@ fn run<const N: usize>(
                 last = Some(seq);
                 sink = sink.wrapping_add(work(seq, work_rounds));
             };
-            let mut backoff = Backoff(0);
+            let mut backoff = Backoff::new(SPINS);
             loop {
                 let finished = done.load(Acquire);
                 match rx.poll(&mut f) {
                     Poll::Got(n) => {
                         got += n;
-                        backoff = Backoff(0);
+                        backoff = Backoff::new(SPINS);
                         if !lossy && got == total {
                             break;
                         }
@@ -359,9 +330,9 @@ fn one_round<const N: usize>(total: u64) -> Vec<(&'static str, Outcome)> {
 }
 
 fn main() {
-    let total = laps() * CAPACITY as u64;
+    let total = env_count("STEADY_LAPS", 100, 3) * CAPACITY as u64;
     let mut csv = Vec::new();
-    for round in 0..rounds() {
+    for round in 0..env_count("STEADY_ROUNDS", 5, 1) {
         for (bytes, results) in [(64, one_round::<64>(total)), (256, one_round::<256>(total))] {
             for (name, o) in results {
                 let rate = o.delivered as f64 / o.secs;

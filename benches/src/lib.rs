@@ -1,12 +1,16 @@
 //! Helpers shared by the benchmark targets in `benches/`: the ring geometry
-//! every bench uses, deterministic payloads, the store floor, and a
-//! barrier-started two-thread timer.
+//! every bench uses, deterministic payloads and events, the store floor, a
+//! barrier-started two-thread timer, CPU pinning, a spin-then-yield backoff,
+//! run sizes by mode, quantiles and median ranges, and the extra CSV files.
 //!
 //! Run the benches with `cargo bench -p benches`; `cargo test -p benches
 //! --benches` runs each once so they keep compiling and working.
 
+use evqueue::Event;
+use std::hint::spin_loop;
 use std::io::Write;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Barrier;
 use std::thread;
@@ -139,10 +143,79 @@ pub fn pin_to_allowed_cpu(nth: usize) {
     let _ = nth;
 }
 
+/// The calling thread's CPU (Linux); 0 elsewhere.
+pub fn current_cpu() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sched_getcpu takes no arguments and touches no memory.
+        let cpu = unsafe { libc::sched_getcpu() };
+        u64::try_from(cpu).unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+/// Spins up to a limit, then yields: how the benches' spinning producers
+/// and polling consumers wait. On a 2-core machine a waiter that only spins
+/// can hold the very CPU the thread it waits for was queued on.
+pub struct Backoff {
+    spins: u32,
+    limit: u32,
+}
+
+impl Backoff {
+    /// A backoff that spins `limit` times before it starts yielding.
+    pub const fn new(limit: u32) -> Self {
+        Backoff { spins: 0, limit }
+    }
+
+    /// Waits a little: a spin hint while under the limit, else a yield.
+    #[inline]
+    pub fn snooze(&mut self) {
+        if self.spins < self.limit {
+            self.spins += 1;
+            spin_loop();
+        } else {
+            thread::yield_now();
+        }
+    }
+}
+
 /// Whether this process is a real benchmark run (`cargo bench` passes
 /// `--bench`), not `cargo test --benches` running each row once.
 pub fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
+}
+
+/// `bench` in a real benchmark run ([`bench_mode`]), `test` when `cargo test
+/// --benches` runs it once.
+pub fn by_mode<T>(bench: T, test: T) -> T {
+    if bench_mode() {
+        bench
+    } else {
+        test
+    }
+}
+
+/// A count from the environment variable `var` (panics if it is not a
+/// number), else [`by_mode`]`(bench, test)`.
+pub fn env_count<T: FromStr>(var: &str, bench: T, test: T) -> T {
+    match std::env::var(var) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{var}: a number, not {v:?}")),
+        Err(_) => by_mode(bench, test),
+    }
+}
+
+/// The event the dispatcher benches emit: a `match_end` with two
+/// properties and a fixed timestamp (so no clock is read per emit).
+pub fn match_end() -> Event<'static> {
+    Event::new("match_end")
+        .properties(&[("winner", "blue"), ("duration_s", "1260")])
+        .timestamp(1_700_000_000_000_000_000)
 }
 
 /// Where the benches write what criterion does not record (loss counts,
@@ -206,6 +279,13 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// `(median, min, max)` of `v` (sorted in place): how the benches report a
+/// ratio over rounds, "median [min, max]".
+pub fn median_range(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +306,11 @@ mod tests {
             );
             assert_eq!(floor.word(slot * 4 + 2), 0);
         }
+    }
+
+    #[test]
+    fn median_range_sorts_and_picks() {
+        assert_eq!(median_range(&mut [3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
     }
 
     #[test]
@@ -282,10 +367,7 @@ mod tests {
             );
             libc::CPU_COUNT(&allowed)
         };
-        // SAFETY: sched_getcpu takes no arguments and touches no memory.
-        let cpu = || unsafe { libc::sched_getcpu() };
-        let (_, a, b) = time_two_threads(cpu, cpu);
-        assert!(a >= 0 && b >= 0);
+        let (_, a, b) = time_two_threads(current_cpu, current_cpu);
         assert_eq!(a != b, cpus >= 2, "threads ran on CPUs {a} and {b}");
     }
 }
