@@ -28,7 +28,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
-use benches::{bench_mode, merge_extra, quantile};
+use benches::{bench_mode, by_mode, env_count, median_range, merge_extra, quantile};
 use evqueue::{Event, EventQueue};
 
 const WORKERS: usize = 8;
@@ -44,11 +44,7 @@ const ROWS: [(&str, usize, u64); 3] = [
 ];
 
 fn rounds() -> usize {
-    match std::env::var("NAKAMA_ROUNDS") {
-        Ok(v) => v.parse().expect("NAKAMA_ROUNDS: a number"),
-        Err(_) if bench_mode() => 5,
-        Err(_) => 1,
-    }
+    env_count("NAKAMA_ROUNDS", 5, 1)
 }
 
 /// One side's run: the child's `key=value` line.
@@ -191,16 +187,6 @@ fn run_side(go: Option<&PathBuf>, secs: f64, producers: usize, handler_ns: u64) 
     run
 }
 
-fn median_range(mut v: Vec<f64>) -> String {
-    v.sort_by(f64::total_cmp);
-    format!(
-        "{:.2}x [{:.2}, {:.2}]",
-        v[v.len() / 2],
-        v[0],
-        v[v.len() - 1]
-    )
-}
-
 fn main() {
     if let Ok(args) = std::env::var("EVQ_NAKAMA_CHILD") {
         let mut it = args.split_whitespace();
@@ -214,7 +200,7 @@ fn main() {
         child(secs, producers, handler_ns);
         return;
     }
-    let secs = if bench_mode() { 2.0 } else { 0.1 };
+    let secs = by_mode(2.0, 0.1);
     let go = build_go();
     let mut csv = Vec::new();
     let mut ratios: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
@@ -262,8 +248,9 @@ fn main() {
         "\nevqueue / nakama, median [min, max] over {} rounds:",
         rounds()
     );
-    for ((row, key), v) in ratios {
-        println!("  {row:<12} {key:<16} {}", median_range(v));
+    for ((row, key), mut v) in ratios {
+        let (median, min, max) = median_range(&mut v);
+        println!("  {row:<12} {key:<16} {median:.2}x [{min:.2}, {max:.2}]");
     }
     if bench_mode() {
         merge_extra("nakama.csv", "row,side,round,value", 3, &csv);
