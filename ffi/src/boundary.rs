@@ -154,9 +154,9 @@ pub(crate) fn static_cstr(s: &'static CStr) -> *const c_char {
 
 impl Fallback for crate::evq_config {
     fn null() -> Self {
-        crate::DEFAULT_CONFIG
+        crate::lifecycle::DEFAULT_CONFIG
     }
     fn panicked() -> Self {
-        crate::DEFAULT_CONFIG
+        crate::lifecycle::DEFAULT_CONFIG
     }
 }
