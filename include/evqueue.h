@@ -49,6 +49,27 @@
 #define EVQ_OVERFLOW_REJECT 1
 
 /**
+ * `evq_config.lag` and `evq_subscriber_set_lag`: a reader that was lapped
+ * continues an eighth of the ring past the oldest event it still holds, so
+ * a reader slower than the producers gets runs of consecutive events (the
+ * default).
+ */
+#define EVQ_LAG_HEADROOM 0
+
+/**
+ * `evq_config.lag` and `evq_subscriber_set_lag`: a lapped reader continues
+ * at the oldest event the ring holds (loses the fewest once producers
+ * stop; a slower reader is lapped again at once while they run).
+ */
+#define EVQ_LAG_OLDEST 1
+
+/**
+ * `evq_config.lag` and `evq_subscriber_set_lag`: a lapped reader continues
+ * at the newest event.
+ */
+#define EVQ_LAG_NEWEST 2
+
+/**
  * `evq_subscribe` start: with the next event pushed.
  */
 #define EVQ_START_NOW 0
@@ -250,7 +271,8 @@ typedef struct evq_config {
    */
   uint32_t overflow;
   /**
-   * Events a worker claims at once, 1 to 1024. Default 1.
+   * Events a worker claims at once, 1 to 1024 (handlers still get them
+   * one at a time). Default 32.
    */
   uint32_t claim_batch;
   /**
@@ -277,6 +299,12 @@ typedef struct evq_config {
    * under overload).
    */
   uint32_t worker_nice;
+  /**
+   * Where the workers continue when producers lapped them:
+   * `EVQ_LAG_HEADROOM` (default), `EVQ_LAG_OLDEST` or `EVQ_LAG_NEWEST`.
+   * Every event passed over is counted as overwritten either way.
+   */
+  uint32_t lag;
 } evq_config;
 
 /**
@@ -585,8 +613,9 @@ const char *evq_last_error(void);
 
 /**
  * The default configuration: 65536 slots of 256 bytes, 8 workers,
- * overwrite when full, claim batch 1, 50 µs spin, 5 s drop deadline,
- * lanes chosen from the worker count, workers 5 nice levels down.
+ * overwrite when full, claim batch 32, 50 µs spin, 5 s drop deadline,
+ * lanes chosen from the worker count, workers 5 nice levels down, lapped
+ * workers continue with headroom.
  * Returned by value; any thread.
  */
 struct evq_config evq_config_default(void);
@@ -965,6 +994,18 @@ enum evq_status evq_subscriber_recv_timeout(struct evq_subscriber *sub,
                                             uint64_t timeout_ms,
                                             struct evq_payload *out,
                                             uint64_t *missed);
+
+/**
+ * Sets where this subscriber continues when it is lapped, from its next
+ * receive on: `EVQ_LAG_HEADROOM` (the default), `EVQ_LAG_OLDEST` or
+ * `EVQ_LAG_NEWEST`. Events passed over are reported as `EVQ_LAGGED` with
+ * their count either way. Errors: `EVQ_INVALID_ARGUMENT` for another value
+ * (nothing changes). One thread at a time per subscriber.
+ *
+ * # Safety
+ * `sub` is a live subscriber used by no other thread during the call.
+ */
+enum evq_status evq_subscriber_set_lag(struct evq_subscriber *sub, uint32_t lag);
 
 /**
  * Events pushed and not yet read by this subscriber (its current lag) in

@@ -39,7 +39,7 @@ pub struct Subscriber<R: RingRef> {
     /// Sequence numbers lost to lapping so far.
     missed: u64,
     /// Where to continue when lapped.
-    lag: Lag,
+    pub(crate) lag: Lag,
 }
 
 impl<R: RingRef> Subscriber<R> {

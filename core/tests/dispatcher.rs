@@ -1348,3 +1348,77 @@ fn timestamp_zero_is_stamped_at_push_with_now_nanos() {
     assert!(before > 1_600_000_000_000_000_000);
     assert_eq!(q.try_pop().unwrap().timestamp, 7);
 }
+
+/// 40 events into 16 slots (24..40 retained, headroom 16 / 8 = 2): where
+/// the worker group (pull mode here) and a subscriber continue, for each lag
+/// policy, and that every event passed over is counted.
+#[test]
+fn lag_policy_of_the_workers_and_of_a_subscriber() {
+    use evqueue::Lag;
+    let number = |e: &evqueue::OwnedEvent| -> u64 { e.property("i").unwrap().parse().unwrap() };
+    for (lag, first) in [(Lag::Oldest, 24), (Lag::Headroom, 26), (Lag::Newest, 39)] {
+        let queue = EventQueue::builder()
+            .capacity(16)
+            .workers(1)
+            .lanes(1)
+            .lag(lag)
+            .build_paused()
+            .unwrap();
+        let mut sub = queue.subscribe(Start::Now).with_lag(lag);
+        for i in 0..40u64 {
+            let i = i.to_string();
+            queue
+                .emit(&Event::new("tick").properties(&[("i", i.as_str())]))
+                .unwrap();
+        }
+        assert_eq!(number(&queue.try_pop().unwrap()), first, "{lag:?}");
+        assert_eq!(queue.stats().ring.overwritten, first, "{lag:?}");
+        assert_eq!(sub.try_recv(), Err(RecvError::Lagged(first)), "{lag:?}");
+        assert_eq!(number(&sub.try_recv().unwrap()), first, "{lag:?}");
+        // Changing it later takes effect at the next lap.
+        sub.set_lag(Lag::Oldest);
+        for i in 40..80u64 {
+            let i = i.to_string();
+            queue
+                .emit(&Event::new("tick").properties(&[("i", i.as_str())]))
+                .unwrap();
+        }
+        assert_eq!(
+            sub.try_recv(),
+            Err(RecvError::Lagged(64 - first - 1)),
+            "{lag:?}"
+        );
+        assert_eq!(number(&sub.try_recv().unwrap()), 64, "{lag:?}");
+    }
+}
+
+/// A shutdown whose deadline passes while a worker holds a claimed batch of
+/// slow events: the worker stops at the next event, and what it claimed but
+/// did not handle is reported as left (the books still balance), instead of
+/// the deadline being overrun by the whole batch.
+#[test]
+fn a_shutdown_deadline_stops_a_worker_mid_batch() {
+    let handled = counter();
+    let queue = small(1).claim_batch(32).build().unwrap();
+    let h = handled.clone();
+    queue.on_any(move |_| {
+        std::thread::sleep(Duration::from_millis(20));
+        h.fetch_add(1, SeqCst);
+        Ok(())
+    });
+    // One event first, so that the worker's next claim takes the backlog.
+    queue.emit(&Event::new("first")).unwrap();
+    wait_for("the first event", || handled.load(SeqCst) == 1);
+    for _ in 0..20 {
+        queue.emit(&Event::new("slow")).unwrap();
+    }
+    wait_for("the batch to start", || handled.load(SeqCst) >= 2);
+    let report = queue.shutdown(Duration::from_millis(30)).unwrap();
+    assert!(report.timed_out, "{report:?}");
+    assert!(
+        report.left > 0,
+        "a batch of 20 ms events finished: {report:?}"
+    );
+    assert!(balanced(&report), "{report:?}");
+    assert_eq!(report.handled, handled.load(SeqCst), "{report:?}");
+}

@@ -4,14 +4,16 @@
 use crate::boundary::ffi_boundary;
 use crate::status::{fail, fail_with};
 use crate::{
-    evq_config, evq_queue, evq_status, queue, EVQ_OVERFLOW_OVERWRITE, EVQ_OVERFLOW_REJECT,
+    evq_config, evq_queue, evq_status, lag_of, queue, EVQ_LAG_HEADROOM, EVQ_OVERFLOW_OVERWRITE,
+    EVQ_OVERFLOW_REJECT,
 };
 use evq_core::{EventQueue, Overflow};
 use std::time::Duration;
 
 /// The default configuration: 65536 slots of 256 bytes, 8 workers,
-/// overwrite when full, claim batch 1, 50 µs spin, 5 s drop deadline,
-/// lanes chosen from the worker count, workers 5 nice levels down.
+/// overwrite when full, claim batch 32, 50 µs spin, 5 s drop deadline,
+/// lanes chosen from the worker count, workers 5 nice levels down, lapped
+/// workers continue with headroom.
 /// Returned by value; any thread.
 #[no_mangle]
 pub extern "C" fn evq_config_default() -> evq_config {
@@ -23,11 +25,12 @@ pub(crate) const DEFAULT_CONFIG: evq_config = evq_config {
     slot_bytes: 256,
     workers: 8,
     overflow: EVQ_OVERFLOW_OVERWRITE,
-    claim_batch: 1,
+    claim_batch: 32,
     spin_us: 50,
     drop_deadline_ms: 5000,
     lanes: 0,
     worker_nice: 5,
+    lag: EVQ_LAG_HEADROOM,
 };
 
 /// Creates a queue from `config` (NULL: the defaults) and stores it in
@@ -69,11 +72,21 @@ pub unsafe extern "C" fn evq_new(
                 )
             }
         };
+        let Some(lag) = lag_of(c.lag) else {
+            return fail_with(
+                evq_status::EVQ_INVALID_CONFIG,
+                &format!(
+                    "lag {} is invalid: it must be EVQ_LAG_HEADROOM (0), EVQ_LAG_OLDEST (1) or EVQ_LAG_NEWEST (2)",
+                    c.lag
+                ),
+            );
+        };
         let built = EventQueue::builder()
             .capacity(c.capacity)
             .slot_bytes(c.slot_bytes)
             .workers(c.workers)
             .overflow(overflow)
+            .lag(lag)
             .claim_batch(c.claim_batch as usize)
             .spin_for(Duration::from_micros(c.spin_us))
             .drop_deadline(Duration::from_millis(c.drop_deadline_ms))

@@ -5,8 +5,8 @@ use crate::args::store;
 use crate::boundary::ffi_boundary;
 use crate::status::{fail, fail_with};
 use crate::{
-    evq_event, evq_payload, evq_property, evq_queue, evq_raw, evq_status, evq_subscriber, queue,
-    EVQ_PAYLOAD_EVENT, EVQ_PAYLOAD_RAW, EVQ_START_NOW, EVQ_START_OLDEST,
+    evq_event, evq_payload, evq_property, evq_queue, evq_raw, evq_status, evq_subscriber, lag_of,
+    queue, EVQ_PAYLOAD_EVENT, EVQ_PAYLOAD_RAW, EVQ_START_NOW, EVQ_START_OLDEST,
 };
 use evq_core::{max_properties, Payload, Start};
 use std::time::Duration;
@@ -150,6 +150,31 @@ pub unsafe extern "C" fn evq_subscriber_recv_timeout(
             }
             Err(e) => fail(e),
         }
+    })
+}
+
+/// Sets where this subscriber continues when it is lapped, from its next
+/// receive on: `EVQ_LAG_HEADROOM` (the default), `EVQ_LAG_OLDEST` or
+/// `EVQ_LAG_NEWEST`. Events passed over are reported as `EVQ_LAGGED` with
+/// their count either way. Errors: `EVQ_INVALID_ARGUMENT` for another value
+/// (nothing changes). One thread at a time per subscriber.
+///
+/// # Safety
+/// `sub` is a live subscriber used by no other thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn evq_subscriber_set_lag(sub: *mut evq_subscriber, lag: u32) -> evq_status {
+    ffi_boundary!(sub; {
+        let Some(lag) = lag_of(lag) else {
+            return fail_with(
+                evq_status::EVQ_INVALID_ARGUMENT,
+                &format!(
+                    "lag {lag} is invalid: it must be EVQ_LAG_HEADROOM (0), EVQ_LAG_OLDEST (1) or EVQ_LAG_NEWEST (2)"
+                ),
+            );
+        };
+        // SAFETY: live subscriber, used by this thread only (caller's contract).
+        unsafe { (*sub).sub.set_lag(lag) };
+        evq_status::EVQ_OK
     })
 }
 

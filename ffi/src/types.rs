@@ -11,6 +11,19 @@ pub const EVQ_OVERFLOW_OVERWRITE: u32 = 0;
 /// fails with `EVQ_FULL` and is counted.
 pub const EVQ_OVERFLOW_REJECT: u32 = 1;
 
+/// `evq_config.lag` and `evq_subscriber_set_lag`: a reader that was lapped
+/// continues an eighth of the ring past the oldest event it still holds, so
+/// a reader slower than the producers gets runs of consecutive events (the
+/// default).
+pub const EVQ_LAG_HEADROOM: u32 = 0;
+/// `evq_config.lag` and `evq_subscriber_set_lag`: a lapped reader continues
+/// at the oldest event the ring holds (loses the fewest once producers
+/// stop; a slower reader is lapped again at once while they run).
+pub const EVQ_LAG_OLDEST: u32 = 1;
+/// `evq_config.lag` and `evq_subscriber_set_lag`: a lapped reader continues
+/// at the newest event.
+pub const EVQ_LAG_NEWEST: u32 = 2;
+
 /// `evq_subscribe` start: with the next event pushed.
 pub const EVQ_START_NOW: u32 = 0;
 /// `evq_subscribe` start: with the oldest event the ring still holds.
@@ -20,6 +33,16 @@ pub const EVQ_START_OLDEST: u32 = 1;
 pub const EVQ_PAYLOAD_EVENT: u32 = 0;
 /// `evq_payload.kind`: a raw payload pushed with `evq_push_raw` (read `raw`).
 pub const EVQ_PAYLOAD_RAW: u32 = 1;
+
+/// The core's lag policy for an `EVQ_LAG_*` value; `None` for any other.
+pub(crate) fn lag_of(lag: u32) -> Option<evq_core::Lag> {
+    match lag {
+        EVQ_LAG_HEADROOM => Some(evq_core::Lag::Headroom),
+        EVQ_LAG_OLDEST => Some(evq_core::Lag::Oldest),
+        EVQ_LAG_NEWEST => Some(evq_core::Lag::Newest),
+        _ => None,
+    }
+}
 
 /// A queue's configuration. Start from `evq_config_default()` and change
 /// fields; `evq_new` validates every field.
@@ -36,7 +59,8 @@ pub struct evq_config {
     pub workers: usize,
     /// `EVQ_OVERFLOW_OVERWRITE` (default) or `EVQ_OVERFLOW_REJECT`.
     pub overflow: u32,
-    /// Events a worker claims at once, 1 to 1024. Default 1.
+    /// Events a worker claims at once, 1 to 1024 (handlers still get them
+    /// one at a time). Default 32.
     pub claim_batch: u32,
     /// Microseconds an idle worker spins before it parks. Default 50.
     pub spin_us: u64,
@@ -54,6 +78,10 @@ pub struct evq_config {
     /// first; 0 keeps the workers at their priority (more events handled
     /// under overload).
     pub worker_nice: u32,
+    /// Where the workers continue when producers lapped them:
+    /// `EVQ_LAG_HEADROOM` (default), `EVQ_LAG_OLDEST` or `EVQ_LAG_NEWEST`.
+    /// Every event passed over is counted as overwritten either way.
+    pub lag: u32,
 }
 
 /// Longest ordering key of `evq_push_keyed`, in bytes.

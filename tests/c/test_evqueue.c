@@ -81,8 +81,8 @@ static void test_version_and_status(void) {
 static void test_config(void) {
   evq_config d = evq_config_default();
   CHECK(d.capacity == 65536 && d.slot_bytes == 256 && d.workers == 8);
-  CHECK(d.overflow == EVQ_OVERFLOW_OVERWRITE && d.claim_batch == 1);
-  CHECK(d.worker_nice == 5);
+  CHECK(d.overflow == EVQ_OVERFLOW_OVERWRITE && d.claim_batch == 32);
+  CHECK(d.worker_nice == 5 && d.lag == EVQ_LAG_HEADROOM);
 
   evq_queue *q = (evq_queue *)&d; /* must be overwritten with NULL */
   evq_config bad = d;
@@ -105,6 +105,10 @@ static void test_config(void) {
   bad = d; bad.worker_nice = 300; /* beyond a byte: refused, not wrapped */
   CHECK_STATUS(evq_new(&bad, &q), EVQ_INVALID_CONFIG);
   CHECK(q == NULL);
+  bad = d; bad.lag = 3;
+  CHECK_STATUS(evq_new(&bad, &q), EVQ_INVALID_CONFIG);
+  CHECK(q == NULL);
+  CHECK(strstr(evq_last_error(), "lag 3") != NULL);
   bad = d; bad.claim_batch = 0;
   CHECK_STATUS(evq_new(&bad, &q), EVQ_INVALID_CONFIG);
   bad = d; bad.claim_batch = 5000;
@@ -444,6 +448,49 @@ static void test_pull_mode(void) {
   CHECK_STATUS(evq_try_pop(q, buf, len, &p), EVQ_CLOSED);
   free(buf);
   evq_free(q);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lag policies: 40 events into 16 slots (24..39 retained, headroom 2). */
+
+static void test_lag_policies(void) {
+  const uint32_t lags[3] = {EVQ_LAG_OLDEST, EVQ_LAG_HEADROOM, EVQ_LAG_NEWEST};
+  const uint64_t first[3] = {24, 26, 39};
+  for (int k = 0; k < 3; k++) {
+    evq_config c = evq_config_default();
+    c.capacity = 16;
+    c.workers = 1;
+    c.lanes = 1;
+    c.lag = lags[k];
+    evq_queue *q = NULL;
+    CHECK_STATUS(evq_new(&c, &q), EVQ_OK);
+    evq_subscriber *sub = NULL;
+    CHECK_STATUS(evq_subscribe(q, EVQ_START_NOW, &sub), EVQ_OK);
+    CHECK_STATUS(evq_subscriber_set_lag(sub, 9), EVQ_INVALID_ARGUMENT);
+    CHECK_STATUS(evq_subscriber_set_lag(sub, lags[k]), EVQ_OK);
+    for (int i = 0; i < 40; i++) {
+      evq_event e = make_event("tick", NULL, 0);
+      CHECK_STATUS(evq_push(q, &e, NULL), EVQ_OK);
+    }
+    /* The worker group (pull mode) continues where its policy says. */
+    size_t len = evq_pop_buffer_size(q);
+    uint8_t *buf = malloc(len);
+    evq_payload p;
+    CHECK_STATUS(evq_try_pop(q, buf, len, &p), EVQ_OK);
+    CHECK(p.kind == EVQ_PAYLOAD_EVENT && p.event.seq == first[k]);
+    evq_queue_stats s;
+    CHECK_STATUS(evq_stats(q, &s), EVQ_OK);
+    CHECK(s.overwritten == first[k]);
+    /* So does the subscriber, whose missed count is exact. */
+    uint64_t missed = 0;
+    CHECK_STATUS(evq_subscriber_try_recv(sub, &p, &missed), EVQ_LAGGED);
+    CHECK(missed == first[k]);
+    CHECK_STATUS(evq_subscriber_try_recv(sub, &p, NULL), EVQ_OK);
+    CHECK(p.event.seq == first[k]);
+    free(buf);
+    evq_subscriber_free(sub);
+    evq_free(q);
+  }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1027,6 +1074,7 @@ int main(void) {
   test_sessions();
   test_pull_mode();
   test_lagging_subscriber();
+  test_lag_policies();
   test_flush_and_shutdown();
   test_json();
   test_many_properties();

@@ -2,7 +2,7 @@
 
 use super::shared::{AroundBatch, WorkerStart};
 use super::{DispatchError, EventQueue};
-use crate::Overflow;
+use crate::{Lag, Overflow};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ pub struct EventQueueBuilder {
     pub(crate) slot_bytes: usize,
     pub(crate) workers: usize,
     pub(crate) overflow: Overflow,
+    pub(crate) lag: Lag,
     pub(crate) spin: Duration,
     pub(crate) drop_deadline: Duration,
     pub(crate) thread_name: String,
@@ -49,6 +50,7 @@ impl Default for EventQueueBuilder {
             slot_bytes: 256,
             workers: 8,
             overflow: Overflow::Overwrite,
+            lag: Lag::Headroom,
             spin: Duration::from_micros(50),
             drop_deadline: Duration::from_secs(5),
             thread_name: "evqueue-worker".into(),
@@ -92,6 +94,15 @@ impl EventQueueBuilder {
     /// [`Overflow::Overwrite`].
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
+        self
+    }
+
+    /// Where the workers continue when producers lapped them (in the ring
+    /// and in each lane; see [`Lag`]). Every event passed over is counted
+    /// as overwritten either way. Default [`Lag::Headroom`]: workers slower
+    /// than the producers get runs of consecutive events between laps.
+    pub fn lag(mut self, lag: Lag) -> Self {
+        self.lag = lag;
         self
     }
 

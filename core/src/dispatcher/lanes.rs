@@ -3,7 +3,7 @@
 //! ownership protocol and docs/ARCHITECTURE.md, "Ordered keys", for why).
 
 use crate::lane::{lane_of, Lane, LaneGuard, MAX_ORDERING_KEY_LEN};
-use crate::{Claim, Error, Event, HeapRing, MpProducer, Overflow, RecvError, Stats};
+use crate::{Claim, Error, Event, HeapRing, Lag, MpProducer, Overflow, RecvError, Stats};
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
@@ -27,17 +27,20 @@ pub(crate) struct Lanes {
 }
 
 impl Lanes {
-    /// `count` lanes (a power of two) of `capacity` slots each.
+    /// `count` lanes (a power of two) of `capacity` slots each, whose
+    /// workers continue as `lag` says when lapped.
     pub(crate) fn new(
         count: usize,
         capacity: usize,
         slot_bytes: usize,
         overflow: Overflow,
+        lag: Lag,
     ) -> Result<Lanes, Error> {
         let mut lanes = Vec::with_capacity(count);
         let mut producers = Vec::with_capacity(count);
         for _ in 0..count {
-            let ring = Arc::new(HeapRing::with_capacity(capacity, slot_bytes, overflow)?);
+            let ring =
+                Arc::new(HeapRing::with_capacity(capacity, slot_bytes, overflow)?.with_lag(lag));
             producers.push(MpProducer::new(ring.clone())?);
             lanes.push(Lane::new(ring));
         }

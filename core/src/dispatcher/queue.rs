@@ -49,7 +49,8 @@ pub struct ShutdownReport {
     pub errors: u64,
     /// Handler panics caught.
     pub panics: u64,
-    /// Events still in the ring, unhandled, when the deadline passed.
+    /// Events left unhandled when the deadline passed: still in the ring,
+    /// or claimed by a worker in a batch it then stopped handling.
     pub left: u64,
     /// Whether the deadline passed before the workers drained the ring.
     pub timed_out: bool,
@@ -151,11 +152,10 @@ impl EventQueue {
                 prefix: config.thread_name,
             });
         }
-        let ring = Arc::new(HeapRing::with_capacity(
-            config.capacity,
-            config.slot_bytes,
-            config.overflow,
-        )?);
+        let ring = Arc::new(
+            HeapRing::with_capacity(config.capacity, config.slot_bytes, config.overflow)?
+                .with_lag(config.lag),
+        );
         let producer = MpProducer::new(ring.clone())?;
         let lane_count = config.lane_count();
         let lanes = Arc::new(Lanes::new(
@@ -163,6 +163,7 @@ impl EventQueue {
             (config.capacity / lane_count).max(MIN_LANE_CAPACITY),
             config.slot_bytes,
             config.overflow,
+            config.lag,
         )?);
         let wake = Arc::new(Wake {
             workers: Sleepers::default(),
@@ -185,6 +186,7 @@ impl EventQueue {
             started: AtomicBool::new(false),
             popped: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            left_in_hand: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             failures: Mutex::new(BTreeMap::new()),
@@ -702,7 +704,8 @@ impl EventQueue {
                 rejected: stats.rejected,
                 errors: shared.errors.load(Acquire),
                 panics: shared.panics.load(Acquire),
-                left: stats.depth,
+                // Joined: no worker adds to `left_in_hand` any more.
+                left: stats.depth + shared.left_in_hand.load(Acquire),
                 timed_out,
             };
             life.report = Some(report);

@@ -80,6 +80,9 @@ pub(crate) struct Shared {
     pub(crate) popped: AtomicU64,
     /// Set when the shutdown deadline passed: workers stop at the next event.
     pub(crate) stop: AtomicBool,
+    /// Events claimed in a batch and left unhandled because the shutdown
+    /// deadline passed (part of the report's `left`).
+    pub(crate) left_in_hand: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) panics: AtomicU64,
     /// Per event name; touched only when a handler fails.

@@ -3,7 +3,7 @@
 use super::park::{Sleeper, Wake};
 use super::RecvTimeoutError;
 use crate::blocking;
-use crate::{Claim, EventView, HeapRing, Payload, RecvError, Start, Subscriber};
+use crate::{Claim, EventView, HeapRing, Lag, Payload, RecvError, Start, Subscriber};
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -225,6 +225,27 @@ impl EventSubscriber {
         Ok(OwnedEvent::from(
             &claim.event(&self.buf).expect("validated by poll"),
         ))
+    }
+
+    /// The same subscriber, continuing as `lag` says when it is lapped
+    /// (default [`Lag::Headroom`]; see [`Lag`]).
+    ///
+    /// ```
+    /// use evqueue::{EventQueue, Lag, Start};
+    /// let queue = EventQueue::builder().capacity(64).workers(1).build_paused()?;
+    /// let audit = queue.subscribe(Start::Oldest).with_lag(Lag::Oldest);
+    /// # drop(audit);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_lag(mut self, lag: Lag) -> Self {
+        self.set_lag(lag);
+        self
+    }
+
+    /// Changes where this subscriber continues when it is lapped, from its
+    /// next receive on.
+    pub fn set_lag(&mut self, lag: Lag) {
+        self.inner.lag = lag;
     }
 
     /// Events pushed and not yet read by this subscriber.

@@ -142,6 +142,14 @@ fn handle_batch(shared: &Shared, index: usize, buf: &[u8], claims: &[Claim]) {
             return;
         }
         for (i, claim) in claims.iter().enumerate() {
+            // The shutdown deadline passed: the rest of the batch stays
+            // unhandled and is reported as left, so the deadline is not
+            // overrun by a whole batch of handler calls.
+            if shared.stop.load(Acquire) {
+                let rest = (claims.len() - i) as u64;
+                shared.left_in_hand.fetch_add(rest, Relaxed);
+                return;
+            }
             handle(shared, &registry, claim, &buf[i * slot_bytes..]);
             slot.handled.store(slot.handled.load(Relaxed) + 1, Release);
         }
