@@ -1421,4 +1421,9 @@ fn a_shutdown_deadline_stops_a_worker_mid_batch() {
     );
     assert!(balanced(&report), "{report:?}");
     assert_eq!(report.handled, handled.load(SeqCst), "{report:?}");
+    // Those events will never be handled: a flush says so, with the count.
+    assert_eq!(
+        queue.flush(Duration::from_millis(10)),
+        Err(DispatchError::ShutDown { left: report.left })
+    );
 }

@@ -600,12 +600,16 @@ impl EventQueue {
         let deadline = blocking::deadline(timeout);
         let mut round = 0u32;
         loop {
-            if self.flushed(target) && self.shared.lanes.done_below(&lane_targets) {
+            // Nonzero only once a shutdown deadline stopped workers mid-batch:
+            // those events were claimed and will never be handled.
+            let in_hand = self.shared.left_in_hand.load(Acquire);
+            if in_hand == 0 && self.flushed(target) && self.shared.lanes.done_below(&lane_targets) {
                 return Ok(());
             }
             let left = (target.saturating_sub(ring.worker_position())
-                + self.shared.lanes.left_below(&lane_targets))
-            .max(1);
+                + self.shared.lanes.left_below(&lane_targets)
+                + in_hand)
+                .max(1);
             let stopped = self.shared.live_workers.load(Acquire) == 0
                 && (self.is_started() || self.is_shut_down());
             if stopped {
