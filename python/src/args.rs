@@ -2,9 +2,10 @@
 //! Wrong types raise `TypeError`, wrong values `ValueError`, before anything
 //! changes.
 
+use evqueue::Overflow;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
 use std::time::Duration;
 
 /// A property dict borrowed as `(&str, &str)` pairs; the `Bound` strings keep
@@ -128,4 +129,39 @@ pub(crate) fn bool_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<bool> {
     obj.cast::<PyBool>()
         .map(|b| b.is_true())
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a bool, not {}", type_name(obj))))
+}
+
+/// An ordering key argument: None (no key), str (its UTF-8 bytes) or bytes.
+pub(crate) fn key_arg<'a>(key: Option<&'a Bound<'_, PyAny>>) -> PyResult<Option<&'a [u8]>> {
+    match key {
+        None => Ok(None),
+        Some(k) if k.is_none() => Ok(None),
+        Some(k) => {
+            if let Ok(b) = k.cast::<PyBytes>() {
+                Ok(Some(b.as_bytes()))
+            } else if let Ok(s) = k.cast::<PyString>() {
+                Ok(Some(s.to_str()?.as_bytes()))
+            } else {
+                Err(PyTypeError::new_err(format!(
+                    "key must be str, bytes or None, not {}",
+                    type_name(k)
+                )))
+            }
+        }
+    }
+}
+
+pub(crate) fn parse_overflow(overflow: &Bound<'_, PyAny>) -> PyResult<Overflow> {
+    match str_arg(overflow, "overflow")?.to_str()? {
+        "overwrite" => Ok(Overflow::Overwrite),
+        "reject" => Ok(Overflow::Reject),
+        other => Err(PyValueError::new_err(format!(
+            "overflow must be \"overwrite\" or \"reject\", not {other:?}"
+        ))),
+    }
+}
+
+pub(crate) fn count_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
+    let n = uint(obj, what)?;
+    usize::try_from(n).map_err(|_| PyValueError::new_err(format!("{what} {n} is too large")))
 }

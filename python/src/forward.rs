@@ -3,7 +3,8 @@
 
 use crate::args;
 use crate::errors::EvqueueError;
-use crate::queue::{check_same_process, fork_generation, wait_interruptibly};
+use crate::gil::wait_interruptibly;
+use crate::process::{check_same_process, fork_generation};
 use evqueue::forward::redis::{RedisConfig, RedisForwarder as CoreForwarder};
 use evqueue::forward::ForwardError;
 use pyo3::exceptions::PyValueError;

@@ -2,9 +2,12 @@
 //! evqueue core. The `evqueue` package re-exports everything public.
 
 mod args;
+mod callbacks;
 mod errors;
 mod event;
 mod forward;
+mod gil;
+mod process;
 mod queue;
 mod stats;
 mod subscriber;
@@ -26,8 +29,8 @@ fn _evqueue(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("QueueFull", py.get_type::<errors::QueueFull>())?;
     m.add("QueueClosed", py.get_type::<errors::QueueClosed>())?;
     m.add_function(wrap_pyfunction!(event::now, m)?)?;
-    m.add_function(wrap_pyfunction!(queue::_close_all, m)?)?;
-    m.add_function(wrap_pyfunction!(queue::_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(process::_close_all, m)?)?;
+    m.add_function(wrap_pyfunction!(process::_after_fork_in_child, m)?)?;
     m.add("MAX_NAME_LEN", evqueue::MAX_NAME_LEN)?;
     Ok(())
 }

@@ -5,131 +5,27 @@
 //! (`around_batch`); the handlers inside re-enter the GIL for free. Every
 //! wait (`flush`, `close`, the drop of a queue) runs with the GIL released,
 //! or the workers could never finish.
+//!
+//! The class is here; how workers hold the GIL and waits take Ctrl-C is in
+//! `gil.rs`, how Python callables become core handlers in `callbacks.rs`,
+//! and `os.fork()` and the interpreter's exit in `process.rs`.
 
-use crate::args::{self, Props};
+use crate::args::{self, count_arg, key_arg, parse_overflow, Props};
+use crate::callbacks::{error_hook_fn, handler_fn, Callbacks, ErrorSlot};
 use crate::errors::{py_err, EvqueueError};
-use crate::event::Event;
+use crate::gil::{wait_interruptibly, with_gil_for_batch, SIGNAL_CHECK};
+use crate::process::{check_same_process, fork_generation, register_live, DROP_DEADLINE, EXITING};
 use crate::stats::{ShutdownReport, Stats};
 use crate::subscriber::Subscriber;
 use evqueue::blocking::lock;
-use evqueue::{DispatchError, EventView, Failure, HandlerResult, Overflow, Start};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use evqueue::{DispatchError, Start};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCFunction, PyDict, PyString, PyTuple};
-use pyo3::{ffi, PyTraverseError, PyVisit};
-use std::sync::atomic::{
-    AtomicBool, AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
-};
-use std::sync::{Arc, Mutex, Weak};
+use pyo3::{PyTraverseError, PyVisit};
+use std::sync::atomic::Ordering::Acquire;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// How long one wait runs with the GIL released before Python gets a chance
-/// to raise KeyboardInterrupt.
-pub(crate) const SIGNAL_CHECK: Duration = Duration::from_millis(100);
-
-/// What `drop` (and the interpreter's exit) gives a queue to drain.
-const DROP_DEADLINE: Duration = Duration::from_secs(5);
-
-/// Every live queue with the fork generation it was made in, so the
-/// interpreter's exit can close them while Python still runs (worker threads
-/// must not try to take the GIL of a finalizing interpreter).
-static LIVE: Mutex<Vec<(u64, Weak<evqueue::EventQueue>)>> = Mutex::new(Vec::new());
-
-/// How many times this process is a child of `os.fork()` (the package
-/// registers [`_after_fork_in_child`] with `os.register_at_fork`). A queue or
-/// forwarder made in an earlier generation has no threads here: its worker
-/// and writer threads stayed in the parent.
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-
-/// Called in the child after `os.fork()`.
-#[pyfunction]
-pub(crate) fn _after_fork_in_child() {
-    FORK_GENERATION.fetch_add(1, Relaxed);
-}
-
-/// This process's fork generation, to stamp a new queue or forwarder with.
-pub(crate) fn fork_generation() -> u64 {
-    FORK_GENERATION.load(Relaxed)
-}
-
-/// Refuses an object made before `os.fork()` (its threads are in the
-/// parent: waiting on them would hang, joining them would panic).
-pub(crate) fn check_same_process(generation: u64, what: &str) -> PyResult<()> {
-    if generation == fork_generation() {
-        return Ok(());
-    }
-    Err(EvqueueError::new_err(format!(
-        "this {what} was made before os.fork(): its threads stayed in the parent \
-         process, so it cannot be used in the child; make a new one here"
-    )))
-}
-
-/// Runs `work` on a helper thread named `name` and waits for its result
-/// with the GIL released, taking signals every [`SIGNAL_CHECK`]: a wait
-/// inside native code would otherwise hold off Ctrl-C until it ends. If a
-/// signal handler raises (KeyboardInterrupt), that is returned and `work`
-/// goes on in the background; its result is dropped.
-pub(crate) fn wait_interruptibly<T: Send + 'static>(
-    py: Python<'_>,
-    name: &str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> PyResult<T> {
-    let (tx, mut rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .map_err(|e| EvqueueError::new_err(format!("could not start a {name} thread: {e}")))?;
-    loop {
-        let rx = &mut rx;
-        match py.detach(move || rx.recv_timeout(SIGNAL_CHECK)) {
-            Ok(result) => return Ok(result),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(EvqueueError::new_err(format!(
-                    "the {name} thread ended early"
-                )));
-            }
-        }
-    }
-}
-
-/// A handler's exception with the handler that raised it, carried through
-/// the core as the handler's error.
-struct Raised {
-    error: PyErr,
-    handler: Py<PyAny>,
-}
-
-impl std::fmt::Debug for Raised {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl std::fmt::Display for Raised {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl std::error::Error for Raised {}
-
-/// The Python callables a queue holds, mirrored for the garbage collector
-/// (`__traverse__`, `__clear__`). The core registry holds clones of the same
-/// `Arc`s: one Python reference per callable, visited once. (A callable the
-/// mirror dropped while a worker still holds an old registry is briefly not
-/// visited: an under-count, which only delays collection.)
-#[derive(Default)]
-struct Callbacks {
-    named: Vec<(String, Arc<Py<PyAny>>)>,
-    any: Vec<Arc<Py<PyAny>>>,
-}
-
-/// The `on_error` callable, shared with the core's error hook.
-type ErrorSlot = Arc<Mutex<Option<Py<PyAny>>>>;
 
 /// An event queue with a pool of worker threads running Python handlers.
 ///
@@ -222,96 +118,6 @@ impl EventQueue {
     }
 }
 
-/// An ordering key argument: None (no key), str (its UTF-8 bytes) or bytes.
-fn key_arg<'a>(key: Option<&'a Bound<'_, PyAny>>) -> PyResult<Option<&'a [u8]>> {
-    match key {
-        None => Ok(None),
-        Some(k) if k.is_none() => Ok(None),
-        Some(k) => {
-            if let Ok(b) = k.cast::<PyBytes>() {
-                Ok(Some(b.as_bytes()))
-            } else if let Ok(s) = k.cast::<PyString>() {
-                Ok(Some(s.to_str()?.as_bytes()))
-            } else {
-                Err(PyTypeError::new_err(format!(
-                    "key must be str, bytes or None, not {}",
-                    args::type_name(k)
-                )))
-            }
-        }
-    }
-}
-
-/// The core handler for one Python callable: builds an `Event`, calls it,
-/// turns an exception into the handler's error. Runs on a worker thread
-/// that already holds the GIL for its batch, so `attach` costs a counter.
-fn handler_fn(
-    callable: Arc<Py<PyAny>>,
-) -> impl Fn(&EventView<'_>) -> HandlerResult + Send + Sync + 'static {
-    move |view| {
-        Python::attach(|py| {
-            let result =
-                Bound::new(py, Event::from(view)).and_then(|event| call_one(&callable, &event));
-            result.map_err(|error| {
-                Box::new(Raised {
-                    error,
-                    handler: callable.clone_ref(py),
-                }) as evqueue::HandlerError
-            })
-        })
-    }
-}
-
-/// `f(arg)` without building an argument tuple: under the stable ABI of
-/// Python 3.10 pyo3's `call1` builds one, `PyObject_CallFunctionObjArgs`
-/// passes the arguments on the C stack (vectorcall inside CPython).
-fn call_one(f: &Py<PyAny>, arg: &Bound<'_, PyAny>) -> PyResult<()> {
-    let py = arg.py();
-    // SAFETY: we hold the GIL (`arg` is bound to it) and references to both
-    // objects; the variadic argument list ends with NULL as the function
-    // requires; it returns a new reference, or NULL with an exception set,
-    // which `from_owned_ptr_or_err` turns into the `PyErr`.
-    unsafe {
-        let result = ffi::PyObject_CallFunctionObjArgs(
-            f.as_ptr(),
-            arg.as_ptr(),
-            std::ptr::null_mut::<ffi::PyObject>(),
-        );
-        Bound::from_owned_ptr_or_err(py, result).map(drop)
-    }
-}
-
-/// The core error hook: passes `(event, exception)` to the Python `on_error`
-/// callable, or reports through `sys.unraisablehook` when none is set.
-fn error_hook_fn(slot: ErrorSlot) -> impl Fn(&EventView<'_>, &Failure<'_>) + Send + Sync + 'static {
-    move |view, failure| {
-        Python::attach(|py| {
-            let (error, handler) = match failure {
-                Failure::Error(e) => match e.downcast_ref::<Raised>() {
-                    Some(r) => (r.error.clone_ref(py), Some(r.handler.clone_ref(py))),
-                    None => (EvqueueError::new_err(e.to_string()), None),
-                },
-                Failure::Panic(message) => (
-                    EvqueueError::new_err(format!("handler panicked: {message}")),
-                    None,
-                ),
-                _ => (EvqueueError::new_err("handler failed"), None),
-            };
-            let hook = lock(&slot).as_ref().map(|h| h.clone_ref(py));
-            match hook {
-                Some(hook) => {
-                    let called = Bound::new(py, Event::from(view))
-                        .and_then(|event| hook.bind(py).call1((event, error.value(py))));
-                    if let Err(e) = called {
-                        e.write_unraisable(py, Some(hook.bind(py)));
-                    }
-                }
-                None => error.write_unraisable(py, handler.as_ref().map(|h| h.bind(py))),
-            }
-        })
-    }
-}
-
 /// The same exception type with `prefix` before its message.
 fn context(py: Python<'_>, e: PyErr, prefix: &str) -> PyErr {
     PyErr::from_type(e.get_type(py), format!("{prefix}{}", e.value(py)))
@@ -320,75 +126,6 @@ fn context(py: Python<'_>, e: PyErr, prefix: &str) -> PyErr {
 /// The same exception type with `suffix` after its message.
 fn context_after(py: Python<'_>, e: PyErr, suffix: &str) -> PyErr {
     PyErr::from_type(e.get_type(py), format!("{}{suffix}", e.value(py)))
-}
-
-/// Set by `_close_all` (at interpreter exit): from then on a worker thread
-/// that ends leaves its thread state to the interpreter's own cleanup.
-static EXITING: AtomicBool = AtomicBool::new(false);
-
-/// A worker thread's Python thread state, kept across batches so that
-/// taking the GIL for a batch does not create and destroy one; deleted when
-/// the thread ends.
-struct KeptThreadState;
-
-impl KeptThreadState {
-    fn new() -> Self {
-        // SAFETY: called on a worker thread that does not hold the GIL.
-        // PyGILState_Ensure creates the thread state and returns with the
-        // GIL held and the state's count at 1, where it stays until `drop`;
-        // PyEval_SaveThread releases the GIL, keeping the state. Each batch
-        // then takes the GIL with a balanced Ensure/Release pair of its own.
-        unsafe {
-            ffi::PyGILState_Ensure();
-            ffi::PyEval_SaveThread();
-        }
-        KeptThreadState
-    }
-}
-
-impl Drop for KeptThreadState {
-    fn drop(&mut self) {
-        if EXITING.load(Acquire) {
-            return;
-        }
-        // SAFETY: the thread does not hold the GIL (it runs this when it
-        // ends, outside any batch). Ensure takes the GIL (count 2); the
-        // release that pairs with it keeps the GIL (LOCKED); the release that
-        // pairs with `new`'s Ensure (which found no GIL: UNLOCKED) brings the
-        // count to 0, which deletes the thread state and releases the GIL.
-        unsafe {
-            ffi::PyGILState_Ensure();
-            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_LOCKED);
-            ffi::PyGILState_Release(ffi::PyGILState_STATE::PyGILState_UNLOCKED);
-        }
-    }
-}
-
-thread_local! {
-    static KEPT: std::cell::OnceCell<KeptThreadState> = const { std::cell::OnceCell::new() };
-}
-
-/// Runs one batch of handlers with the GIL held.
-fn with_gil_for_batch(run: &mut dyn FnMut()) {
-    KEPT.with(|k| {
-        k.get_or_init(KeptThreadState::new);
-    });
-    Python::attach(|_py| run());
-}
-
-fn parse_overflow(overflow: &Bound<'_, PyAny>) -> PyResult<Overflow> {
-    match args::str_arg(overflow, "overflow")?.to_str()? {
-        "overwrite" => Ok(Overflow::Overwrite),
-        "reject" => Ok(Overflow::Reject),
-        other => Err(PyValueError::new_err(format!(
-            "overflow must be \"overwrite\" or \"reject\", not {other:?}"
-        ))),
-    }
-}
-
-fn count_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
-    let n = args::uint(obj, what)?;
-    usize::try_from(n).map_err(|_| PyValueError::new_err(format!("{what} {n} is too large")))
 }
 
 #[pymethods]
@@ -462,11 +199,7 @@ impl EventQueue {
         let error_hook = ErrorSlot::default();
         inner.on_error(error_hook_fn(error_hook.clone()));
         let generation = fork_generation();
-        {
-            let mut live = lock(&LIVE);
-            live.retain(|(_, w)| w.strong_count() > 0);
-            live.push((generation, Arc::downgrade(&inner)));
-        }
+        register_live(generation, &inner);
         Ok(EventQueue {
             inner,
             callbacks: Mutex::default(),
@@ -954,23 +687,4 @@ impl Drop for EventQueue {
             })
         });
     }
-}
-
-/// Closes every queue still open; `evqueue` registers it with `atexit`, so
-/// no worker thread wants the GIL while the interpreter finalizes.
-#[pyfunction]
-pub(crate) fn _close_all(py: Python<'_>) {
-    EXITING.store(true, Release);
-    let generation = fork_generation();
-    let live: Vec<Arc<evqueue::EventQueue>> = lock(&LIVE)
-        .iter()
-        .filter(|(g, _)| *g == generation)
-        .filter_map(|(_, w)| w.upgrade())
-        .collect();
-    py.detach(|| {
-        for queue in &live {
-            let _ = queue.shutdown(DROP_DEADLINE);
-        }
-    });
-    drop(live);
 }

@@ -8,7 +8,8 @@
 
 use crate::errors::{py_err, QueueClosed};
 use crate::event::Event;
-use crate::queue::{check_same_process, fork_generation, SIGNAL_CHECK};
+use crate::gil::SIGNAL_CHECK;
+use crate::process::{check_same_process, fork_generation};
 use evqueue::blocking::{deadline, lock, time_left};
 use evqueue::{EventSubscriber, OwnedEvent, RecvError, RecvTimeoutError};
 use pyo3::prelude::*;
