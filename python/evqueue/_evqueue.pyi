@@ -206,6 +206,7 @@ class EventQueue:
         batch: int = 64,
         lanes: int = 0,
         worker_nice: int = 5,
+        lag: Literal["headroom", "oldest", "newest"] = "headroom",
     ) -> EventQueue: ...
     def start(self) -> None:
         """Starts the worker threads; does nothing if they already run.
@@ -240,8 +241,12 @@ class EventQueue:
         self, body: bytes | str, external: bool = True, *, key: str | bytes | None = None
     ) -> int:
         """Emits a JSON event body; returns its sequence number. `key` as for `emit`."""
-    def emit_many(self, events: Iterable[tuple[str, _Props]]) -> int:
-        """Emits `(name, props)` pairs in order; returns how many."""
+    def emit_many(
+        self,
+        events: Iterable[tuple[str, _Props] | tuple[str, _Props, str | bytes | None]],
+    ) -> int:
+        """Emits `(name, props)` pairs or `(name, props, key)` triples in
+        order; returns how many. A bad item raises and emits nothing."""
     def emit_session_start(self, props: _Props = None) -> int:
         """Emits `session_start`."""
     def emit_session_end(self, reason: str, props: _Props = None) -> int:
@@ -256,8 +261,13 @@ class EventQueue:
         """Forwards every event to a Redis stream (XADD in pipelined batches)."""
     def stats(self) -> Stats:
         """A snapshot of the counters."""
-    def subscribe(self, from_oldest: bool = False) -> Subscriber:
-        """A broadcast subscriber."""
+    def subscribe(
+        self,
+        from_oldest: bool = False,
+        *,
+        lag: Literal["headroom", "oldest", "newest"] = "headroom",
+    ) -> Subscriber:
+        """A broadcast subscriber; `lag`: where it continues when lapped."""
     @property
     def capacity(self) -> int: ...
     @property

@@ -161,6 +161,18 @@ pub(crate) fn parse_overflow(overflow: &Bound<'_, PyAny>) -> PyResult<Overflow> 
     }
 }
 
+/// `"headroom"`, `"oldest"` or `"newest"`: where a lapped reader continues.
+pub(crate) fn parse_lag(lag: &Bound<'_, PyAny>) -> PyResult<evqueue::Lag> {
+    match str_arg(lag, "lag")?.to_str()? {
+        "headroom" => Ok(evqueue::Lag::Headroom),
+        "oldest" => Ok(evqueue::Lag::Oldest),
+        "newest" => Ok(evqueue::Lag::Newest),
+        other => Err(PyValueError::new_err(format!(
+            "lag must be \"headroom\", \"oldest\" or \"newest\", not {other:?}"
+        ))),
+    }
+}
+
 pub(crate) fn count_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
     let n = uint(obj, what)?;
     usize::try_from(n).map_err(|_| PyValueError::new_err(format!("{what} {n} is too large")))

@@ -10,7 +10,7 @@
 //! `gil.rs`, how Python callables become core handlers in `callbacks.rs`,
 //! and `os.fork()` and the interpreter's exit in `process.rs`.
 
-use crate::args::{self, count_arg, key_arg, parse_overflow, Props};
+use crate::args::{self, count_arg, key_arg, parse_lag, parse_overflow, Props};
 use crate::callbacks::{error_hook_fn, handler_fn, Callbacks, ErrorSlot};
 use crate::errors::{py_err, EvqueueError};
 use crate::gil::{wait_interruptibly, with_gil_for_batch, SIGNAL_CHECK};
@@ -144,11 +144,16 @@ impl EventQueue {
     /// `lanes`: rings for keyed events (`emit(..., key=...)`), a power of
     /// two; 0 picks the smallest at least 4 x `workers`. `worker_nice`: how
     /// many nice levels below the thread that starts them the workers run
-    /// (Linux), 0 to 39; default 5.
+    /// (Linux), 0 to 39; default 5. `lag`: where workers lapped by the
+    /// producers continue, `"headroom"` (an eighth of the ring past the
+    /// oldest event: a slow reader gets runs of events), `"oldest"` or
+    /// `"newest"`; what they pass over is counted as overwritten.
     #[pyo3(
-        signature = (capacity = None, slot_size = None, workers = None, overflow = None, *, batch = None, lanes = None, worker_nice = None),
-        text_signature = "(capacity=65536, slot_size=256, workers=8, overflow='overwrite', *, batch=64, lanes=0, worker_nice=5)"
+        signature = (capacity = None, slot_size = None, workers = None, overflow = None, *, batch = None, lanes = None, worker_nice = None, lag = None),
+        text_signature = "(capacity=65536, slot_size=256, workers=8, overflow='overwrite', *, batch=64, lanes=0, worker_nice=5, lag='headroom')"
     )]
+    // One argument per keyword of the Python constructor.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         capacity: Option<&Bound<'_, PyAny>>,
         slot_size: Option<&Bound<'_, PyAny>>,
@@ -157,6 +162,7 @@ impl EventQueue {
         batch: Option<&Bound<'_, PyAny>>,
         lanes: Option<&Bound<'_, PyAny>>,
         worker_nice: Option<&Bound<'_, PyAny>>,
+        lag: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         if EXITING.load(Acquire) {
             // `_close_all` has run: nothing would close this queue before the
@@ -194,6 +200,9 @@ impl EventQueue {
             // Out of u8's range is out of range: the builder refuses it.
             let levels = u8::try_from(count_arg(n, "worker_nice")?).unwrap_or(u8::MAX);
             builder = builder.worker_nice(levels);
+        }
+        if let Some(l) = lag {
+            builder = builder.lag(parse_lag(l)?);
         }
         let inner = Arc::new(builder.build_paused().map_err(py_err)?);
         let error_hook = ErrorSlot::default();
@@ -386,10 +395,11 @@ impl EventQueue {
         .map_err(py_err)
     }
 
-    /// Emits `(name, props)` pairs in order and returns how many. Every pair
-    /// is checked first: a bad one raises and emits nothing. `QueueFull` or
-    /// `QueueClosed` part way leaves the events before it emitted (the message
-    /// says how many).
+    /// Emits `(name, props)` pairs, or `(name, props, key)` triples (`key`
+    /// as for `emit`), in order and returns how many. Every item is checked
+    /// first: a bad one raises and emits nothing. `QueueFull` or
+    /// `QueueClosed` part way leaves the events before it emitted (the
+    /// message says how many).
     fn emit_many(&self, events: &Bound<'_, PyAny>) -> PyResult<usize> {
         self.check_process()?;
         let py = events.py();
@@ -399,34 +409,48 @@ impl EventQueue {
                 args::type_name(events)
             ))
         })?;
-        let mut items: Vec<(Bound<'_, PyString>, Props<'_>)> = Vec::new();
+        let mut items: Vec<(Bound<'_, PyString>, Props<'_>, Option<Bound<'_, PyAny>>)> = Vec::new();
         for (i, item) in iter.enumerate() {
             let item = item?;
-            let pair = item
+            let tuple = item
                 .cast::<PyTuple>()
                 .ok()
-                .filter(|t| t.len() == 2)
+                .filter(|t| t.len() == 2 || t.len() == 3)
                 .ok_or_else(|| {
                     PyTypeError::new_err(format!(
-                        "emit_many item {i} must be a (name, props) tuple, not {}",
+                        "emit_many item {i} must be a (name, props) or (name, props, key) tuple, not {}",
                         args::type_name(&item)
                     ))
                 })?;
-            let name = pair.get_item(0)?;
+            let name = tuple.get_item(0)?;
             let name = args::str_arg(&name, "the event name")
                 .map_err(|e| context(py, e, &format!("emit_many item {i}: ")))?
                 .clone();
-            let props = Props::from_arg(Some(&pair.get_item(1)?))
+            let props = Props::from_arg(Some(&tuple.get_item(1)?))
                 .map_err(|e| context(py, e, &format!("emit_many item {i}: ")))?;
-            items.push((name, props));
+            let key = if tuple.len() == 3 {
+                Some(tuple.get_item(2)?)
+            } else {
+                None
+            };
+            items.push((name, props, key));
         }
         let mut events = Vec::with_capacity(items.len());
-        for (name, props) in &items {
-            events.push((name.to_str()?, props.pairs()?));
+        for (i, (name, props, key)) in items.iter().enumerate() {
+            let key = key_arg(key.as_ref())
+                .map_err(|e| context(py, e, &format!("emit_many item {i}: ")))?;
+            if let Some(k) = key.filter(|k| k.len() > evqueue::lane::MAX_ORDERING_KEY_LEN) {
+                let e = py_err(evqueue::Error::OrderingKeyTooLong {
+                    len: k.len(),
+                    max: evqueue::lane::MAX_ORDERING_KEY_LEN,
+                });
+                return Err(context(py, e, &format!("emit_many item {i}: ")));
+            }
+            events.push((name.to_str()?, props.pairs()?, key));
         }
         // Check every event before the first push: a bad one changes nothing.
         let slot = self.inner.slot_bytes();
-        for (i, (name, pairs)) in events.iter().enumerate() {
+        for (i, (name, pairs, _)) in events.iter().enumerate() {
             let event = evqueue::Event::new(name).properties(pairs);
             let size = evqueue::encoded_len(&event)
                 .map_err(|e| context(py, py_err(e), &format!("emit_many item {i}: ")))?;
@@ -436,11 +460,13 @@ impl EventQueue {
             }
         }
         let total = events.len();
-        for (i, (name, pairs)) in events.iter().enumerate() {
-            if let Err(e) = self
-                .inner
-                .emit(&evqueue::Event::new(name).properties(pairs))
-            {
+        for (i, (name, pairs, key)) in events.iter().enumerate() {
+            let event = evqueue::Event::new(name).properties(pairs);
+            let emitted = match key {
+                None => self.inner.emit(&event),
+                Some(key) => self.inner.emit_keyed(&event, key),
+            };
+            if let Err(e) = emitted {
                 let suffix = format!(" ({i} of {total} events emitted)");
                 return Err(context_after(py, py_err(e), &suffix));
             }
@@ -568,20 +594,29 @@ impl EventQueue {
 
     /// A subscriber that sees every event emitted from now on (with
     /// `from_oldest=True`: every event the ring still holds), independently
-    /// of the handlers.
+    /// of the handlers. `lag`: where it continues when the producers lapped
+    /// it, as for the queue's workers (`"headroom"`, `"oldest"`, `"newest"`).
     #[pyo3(
-        signature = (from_oldest = None),
-        text_signature = "($self, from_oldest=False)"
+        signature = (from_oldest = None, *, lag = None),
+        text_signature = "($self, from_oldest=False, *, lag='headroom')"
     )]
-    fn subscribe(&self, from_oldest: Option<&Bound<'_, PyAny>>) -> PyResult<Subscriber> {
+    fn subscribe(
+        &self,
+        from_oldest: Option<&Bound<'_, PyAny>>,
+        lag: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Subscriber> {
         self.check_process()?;
         let oldest = match from_oldest {
             Some(o) => args::bool_arg(o, "from_oldest")?,
             None => false,
         };
+        let lag = match lag {
+            Some(l) => parse_lag(l)?,
+            None => evqueue::Lag::Headroom,
+        };
         let start = if oldest { Start::Oldest } else { Start::Now };
         Ok(Subscriber::new(
-            self.inner.subscribe(start),
+            self.inner.subscribe(start).with_lag(lag),
             self.generation,
         ))
     }

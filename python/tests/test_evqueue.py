@@ -496,7 +496,7 @@ async def async_handler(event: Event) -> None:
         (lambda q: q.emit_json(b'{"name": "a"}', external="yes"), TypeError),
         (lambda q: q.emit_many(5), TypeError),
         (lambda q: q.emit_many([("a", None), "b"]), TypeError),
-        (lambda q: q.emit_many([("a", None), ("b", None, None)]), TypeError),
+        (lambda q: q.emit_many([("a", None), ("b", None, None, None)]), TypeError),
         (lambda q: q.emit_many([("a", None), (1, None)]), TypeError),
         (lambda q: q.emit_many([("a", None), ("b", {"k": 2})]), TypeError),
         (lambda q: q.emit_many([("a", None), ("", None)]), evqueue.InvalidEvent),
@@ -971,3 +971,53 @@ def test_keyed_bad_input_and_json() -> None:
     with pytest.raises(ValueError):
         EventQueue(lanes=3)
     q.close()
+
+
+def test_lag_policies_of_workers_and_subscribers() -> None:
+    # 40 events into 16 slots: 24..39 retained; the headroom is 16 / 8 = 2.
+    for lag, first in (("oldest", 24), ("headroom", 26), ("newest", 39)):
+        q = EventQueue(capacity=16, workers=1, lanes=1, lag=lag)
+        sub = q.subscribe(lag=lag)
+        for i in range(40):
+            q.emit("tick", {"i": str(i)})
+        seen: list[int] = []
+        q.on("tick", lambda e: seen.append(int(e.properties["i"])))
+        q.start()
+        assert q.flush(timeout=T)
+        assert seen[0] == first and seen == list(range(first, 40)), lag
+        assert q.stats().overwritten == first
+        got = sub.try_recv()
+        assert got is not None and got.properties["i"] == str(first), lag
+        assert sub.lagged == first
+        q.close(T)
+    with pytest.raises(ValueError, match='lag must be "headroom", "oldest" or "newest"'):
+        EventQueue(lag="latest")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        EventQueue(lag=1)  # type: ignore[arg-type]
+    q = EventQueue(capacity=16)
+    with pytest.raises(ValueError, match="lag must be"):
+        q.subscribe(lag="")  # type: ignore[arg-type]
+    q.close(T)
+
+
+def test_emit_many_with_keys() -> None:
+    q = small()
+    seen: list[tuple[str, str]] = []
+    q.on("move", lambda e: seen.append((e.properties["p"], e.properties["n"])))
+    items = [("move", {"p": p, "n": str(n)}, p) for n in range(50) for p in ("a", "b", "c")]
+    items.append(("move", {"p": "-", "n": "0"}))  # unkeyed, two-item form
+    assert q.emit_many(items) == 151
+    # A bad key anywhere refuses the whole call before anything is emitted.
+    with pytest.raises(evqueue.InvalidEvent, match="emit_many item 1: .*ordering key of 257 bytes"):
+        q.emit_many([("move", {"p": "a", "n": "x"}, "a"), ("move", {}, "k" * 257)])
+    with pytest.raises(TypeError, match="emit_many item 0: key must be str, bytes or None"):
+        q.emit_many([("move", {}, 5)])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"\(name, props\) or \(name, props, key\) tuple"):
+        q.emit_many([("move", {}, "a", "extra")])  # type: ignore[list-item]
+    assert q.stats().pushed == 151
+    q.start()
+    assert q.flush(timeout=T)
+    for p in ("a", "b", "c"):
+        assert [n for (who, n) in seen if who == p] == [str(n) for n in range(50)]
+    assert len(seen) == 151
+    q.close(T)
