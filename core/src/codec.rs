@@ -121,7 +121,9 @@ pub fn encoded_len(event: &Event<'_>) -> Result<usize, Error> {
 }
 
 /// The encoded size of an event with this name and these properties, with
-/// no bounds checked (an event within the bounds: [`encoded_len`]).
+/// no bounds checked (an event within the bounds: [`encoded_len`]). Only
+/// the forwarders, which size owned events, need it.
+#[cfg(feature = "std")]
 pub(crate) fn unchecked_len<'a>(
     name: &str,
     properties: impl IntoIterator<Item = (&'a str, &'a str)>,
