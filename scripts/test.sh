@@ -191,7 +191,7 @@ python_install_wheel() {
   fi
   rm -rf target/pyvenv-wheel &&
     norust python3 -m venv target/pyvenv-wheel &&
-    norust $pywheel/pip install -q --only-binary :all: pytest mypy "${wheels[0]}" &&
+    norust $pywheel/pip install -q --only-binary :all: pytest pytest-timeout mypy "${wheels[0]}" &&
     (cd target && norust pyvenv-wheel/bin/python -c \
       'import evqueue, sys; assert evqueue.__file__.startswith(sys.prefix), evqueue.__file__; print("evqueue", evqueue.__file__)')
 }
@@ -209,7 +209,8 @@ python_typing() {
 stage "python: build venv (maturin, ziglang)" python_setup
 stage "python: abi3 wheel, manylinux_2_17 (maturin build --release --zig)" python_wheel
 stage "python: install the wheel in a fresh venv, no Rust on PATH" python_install_wheel
-stage "python: pytest (installed wheel)" norust $pywheel/pytest -q -p no:cacheprovider python/tests
+# A test that hangs fails after 120 s with every thread's stack printed.
+stage "python: pytest (installed wheel)" norust $pywheel/pytest -q -p no:cacheprovider --timeout 120 python/tests
 stage "python: mypy --strict and stubtest (installed wheel)" python_typing
 # The Python side of the Redis bridge against a throwaway server (~5 s).
 python_redis() (
@@ -217,7 +218,7 @@ python_redis() (
   trap 'scripts/redis-test-server.sh stop "$dir"; rm -rf "$dir"' EXIT
   EVQUEUE_REDIS_URL=$(scripts/redis-test-server.sh start "$dir") || exit 1
   export EVQUEUE_REDIS_URL
-  norust $pywheel/pytest -q -p no:cacheprovider -rs python/tests/test_redis.py
+  norust $pywheel/pytest -q -p no:cacheprovider --timeout 120 -rs python/tests/test_redis.py
 )
 stage "python: forward_to_redis (real redis-server)" python_redis
 

@@ -2,10 +2,7 @@
 
 use crate::boundary::ffi_boundary;
 use crate::status::fail;
-use crate::{
-    evq_event, evq_payload, evq_property, evq_queue, evq_raw, evq_status, queue, EVQ_PAYLOAD_EVENT,
-    EVQ_PAYLOAD_RAW,
-};
+use crate::{evq_payload, evq_property, evq_queue, evq_status, queue};
 use evq_core::{max_properties, Payload};
 
 /// Bytes a buffer for `evq_try_pop` must have on this queue: the slot
@@ -90,17 +87,9 @@ pub unsafe extern "C" fn evq_try_pop(
                 }
                 // SAFETY: the first `n` were just written.
                 let written = unsafe { std::slice::from_raw_parts(props, n) };
-                evq_payload {
-                    kind: EVQ_PAYLOAD_EVENT,
-                    event: evq_event::from_view(&view, written),
-                    raw: evq_raw::EMPTY,
-                }
+                evq_payload::event(&view, written)
             }
-            Payload::Raw(raw) => evq_payload {
-                kind: EVQ_PAYLOAD_RAW,
-                event: evq_event::EMPTY,
-                raw: evq_raw::from_view(&raw),
-            },
+            Payload::Raw(raw) => evq_payload::raw(&raw),
         };
         // SAFETY: writable (caller's contract).
         unsafe { out.write(payload) };

@@ -5,8 +5,8 @@ use crate::args::store;
 use crate::boundary::ffi_boundary;
 use crate::status::{fail, fail_with};
 use crate::{
-    evq_event, evq_payload, evq_property, evq_queue, evq_raw, evq_status, evq_subscriber, lag_of,
-    queue, EVQ_PAYLOAD_EVENT, EVQ_PAYLOAD_RAW, EVQ_START_NOW, EVQ_START_OLDEST,
+    evq_payload, evq_property, evq_queue, evq_status, evq_subscriber, lag_of, queue, EVQ_START_NOW,
+    EVQ_START_OLDEST,
 };
 use evq_core::{max_properties, Payload, Start};
 use std::time::Duration;
@@ -62,17 +62,9 @@ impl evq_subscriber {
             Payload::Event(view) => {
                 props.clear();
                 props.extend(view.properties().iter().map(evq_property::from_pair));
-                evq_payload {
-                    kind: EVQ_PAYLOAD_EVENT,
-                    event: evq_event::from_view(&view, props),
-                    raw: evq_raw::EMPTY,
-                }
+                evq_payload::event(&view, props)
             }
-            Payload::Raw(raw) => evq_payload {
-                kind: EVQ_PAYLOAD_RAW,
-                event: evq_event::EMPTY,
-                raw: evq_raw::from_view(&raw),
-            },
+            Payload::Raw(raw) => evq_payload::raw(&raw),
         }
     }
 }

@@ -224,6 +224,26 @@ pub struct evq_payload {
     pub raw: evq_raw,
 }
 
+impl evq_payload {
+    /// An event whose properties are `props` (already converted).
+    pub(crate) fn event(view: &EventView<'_>, props: &[evq_property]) -> evq_payload {
+        evq_payload {
+            kind: EVQ_PAYLOAD_EVENT,
+            event: evq_event::from_view(view, props),
+            raw: evq_raw::EMPTY,
+        }
+    }
+
+    /// A raw payload.
+    pub(crate) fn raw(raw: &RawView<'_>) -> evq_payload {
+        evq_payload {
+            kind: EVQ_PAYLOAD_RAW,
+            event: evq_event::EMPTY,
+            raw: evq_raw::from_view(raw),
+        }
+    }
+}
+
 /// How a handler failed, as passed to the error hook.
 #[repr(C)]
 #[allow(non_camel_case_types)]

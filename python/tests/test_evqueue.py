@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -975,7 +975,12 @@ def test_keyed_bad_input_and_json() -> None:
 
 def test_lag_policies_of_workers_and_subscribers() -> None:
     # 40 events into 16 slots: 24..39 retained; the headroom is 16 / 8 = 2.
-    for lag, first in (("oldest", 24), ("headroom", 26), ("newest", 39)):
+    policies: list[tuple[Literal["headroom", "oldest", "newest"], int]] = [
+        ("oldest", 24),
+        ("headroom", 26),
+        ("newest", 39),
+    ]
+    for lag, first in policies:
         q = EventQueue(capacity=16, workers=1, lanes=1, lag=lag)
         sub = q.subscribe(lag=lag)
         for i in range(40):
@@ -1004,7 +1009,9 @@ def test_emit_many_with_keys() -> None:
     q = small()
     seen: list[tuple[str, str]] = []
     q.on("move", lambda e: seen.append((e.properties["p"], e.properties["n"])))
-    items = [("move", {"p": p, "n": str(n)}, p) for n in range(50) for p in ("a", "b", "c")]
+    items: list[tuple[str, dict[str, str]] | tuple[str, dict[str, str], str]] = [
+        ("move", {"p": p, "n": str(n)}, p) for n in range(50) for p in ("a", "b", "c")
+    ]
     items.append(("move", {"p": "-", "n": "0"}))  # unkeyed, two-item form
     assert q.emit_many(items) == 151
     # A bad key anywhere refuses the whole call before anything is emitted.
