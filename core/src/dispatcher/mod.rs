@@ -40,6 +40,8 @@ mod queue;
 mod shared;
 mod stats;
 mod subscriber;
+#[cfg(feature = "async")]
+mod waiter;
 mod worker;
 
 pub use builder::EventQueueBuilder;
