@@ -93,6 +93,8 @@ pub(crate) struct SubscriberState {
 /// events to connected clients. Producers never wait for it: one that falls a
 /// whole ring behind learns how many events it missed (`Lagged(n)`) and goes
 /// on with some headroom past the oldest retained event (see [`Lag`](crate::Lag)).
+/// With the `async` feature it is also a `futures_core::Stream` of events
+/// and has `recv_async`, for tasks on any runtime.
 ///
 /// ```
 /// use evqueue::{Event, EventQueue, RecvTimeoutError, Start};
