@@ -194,7 +194,9 @@ fn a_dropped_pending_future_loses_nothing() {
 }
 
 /// `select!` drops the losing `recv_async` again and again while events
-/// arrive: every event still comes out once, in order.
+/// arrive: every event still comes out once, in order. The producer waits
+/// for the receiver to catch up now and then, so that it goes pending and
+/// the other branch wins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_select_dropping_recv_async_loses_no_event() {
     const N: u64 = 5_000;
@@ -206,12 +208,18 @@ async fn tokio_select_dropping_recv_async_loses_no_event() {
             .unwrap(),
     );
     let mut sub = queue.subscribe(Start::Now);
-    let q = queue.clone();
+    let consumed = Arc::new(AtomicU64::new(0));
+    let (q, c) = (queue.clone(), consumed.clone());
     let producer = std::thread::spawn(move || {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for n in 0..N {
             emit_n(&q, n);
-            if rng.next() % 64 == 0 {
+            if n % 500 == 499 {
+                while c.load(SeqCst) <= n {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            } else if rng.next() % 64 == 0 {
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
@@ -223,6 +231,7 @@ async fn tokio_select_dropping_recv_async_loses_no_event() {
             got = sub.recv_async() => {
                 assert_eq!(number(&got.unwrap()), next);
                 next += 1;
+                consumed.store(next, SeqCst);
             }
             _ = tokio::task::yield_now() => dropped += 1,
         }
