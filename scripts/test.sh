@@ -66,9 +66,16 @@ stage "loom models" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom
 # About 1-2 minutes: 16 schedules per test. Isolation off: one test reads the wall clock.
 stage "miri (core unit tests)" env MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-many-seeds=0..16" \
-  cargo +nightly miri test -p evqueue --lib
+  cargo +nightly miri test -p evqueue --features async --lib
 stage "stress (release, 10M events)" cargo test -p evqueue --release --test stress -- --nocapture
 stage "ordered keys (release, 1M keyed events over 100k keys)" cargo test -p evqueue --release --test keyed -- --nocapture
+# A few seconds once built: subscribers as streams, recv_async, flush_async
+# and shutdown_async under tokio and futures::executor; then the doctests
+# with the feature (the async examples exist only with it, ~20 s), and the
+# dispatcher tests again with the feature on (its hooks in the worker loop).
+stage "async: tokio and futures executor" cargo test -p evqueue --features async --test async
+stage "async: doctests with the feature" cargo test -p evqueue --features async --doc
+stage "dispatcher tests with the async feature" cargo test -p evqueue --features async --test dispatcher
 # About 1 minute on 2 cores (3 models of lane ownership, LOOM_MAX_PREEMPTIONS=2).
 stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom_lanes
@@ -76,6 +83,10 @@ stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_
 # sleeper list, as lib unit tests (the protocol is crate-private).
 stage "loom models: parking" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --lib -- park::loom_models
+# Seconds once built (4 models): the async waiters' waker list (no lost
+# wake-up) with the real Wake::pushed, as lib unit tests with the feature.
+stage "loom models: async waiters" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
+  CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --features async --lib -- waiter::loom_models
 # The Nakama comparison builds its Go side (Debian's golang-go, ~20 s to install).
 install_go() {
   command -v go >/dev/null ||

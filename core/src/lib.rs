@@ -40,6 +40,31 @@
 //! assert_eq!(EVENTS.try_claim(&mut buf), Err(RecvError::Empty));
 //! # Ok::<(), evqueue::Error>(())
 //! ```
+//!
+//! With the `async` feature, a subscriber is a `Stream` and the queue's
+//! waits have async forms, on any runtime (here `futures::executor`; no
+//! thread blocks while a task waits):
+//!
+//! ```
+//! # #[cfg(feature = "async")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use evqueue::{Event, EventQueue, Start};
+//! use futures::StreamExt;
+//! let queue = EventQueue::builder().capacity(64).workers(2).build()?;
+//! let mut feed = queue.subscribe(Start::Now);
+//! queue.emit(&Event::new("match_end").properties(&[("winner", "blue")]))?;
+//! futures::executor::block_on(async {
+//!     let event = feed.next().await.expect("open")?; // or feed.recv_async()
+//!     assert_eq!(event.property("winner"), Some("blue"));
+//!     queue.flush_async().await?; // the handlers are done with it
+//!     let report = queue.shutdown_async(std::future::pending::<()>()).await?;
+//!     assert!(feed.next().await.is_none() && report.left == 0);
+//!     Ok(())
+//! })
+//! # }
+//! # #[cfg(not(feature = "async"))]
+//! # fn main() {}
+//! ```
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]

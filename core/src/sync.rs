@@ -42,7 +42,10 @@ pub(crate) use const_fn;
 
 /// The dispatcher's parking (`dispatcher/park.rs`): its lock, flags, counts
 /// and thread parking, swapped for loom's like the ring's atomics, so the
-/// no-lost-wake-up protocol is model-checked through the same code.
+/// no-lost-wake-up protocol is model-checked through the same code. The
+/// async waiters (`dispatcher/waiter.rs`, feature `async`) use the same
+/// lock and counts; their wakers are `core::task::Waker`s, which loom's
+/// `block_on` drives as they are.
 #[cfg(feature = "std")]
 pub(crate) mod park {
     #[cfg(not(evqueue_loom))]

@@ -29,6 +29,11 @@
 //! - [`EventQueue::shutdown`] closes the ring, lets workers drain until the
 //!   deadline, joins them and returns a [`ShutdownReport`]. Dropping the
 //!   queue shuts it down with [`EventQueueBuilder::drop_deadline`].
+//! - Feature `async`: [`EventSubscriber`] is a `futures_core::Stream` and
+//!   has `recv_async`; `EventQueue::flush_async` and `shutdown_async` wait
+//!   without blocking a thread. Tasks wait on waker lists (`waiter.rs`)
+//!   with the protocol of `park.rs`: register, fence, re-check; a push
+//!   pays one relaxed load more when none awaits.
 
 mod builder;
 mod emitter;
@@ -40,6 +45,8 @@ mod queue;
 mod shared;
 mod stats;
 mod subscriber;
+#[cfg(feature = "async")]
+mod waiter;
 mod worker;
 
 pub use builder::EventQueueBuilder;

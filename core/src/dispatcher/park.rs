@@ -20,29 +20,40 @@ use std::time::Instant;
 
 /// Where pushes announce themselves. Shared by the queue and every
 /// [`Emitter`](super::Emitter) (which must not keep the workers' state alive).
+#[derive(Default)]
 pub(crate) struct Wake {
     /// Parked workers sleep here; a push wakes one.
     pub(crate) workers: Sleepers,
     /// Blocked subscribers sleep here; a push wakes them all.
     pub(crate) subscribers: Sleepers,
+    /// Awaiting subscribers (`Stream`, `recv_async`) wait here; a push
+    /// wakes them all. Not there at all without the feature.
+    #[cfg(feature = "async")]
+    pub(crate) async_subscribers: super::waiter::Waiters,
 }
 
 impl Wake {
     /// After a push: one `SeqCst` fence, then an atomic load per notifier
-    /// when nobody listens (no lock, no syscall).
+    /// when nobody listens (no lock, no syscall); with the `async` feature
+    /// one relaxed load more.
     #[inline]
     pub(crate) fn pushed(&self) {
-        // Pairs with the fence a sleeper issues between registering as a
-        // listener and re-checking the ring: either we see its registration,
-        // or it sees our push.
+        // Pairs with the fence a sleeper (or an awaiting task) issues
+        // between registering as a listener and re-checking the ring: either
+        // we see its registration, or it sees our push.
         fence(SeqCst);
         self.workers.wake_one();
         self.subscribers.wake_all();
+        #[cfg(feature = "async")]
+        self.async_subscribers.wake_all();
     }
 
     pub(crate) fn all(&self) {
         self.workers.wake_all();
         self.subscribers.wake_all();
+        // Rare (shutdown): the lock, rather than reasoning about a fence.
+        #[cfg(feature = "async")]
+        self.async_subscribers.wake_all_locked();
     }
 }
 
@@ -364,10 +375,7 @@ mod loom_models {
                 pushed: AtomicUsize::new(0),
                 taken: AtomicUsize::new(0),
                 total,
-                wake: Wake {
-                    workers: Sleepers::default(),
-                    subscribers: Sleepers::default(),
-                },
+                wake: Wake::default(),
             })
         }
 

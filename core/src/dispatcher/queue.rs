@@ -9,6 +9,8 @@ use super::park::{Sleeper, Sleepers, Wake};
 use super::shared::{Shared, WorkerSlot, IDLE};
 use super::stats::{QueueStats, SubscriberStats};
 use super::subscriber::{EventSubscriber, OwnedEvent};
+#[cfg(feature = "async")]
+use super::waiter::Wait;
 use super::worker;
 use super::{DispatchError, Failure, HandlerResult, SESSION_END, SESSION_START};
 use crate::blocking::{self, lock};
@@ -20,7 +22,9 @@ use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
 use std::collections::BTreeMap;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+#[cfg(feature = "async")]
+use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -67,6 +71,49 @@ struct Lifecycle {
     handles: Vec<JoinHandle<()>>,
     report: Option<ShutdownReport>,
     thread_name: String,
+}
+
+/// The lifecycle lock, held. Letting it go tells `shutdown_async`, which
+/// never blocks on it (it tries, and awaits [`Shared::progressed`]).
+struct LifeGuard<'a> {
+    guard: Option<MutexGuard<'a, Lifecycle>>,
+    shared: &'a Shared,
+}
+
+impl std::ops::Deref for LifeGuard<'_> {
+    type Target = Lifecycle;
+    fn deref(&self) -> &Lifecycle {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for LifeGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Lifecycle {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for LifeGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.shared.progressed();
+    }
+}
+
+/// What a flush waits for: the next sequence number of the main ring and
+/// of each lane when it was called.
+struct FlushTarget {
+    main: u64,
+    lanes: Vec<u64>,
+}
+
+/// What a look at the lifecycle found, for [`EventQueue::shutdown_async`].
+#[cfg(feature = "async")]
+enum Begin {
+    /// Shut down before: the first report.
+    Done(ShutdownReport),
+    /// Closed now (or by a shutdown still under way): wait for the workers.
+    Closed,
 }
 
 /// The event queue: a ring, a pool of worker threads and the handlers they
@@ -165,10 +212,7 @@ impl EventQueue {
             config.overflow,
             config.lag,
         )?);
-        let wake = Arc::new(Wake {
-            workers: Sleepers::default(),
-            subscribers: Sleepers::default(),
-        });
+        let wake = Arc::new(Wake::default());
         let shared = Arc::new(Shared {
             id: NEXT_QUEUE_ID.fetch_add(1, Relaxed),
             ring,
@@ -194,6 +238,8 @@ impl EventQueue {
             exited: Sleepers::default(),
             subscribers: Mutex::new(Vec::new()),
             next_subscriber: AtomicU64::new(0),
+            #[cfg(feature = "async")]
+            progress: Default::default(),
         });
         Ok(EventQueue {
             shared,
@@ -219,7 +265,7 @@ impl EventQueue {
     /// [`DispatchError::Spawn`] if a thread cannot start (then the queue is
     /// shut down: the workers already started are stopped and joined).
     pub fn start(&self) -> Result<(), DispatchError> {
-        let mut life = lock(&self.lifecycle);
+        let mut life = self.lock_life();
         if life.report.is_some() || self.shared.ring.is_closed() {
             return Err(DispatchError::Closed);
         }
@@ -451,6 +497,8 @@ impl EventQueue {
             }
         };
         self.shared.popped.fetch_add(1, Relaxed);
+        // The worker cursor moved: a flush may be waiting for it.
+        self.shared.progressed();
         Ok(claim)
     }
 
@@ -594,33 +642,109 @@ impl EventQueue {
         if worker::in_worker_of(self.shared.id) {
             return Err(DispatchError::InHandler);
         }
-        let ring = &self.shared.ring;
-        let target = ring.next_seq();
-        let lane_targets = self.shared.lanes.targets();
+        let target = self.flush_target();
         let deadline = blocking::deadline(timeout);
         let mut round = 0u32;
         loop {
-            // Nonzero only once a shutdown deadline stopped workers mid-batch:
-            // those events were claimed and will never be handled.
-            let in_hand = self.shared.left_in_hand.load(Acquire);
-            if in_hand == 0 && self.flushed(target) && self.shared.lanes.done_below(&lane_targets) {
-                return Ok(());
-            }
-            let left = (target.saturating_sub(ring.worker_position())
-                + self.shared.lanes.left_below(&lane_targets)
-                + in_hand)
-                .max(1);
-            let stopped = self.shared.live_workers.load(Acquire) == 0
-                && (self.is_started() || self.is_shut_down());
-            if stopped {
-                return Err(DispatchError::ShutDown { left });
+            if let Some(over) = self.flush_state(&target) {
+                return over;
             }
             let remaining = blocking::time_left(deadline);
             if remaining.is_zero() {
-                return Err(DispatchError::Timeout { left });
+                let in_hand = self.shared.left_in_hand.load(Acquire);
+                return Err(DispatchError::Timeout {
+                    left: self.flush_left(&target, in_hand),
+                });
             }
             backoff(&mut round, remaining);
         }
+    }
+
+    /// Awaits every event pushed before this call: [`flush`](Self::flush)
+    /// without a timeout and without blocking the thread, on any runtime
+    /// (feature `async`). The events to wait for are fixed when this is
+    /// called, not when the future is first polled.
+    ///
+    /// For a time limit, wrap it in the runtime's timeout (`tokio::time::timeout`);
+    /// dropping the future at any point is harmless: it only waits.
+    /// Before [`start`](Self::start) only pops make progress, so on a paused
+    /// queue nobody pops from this resolves only at shutdown. Fails with
+    /// [`DispatchError::ShutDown`] and [`DispatchError::InHandler`] as
+    /// `flush` does.
+    ///
+    /// Workers wake the awaiting task as they move on from each batch (one
+    /// `SeqCst` fence and a relaxed load per claim in builds with the
+    /// feature; a lock and a wake per batch while a flush awaits).
+    ///
+    /// ```
+    /// use evqueue::{Event, EventQueue};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// let queue = EventQueue::builder().capacity(64).workers(2).build()?;
+    /// let handled = Arc::new(AtomicU64::new(0));
+    /// let h = handled.clone();
+    /// queue.on_any(move |_| { h.fetch_add(1, Ordering::Relaxed); Ok(()) });
+    /// for _ in 0..10 { queue.emit(&Event::new("tick"))?; }
+    /// futures::executor::block_on(queue.flush_async())?;
+    /// assert_eq!(handled.load(Ordering::Relaxed), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn flush_async(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), DispatchError>> + Send + '_ {
+        let target = (!worker::in_worker_of(self.shared.id)).then(|| self.flush_target());
+        async move {
+            let Some(target) = target else {
+                return Err(DispatchError::InHandler);
+            };
+            let mut wait = Wait::new(&self.shared.progress);
+            std::future::poll_fn(|cx| {
+                wait.poll(cx, || match self.flush_state(&target) {
+                    Some(over) => Poll::Ready(over),
+                    None => Poll::Pending,
+                })
+            })
+            .await
+        }
+    }
+
+    /// What a flush called now waits for.
+    fn flush_target(&self) -> FlushTarget {
+        FlushTarget {
+            main: self.shared.ring.next_seq(),
+            lanes: self.shared.lanes.targets(),
+        }
+    }
+
+    /// `Some` once a flush of `target` is over: done, or never will be
+    /// (the workers are gone with events left).
+    fn flush_state(&self, target: &FlushTarget) -> Option<Result<(), DispatchError>> {
+        // Nonzero only once a shutdown deadline stopped workers mid-batch:
+        // those events were claimed and will never be handled.
+        let in_hand = self.shared.left_in_hand.load(Acquire);
+        if in_hand == 0 && self.flushed(target.main) && self.shared.lanes.done_below(&target.lanes)
+        {
+            return Some(Ok(()));
+        }
+        let stopped = self.shared.live_workers.load(Acquire) == 0
+            && (self.is_started() || self.is_shut_down());
+        if stopped {
+            return Some(Err(DispatchError::ShutDown {
+                left: self.flush_left(target, in_hand),
+            }));
+        }
+        None
+    }
+
+    /// Events below `target` not yet handled (at least 1: the flush is not over).
+    fn flush_left(&self, target: &FlushTarget, in_hand: u64) -> u64 {
+        (target
+            .main
+            .saturating_sub(self.shared.ring.worker_position())
+            + self.shared.lanes.left_below(&target.lanes)
+            + in_hand)
+            .max(1)
     }
 
     /// Every event below `target` was claimed or skipped, and no worker is
@@ -661,14 +785,12 @@ impl EventQueue {
             return Err(DispatchError::InHandler);
         }
         let (report, old_registry) = {
-            let mut life = lock(&self.lifecycle);
+            let mut life = self.lock_life();
             if let Some(report) = life.report {
                 return Ok(report);
             }
+            self.close();
             let shared = &self.shared;
-            shared.lanes.close();
-            shared.ring.close();
-            shared.wake.all();
             // `None`: a deadline too far to represent, so none.
             let end = blocking::deadline(deadline);
             let mut timed_out = false;
@@ -694,33 +816,175 @@ impl EventQueue {
             }
             shared.stop.store(true, SeqCst);
             shared.wake.all();
-            for handle in life.handles.drain(..) {
-                // Handler panics are caught inside the worker; a join error
-                // would be a bug in the worker loop itself.
-                let _ = handle.join();
-            }
-            let stats = shared.lanes.add_stats(shared.ring.stats());
-            let report = ShutdownReport {
-                pushed: stats.pushed,
-                handled: shared.handled(),
-                popped: shared.popped.load(Acquire),
-                overwritten: stats.overwritten,
-                rejected: stats.rejected,
-                errors: shared.errors.load(Acquire),
-                panics: shared.panics.load(Acquire),
-                // Joined: no worker adds to `left_in_hand` any more.
-                left: stats.depth + shared.left_in_hand.load(Acquire),
-                timed_out,
-            };
-            life.report = Some(report);
-            // Drop the handlers (and whatever they captured) so a handler
-            // that holds the queue cannot keep it alive in a cycle.
-            let old = shared.registry.swap(Arc::new(Registry::default()));
-            (report, old)
+            self.finish(&mut life, timed_out)
         };
         // Outside the lock: dropping a handler may drop this very queue.
         drop(old_registry);
         Ok(report)
+    }
+
+    /// Shuts the queue down as [`shutdown`](Self::shutdown) does, without
+    /// blocking the thread, on any runtime (feature `async`): closes the
+    /// ring when first polled, lets the workers drain it until it is empty
+    /// or `deadline` completes, and reports. The deadline is any future
+    /// (`tokio::time::sleep(..)`, `async_io::Timer::after(..)`,
+    /// `std::future::pending()` for none), so no timer is needed here.
+    ///
+    /// After the deadline, workers stop at their next event and this awaits
+    /// the ones still running a handler. The workers are joined only once
+    /// each has announced its exit (its last instructions, not a handler).
+    /// Calling it (or `shutdown`) again returns the first report; while a
+    /// blocking `shutdown` runs on another thread, this awaits its report
+    /// without blocking.
+    ///
+    /// Dropped before it completes, it leaves the queue closed (emits fail
+    /// with [`Error::Closed`]) with the workers still draining the ring, or,
+    /// if the deadline had fired, stopping at their next event; a later
+    /// `shutdown`, `shutdown_async` or drop joins them and reports. No
+    /// event is lost by the drop itself: the report's `left` counts what
+    /// the workers did not handle.
+    ///
+    /// ```
+    /// use evqueue::{Event, EventQueue};
+    /// let queue = EventQueue::builder().capacity(64).workers(2).build()?;
+    /// for _ in 0..10 { queue.emit(&Event::new("tick"))?; }
+    /// let report = futures::executor::block_on(queue.shutdown_async(std::future::pending::<()>()))?;
+    /// assert_eq!((report.pushed, report.handled, report.left, report.timed_out), (10, 10, 0, false));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn shutdown_async<D: std::future::Future>(
+        &self,
+        deadline: D,
+    ) -> Result<ShutdownReport, DispatchError> {
+        use std::future::poll_fn;
+        if worker::in_worker_of(self.shared.id) {
+            return Err(DispatchError::InHandler);
+        }
+        let shared = &self.shared;
+        let mut wait = Wait::new(&shared.progress);
+        // Close, unless shut down before. The lifecycle lock is only tried:
+        // a blocking shutdown may hold it for as long as its deadline.
+        let begin = poll_fn(|cx| {
+            wait.poll(cx, || match self.try_lock_life() {
+                None => Poll::Pending,
+                Some(life) => Poll::Ready(match life.report {
+                    Some(report) => Begin::Done(report),
+                    None => {
+                        self.close();
+                        Begin::Closed
+                    }
+                }),
+            })
+        })
+        .await;
+        if let Begin::Done(report) = begin {
+            return Ok(report);
+        }
+        // Drain until every worker exits or the deadline fires.
+        let exited = || {
+            if shared.live_workers.load(Acquire) == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        };
+        let mut deadline = std::pin::pin!(deadline);
+        let timed_out = poll_fn(|cx| {
+            if wait.poll(cx, exited).is_ready() {
+                return Poll::Ready(false);
+            }
+            match deadline.as_mut().poll(cx) {
+                Poll::Ready(_) => Poll::Ready(shared.live_workers.load(Acquire) > 0),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        // The rest stop at their next event; a handler already running
+        // finishes first.
+        shared.stop.store(true, SeqCst);
+        shared.wake.all();
+        poll_fn(|cx| wait.poll(cx, exited)).await;
+        // Join and report, unless a shutdown that ran meanwhile did.
+        let (report, old_registry) = poll_fn(|cx| {
+            wait.poll(cx, || match self.try_lock_life() {
+                None => Poll::Pending,
+                Some(mut life) => Poll::Ready(match life.report {
+                    Some(report) => (report, None),
+                    None => {
+                        let (report, old) = self.finish(&mut life, timed_out);
+                        (report, Some(old))
+                    }
+                }),
+            })
+        })
+        .await;
+        // Outside the lock: dropping a handler may drop this very queue.
+        drop(old_registry);
+        Ok(report)
+    }
+
+    /// Closes the ring and the lanes and wakes everyone waiting, so that
+    /// workers drain and exit, and subscribers and flushes see the close.
+    fn close(&self) {
+        let shared = &self.shared;
+        shared.lanes.close();
+        shared.ring.close();
+        shared.wake.all();
+        #[cfg(feature = "async")]
+        shared.progress.wake_all_locked();
+    }
+
+    /// Joins the workers (each has exited, or was told to stop) and makes,
+    /// stores and returns the report, with the handlers taken out (drop
+    /// them outside the lifecycle lock).
+    fn finish(&self, life: &mut Lifecycle, timed_out: bool) -> (ShutdownReport, Arc<Registry>) {
+        let shared = &self.shared;
+        for handle in life.handles.drain(..) {
+            // Handler panics are caught inside the worker; a join error
+            // would be a bug in the worker loop itself.
+            let _ = handle.join();
+        }
+        let stats = shared.lanes.add_stats(shared.ring.stats());
+        let report = ShutdownReport {
+            pushed: stats.pushed,
+            handled: shared.handled(),
+            popped: shared.popped.load(Acquire),
+            overwritten: stats.overwritten,
+            rejected: stats.rejected,
+            errors: shared.errors.load(Acquire),
+            panics: shared.panics.load(Acquire),
+            // Joined: no worker adds to `left_in_hand` any more.
+            left: stats.depth + shared.left_in_hand.load(Acquire),
+            timed_out,
+        };
+        life.report = Some(report);
+        // Drop the handlers (and whatever they captured) so a handler
+        // that holds the queue cannot keep it alive in a cycle.
+        let old = shared.registry.swap(Arc::new(Registry::default()));
+        (report, old)
+    }
+
+    /// Takes the lifecycle lock.
+    fn lock_life(&self) -> LifeGuard<'_> {
+        LifeGuard {
+            guard: Some(lock(&self.lifecycle)),
+            shared: &self.shared,
+        }
+    }
+
+    /// Takes the lifecycle lock if it is free.
+    #[cfg(feature = "async")]
+    fn try_lock_life(&self) -> Option<LifeGuard<'_>> {
+        let guard = match self.lifecycle.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(LifeGuard {
+            guard: Some(guard),
+            shared: &self.shared,
+        })
     }
 
     /// A snapshot of the counters: the ring's, the workers' and the

@@ -92,6 +92,10 @@ pub(crate) struct Shared {
     pub(crate) exited: Sleepers,
     pub(crate) subscribers: Mutex<Vec<Weak<SubscriberState>>>,
     pub(crate) next_subscriber: AtomicU64,
+    /// `flush_async` and `shutdown_async` wait here; woken by
+    /// [`progressed`](Self::progressed).
+    #[cfg(feature = "async")]
+    pub(crate) progress: super::waiter::Waiters,
 }
 
 impl Shared {
@@ -109,6 +113,23 @@ impl Shared {
         let entry = map.entry(key.to_owned()).or_default();
         entry.errors += errors;
         entry.panics += panics;
+    }
+
+    /// After a change a flush or a shutdown may wait for (a worker's
+    /// `handling` slot, a lane let go, the worker cursor moved by a pop, a
+    /// worker's exit, the lifecycle lock released): wakes the tasks in
+    /// `flush_async` and `shutdown_async`. One `SeqCst` fence and one
+    /// relaxed load when none awaits; nothing without the `async` feature.
+    #[inline]
+    pub(crate) fn progressed(&self) {
+        #[cfg(feature = "async")]
+        {
+            // Pairs with the fence in `Waiters::poll_with`: either the
+            // awaiting task registered before and is woken here, or its
+            // re-check sees this change.
+            crate::sync::fence(SeqCst);
+            self.progress.wake_all();
+        }
     }
 
     pub(crate) fn handled(&self) -> u64 {

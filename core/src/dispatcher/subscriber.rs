@@ -50,6 +50,28 @@ impl From<&EventView<'_>> for OwnedEvent {
     }
 }
 
+/// [`EventSubscriber::poll`] on the subscriber's parts, so that an async
+/// poll can borrow its wait list at the same time. The cursor moves only
+/// past what it returns (and past malformed or skipped raw slots).
+fn poll_ring(
+    inner: &mut Subscriber<Arc<HeapRing>>,
+    buf: &mut [u8],
+    state: &SubscriberState,
+    skip_raw: bool,
+) -> Result<Claim, RecvError> {
+    loop {
+        let result = inner.try_recv(buf);
+        state.cursor.store(inner.next_seq(), Relaxed);
+        state.missed.store(inner.missed(), Relaxed);
+        let claim = result?;
+        match claim.payload(buf) {
+            Ok(Payload::Event(_)) => return Ok(claim),
+            Ok(Payload::Raw(_)) if !skip_raw => return Ok(claim),
+            _ => continue,
+        }
+    }
+}
+
 fn timeout_error(e: RecvError) -> RecvTimeoutError {
     match e {
         RecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
@@ -71,6 +93,8 @@ pub(crate) struct SubscriberState {
 /// events to connected clients. Producers never wait for it: one that falls a
 /// whole ring behind learns how many events it missed (`Lagged(n)`) and goes
 /// on with some headroom past the oldest retained event (see [`Lag`](crate::Lag)).
+/// With the `async` feature it is also a `futures_core::Stream` of events
+/// and has `recv_async`, for tasks on any runtime.
 ///
 /// ```
 /// use evqueue::{Event, EventQueue, RecvTimeoutError, Start};
@@ -89,6 +113,10 @@ pub struct EventSubscriber {
     buf: Vec<u8>,
     wake: Arc<Wake>,
     state: Arc<SubscriberState>,
+    /// This subscriber's entry on `wake.async_subscribers` while a
+    /// `poll_next` or `recv_async` is pending.
+    #[cfg(feature = "async")]
+    wait_key: Option<u64>,
 }
 
 impl EventSubscriber {
@@ -111,6 +139,8 @@ impl EventSubscriber {
                 buf,
                 wake,
                 state: state.clone(),
+                #[cfg(feature = "async")]
+                wait_key: None,
             },
             state,
         )
@@ -120,17 +150,7 @@ impl EventSubscriber {
     /// `skip_raw`; malformed slots (raw pushes through
     /// [`EventQueue::ring`](super::EventQueue::ring)) are always skipped.
     fn poll(&mut self, skip_raw: bool) -> Result<Claim, RecvError> {
-        loop {
-            let result = self.inner.try_recv(&mut self.buf);
-            self.state.cursor.store(self.inner.next_seq(), Relaxed);
-            self.state.missed.store(self.inner.missed(), Relaxed);
-            let claim = result?;
-            match claim.payload(&self.buf) {
-                Ok(Payload::Event(_)) => return Ok(claim),
-                Ok(Payload::Raw(_)) if !skip_raw => return Ok(claim),
-                _ => continue,
-            }
-        }
+        poll_ring(&mut self.inner, &mut self.buf, &self.state, skip_raw)
     }
 
     /// [`poll`](Self::poll), waiting until `deadline` (forever for `None`)
@@ -261,6 +281,141 @@ impl EventSubscriber {
     /// This subscriber's id, as in [`SubscriberStats::id`](super::SubscriberStats::id).
     pub fn id(&self) -> u64 {
         self.state.id
+    }
+}
+
+/// Async receiving (feature `async`): the wait registers a waker on the
+/// queue's list instead of parking the thread (see `waiter.rs`).
+#[cfg(feature = "async")]
+impl EventSubscriber {
+    /// One poll of an async receive: the next event, or `Pending` with this
+    /// subscriber's waker registered. Consumes nothing unless `Ready`.
+    fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<OwnedEvent, RecvError>> {
+        use std::task::Poll;
+        let EventSubscriber {
+            inner,
+            buf,
+            wake,
+            state,
+            wait_key,
+        } = self;
+        wake.async_subscribers.poll_with(wait_key, cx, || {
+            match poll_ring(inner, buf, state, true) {
+                Err(RecvError::Empty) => Poll::Pending,
+                other => {
+                    Poll::Ready(other.map(|claim| {
+                        OwnedEvent::from(&claim.event(buf).expect("validated by poll"))
+                    }))
+                }
+            }
+        })
+    }
+
+    /// Awaits the next event: [`recv`](Self::recv) without blocking the
+    /// thread, on any runtime. Errors as `recv`: [`RecvError::Lagged`]
+    /// (once per lap) and [`RecvError::Closed`] (shut down and everything
+    /// read).
+    ///
+    /// Cancel-safe: an event is taken only when the future returns it, so
+    /// a future dropped while pending (a `select!` that took another
+    /// branch, a timeout) loses nothing; the next receive gets the event.
+    ///
+    /// ```
+    /// use evqueue::{Event, EventQueue, Start};
+    /// let queue = EventQueue::builder().capacity(64).workers(1).build()?;
+    /// let mut feed = queue.subscribe(Start::Now);
+    /// let emitter = queue.emitter();
+    /// let producer = std::thread::spawn(move || emitter.emit(&Event::new("kill_feed")));
+    /// let event = futures::executor::block_on(feed.recv_async())?;
+    /// assert_eq!(event.name, "kill_feed");
+    /// producer.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_async(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<OwnedEvent, RecvError>> + Send + '_ {
+        RecvAsync { sub: self }
+    }
+}
+
+/// The future of [`EventSubscriber::recv_async`]: takes the subscriber's
+/// entry off the wait list when dropped.
+#[cfg(feature = "async")]
+struct RecvAsync<'a> {
+    sub: &'a mut EventSubscriber,
+}
+
+#[cfg(feature = "async")]
+impl std::future::Future for RecvAsync<'_> {
+    type Output = Result<OwnedEvent, RecvError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.sub.poll_recv(cx)
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for RecvAsync<'_> {
+    fn drop(&mut self) {
+        let sub = &mut *self.sub;
+        sub.wake.async_subscribers.cancel(&mut sub.wait_key);
+    }
+}
+
+/// A subscriber is a stream of events (feature `async`): `Some(Ok(event))`
+/// for each event in push order, `Some(Err(RecvError::Lagged(n)))` when it
+/// was lapped and lost `n` events (it then continues as its [`Lag`] policy
+/// says), and `None` once the queue is shut down and every event read. The
+/// error is only ever `Lagged`.
+///
+/// Waiting registers a waker (no thread blocks); a push wakes every
+/// awaiting subscriber. Polling consumes an event only when it returns it,
+/// so dropping a pending `next()` loses nothing.
+///
+/// ```
+/// use evqueue::{Event, EventQueue, Start};
+/// use futures::StreamExt;
+/// use std::time::Duration;
+/// let queue = EventQueue::builder().capacity(64).workers(1).build()?;
+/// let feed = queue.subscribe(Start::Now);
+/// for round in ["1", "2", "3"] {
+///     queue.emit(&Event::new("round_end").properties(&[("round", round)]))?;
+/// }
+/// queue.shutdown(Duration::from_secs(5))?;
+/// let rounds: Vec<String> = futures::executor::block_on(
+///     feed.map(|e| e.unwrap().property("round").unwrap().to_owned()).collect(),
+/// );
+/// assert_eq!(rounds, ["1", "2", "3"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "async")]
+impl futures_core::Stream for EventSubscriber {
+    type Item = Result<OwnedEvent, RecvError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        match self.get_mut().poll_recv(cx) {
+            Poll::Ready(Err(RecvError::Closed)) => Poll::Ready(None),
+            Poll::Ready(item) => Poll::Ready(Some(item)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for EventSubscriber {
+    fn drop(&mut self) {
+        // A stream dropped while pending: take its waker off the list.
+        self.wake.async_subscribers.cancel(&mut self.wait_key);
     }
 }
 

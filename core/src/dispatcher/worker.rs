@@ -50,6 +50,9 @@ impl Drop for ExitGuard<'_> {
         // Pairs with the fence of a shutdown waiting for the count to drop.
         fence(SeqCst);
         self.0.exited.wake_all();
+        // The same fence serves `flush_async` and `shutdown_async`.
+        #[cfg(feature = "async")]
+        self.0.progress.wake_all();
         // A worker exits when the ring is closed and drained (or at the
         // deadline), and then every other worker must exit too. But the
         // shutdown's wake-up may have come before the last push in flight
@@ -94,6 +97,7 @@ pub(crate) fn run(shared: &Shared, index: usize) {
                 // Let go before looking for more (the next look covers this
                 // lane again).
                 drop(held);
+                shared.progressed();
                 continue;
             }
         };
@@ -191,6 +195,7 @@ fn try_work<'a>(
         let slot = &shared.slots[index];
         if slot.handling.load(Relaxed) != IDLE {
             slot.handling.store(IDLE, Release);
+            shared.progressed();
         }
         Err(if ring.is_sealed() {
             RecvError::Closed
@@ -226,6 +231,7 @@ fn claim_lane<'a>(
     let (held, n) = shared.lanes.claim(&mut look.lane, buf, claims)?;
     // Not handling a main-ring event: do not hold flushes of the main ring.
     shared.slots[index].handling.store(IDLE, Release);
+    shared.progressed();
     Some(Work::Lane(held, n))
 }
 
@@ -289,7 +295,7 @@ fn claim(
             other => break other,
         }
     };
-    match claimed {
+    let result = match claimed {
         Ok(n) => {
             slot.handling.store(claims[0].seq, Release);
             Ok(n)
@@ -298,7 +304,11 @@ fn claim(
             slot.handling.store(IDLE, Release);
             Err(e)
         }
-    }
+    };
+    // The batch before is done (and this slot moved on past it): a flush
+    // may be waiting for exactly that.
+    shared.progressed();
+    result
 }
 
 /// How a worker that found the ring empty waits before it parks.
