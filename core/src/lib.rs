@@ -63,6 +63,7 @@ pub mod lane;
 mod producer;
 mod ring;
 mod stamp;
+mod state;
 mod storage;
 mod subscriber;
 mod sync;

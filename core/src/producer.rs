@@ -44,7 +44,7 @@ impl<R: RingRef> Producer<R> {
     /// [`Error::Closed`] if the ring is closed.
     pub fn new(ring: R) -> Result<Self, Error> {
         let r = ring.ring();
-        let mut control = r.control.load(Acquire);
+        let mut control = r.state().control.load(Acquire);
         loop {
             if control & CLOSE_REQUESTED != 0 {
                 return Err(Error::Closed);
@@ -52,21 +52,23 @@ impl<R: RingRef> Producer<R> {
             if control & (SINGLE_LIVE | MULTI) != 0 {
                 return Err(Error::ProducerTaken);
             }
-            match r
-                .control
-                .compare_exchange_weak(control, control | SINGLE_LIVE, AcqRel, Acquire)
-            {
+            match r.state().control.compare_exchange_weak(
+                control,
+                control | SINGLE_LIVE,
+                AcqRel,
+                Acquire,
+            ) {
                 Ok(_) => break,
                 Err(now) => control = now,
             }
         }
-        let next = r.head.load(Acquire) & !CLOSED;
+        let next = r.state().head.load(Acquire) & !CLOSED;
         let room_until = match r.overflow() {
             Overflow::Overwrite => u64::MAX,
-            Overflow::Reject => r.worker.load(Acquire) + r.capacity() as u64,
+            Overflow::Reject => r.state().worker.load(Acquire) + r.capacity() as u64,
         };
         let sample_mask = r.sample_mask();
-        let rejected = r.counters.rejected.load(Acquire);
+        let rejected = r.state().counters.rejected.load(Acquire);
         Ok(Producer {
             ring,
             next,
@@ -93,13 +95,13 @@ impl<R: RingRef> Producer<R> {
     #[inline(always)]
     pub(crate) fn push_with(&mut self, write: impl FnOnce(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
-        if r.control.load(Relaxed) & CLOSE_REQUESTED != 0 {
+        if r.state().control.load(Relaxed) & CLOSE_REQUESTED != 0 {
             return Err(self.seal());
         }
         let seq = self.next;
         if seq >= self.room_until && !make_room(r, &mut self.room_until, seq) {
             self.rejected += 1;
-            r.counters.rejected.store(self.rejected, Relaxed);
+            r.state().counters.rejected.store(self.rejected, Relaxed);
             return Err(Error::Full);
         }
         let slot = r.slot(seq);
@@ -109,7 +111,7 @@ impl<R: RingRef> Producer<R> {
         fence(Release);
         write(slot);
         slot.stamp.store(stamp::committed(seq), Release);
-        r.head.store(seq + 1, Release);
+        r.state().head.store(seq + 1, Release);
         self.next = seq + 1;
         if seq & self.sample_mask == 0 {
             r.record_depth(seq);
@@ -121,7 +123,11 @@ impl<R: RingRef> Producer<R> {
     /// `Closed` after our last event.
     #[cold]
     fn seal(&self) -> Error {
-        self.ring.ring().head.store(self.next | CLOSED, Release);
+        self.ring
+            .ring()
+            .state()
+            .head
+            .store(self.next | CLOSED, Release);
         Error::Closed
     }
 }
@@ -133,16 +139,16 @@ impl<R: RingRef> Producer<R> {
 fn make_room<S: Storage>(r: &Ring<S>, room_until: &mut u64, seq: u64) -> bool {
     // Acquire: the worker that moved the cursor finished copying the slot we
     // are about to overwrite.
-    *room_until = r.worker.load(Acquire) + r.capacity() as u64;
+    *room_until = r.state().worker.load(Acquire) + r.capacity() as u64;
     seq < *room_until
 }
 
 impl<R: RingRef> Drop for Producer<R> {
     fn drop(&mut self) {
         let r = self.ring.ring();
-        let before = r.control.fetch_and(!SINGLE_LIVE, AcqRel);
+        let before = r.state().control.fetch_and(!SINGLE_LIVE, AcqRel);
         if before & CLOSE_REQUESTED != 0 {
-            r.head.fetch_or(CLOSED, AcqRel);
+            r.state().head.fetch_or(CLOSED, AcqRel);
         }
     }
 }
@@ -184,12 +190,13 @@ impl<R: RingRef> MpProducer<R> {
     /// [`Error::ProducerTaken`] while a single [`Producer`] is live.
     pub fn new(ring: R) -> Result<Self, Error> {
         let r = ring.ring();
-        let mut control = r.control.load(Acquire);
+        let mut control = r.state().control.load(Acquire);
         while control & MULTI == 0 {
             if control & SINGLE_LIVE != 0 {
                 return Err(Error::ProducerTaken);
             }
             match r
+                .state()
                 .control
                 .compare_exchange_weak(control, control | MULTI, AcqRel, Acquire)
             {
@@ -259,7 +266,7 @@ impl<R: RingRef> MpProducer<R> {
     #[inline(always)]
     pub(crate) fn take_ticket(&self) -> Result<u64, Error> {
         let r = self.ring.ring();
-        let mut head = r.head.load(Relaxed);
+        let mut head = r.state().head.load(Relaxed);
         loop {
             if head & CLOSED != 0 {
                 return Err(Error::Closed);
@@ -268,10 +275,11 @@ impl<R: RingRef> MpProducer<R> {
                 // Many handles may refuse at once, so this is a shared
                 // count. Its line is written only by producers refusing
                 // (never by a consumer, whose progress is what they wait for).
-                r.counters.rejected.fetch_add(1, Relaxed);
+                r.state().counters.rejected.fetch_add(1, Relaxed);
                 return Err(Error::Full);
             }
             match r
+                .state()
                 .head
                 .compare_exchange_weak(head, head + 1, Relaxed, Relaxed)
             {
@@ -318,13 +326,13 @@ impl<R: RingRef> MpProducer<R> {
 #[inline(always)]
 fn has_room<S: Storage>(r: &Ring<S>, seq: u64) -> bool {
     let cap = r.capacity() as u64;
-    let seen = r.worker_seen.load(Acquire);
+    let seen = r.state().worker_seen.load(Acquire);
     if seq.saturating_sub(seen) < cap {
         return true;
     }
-    let worker = r.worker.load(Acquire);
+    let worker = r.state().worker.load(Acquire);
     if worker > seen {
-        r.worker_seen.fetch_max(worker, AcqRel);
+        r.state().worker_seen.fetch_max(worker, AcqRel);
     }
     seq.saturating_sub(worker) < cap
 }
