@@ -2,8 +2,8 @@
 # Runs every test of evqueue on a fresh machine: installs what it needs
 # (rustup components and targets, nightly Miri; further down apt packages,
 # cbindgen and a Python venv), then lint, unit and doc tests, proptests,
-# no_std builds, loom models, Miri, the release stress test, the benches in
-# test mode (and the Go side of the Nakama comparison), the C ABI (Linux,
+# no_std builds, loom models, Miri, the release stress test, the shared-memory
+# ring across processes, the benches in test mode (and the Go side of the Nakama comparison), the C ABI (Linux,
 # and Windows under Wine), the Redis bridge and the Python package. Prints
 # each stage with its time, then "N passed, M failed".
 set -uo pipefail
@@ -69,6 +69,10 @@ stage "miri (core unit tests)" env MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-ma
   cargo +nightly miri test -p evqueue --lib
 stage "stress (release, 10M events)" cargo test -p evqueue --release --test stress -- --nocapture
 stage "ordered keys (release, 1M keyed events over 100k keys)" cargo test -p evqueue --release --test keyed -- --nocapture
+# A few seconds: feature shm (Linux). Create/open, a second process (this
+# test binary re-run) producing while this one consumes with exact
+# accounting, every refused open, O_EXCL, futex wake across processes.
+stage "shm: shared ring across processes" cargo test -p evqueue --features shm --test shm
 # About 1 minute on 2 cores (3 models of lane ownership, LOOM_MAX_PREEMPTIONS=2).
 stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom_lanes
@@ -101,6 +105,18 @@ install_c_deps() {
 stage "ffi: install C toolchain, libck-dev, cmake" install_c_deps
 stage "ffi: include/evqueue.h matches a fresh cbindgen run" bash ffi/gen-header.sh --verify
 stage "ffi: C11 + C++17 tests (ASan+UBSan, dynamic and static), packaging" bash tests/c/run.sh
+
+# --- fuzz targets: built with stable cargo, no coverage instrumentation
+# (fuzzing itself is by hand: CONTRIBUTING.md), and each seed run once, so
+# the targets do not rot. libfuzzer-sys needs the C++ compiler installed
+# above. About 1 minute on 2 cores the first time, seconds after.
+fuzz_smoke() (
+  cd fuzz &&
+    cargo build --bins &&
+    ./target/debug/json_event corpus/json_event/* &&
+    ./target/debug/shm_open corpus/shm_open/*
+)
+stage "fuzz targets build and run their seeds (json_event, shm_open)" fuzz_smoke
 
 # --- C ABI on Windows: cross-built with Debian's mingw-w64, run under Wine
 # About 20 s on 2 cores once built; a first run adds the rustup target, apt
