@@ -73,6 +73,9 @@ stage "ordered keys (release, 1M keyed events over 100k keys)" cargo test -p evq
 # test binary re-run) producing while this one consumes with exact
 # accounting, every refused open, O_EXCL, futex wake across processes.
 stage "shm: shared ring across processes" cargo test -p evqueue --features shm --test shm
+# Seconds: the `evqueue` tool (cli/) end to end: create, push from the test
+# process, stats (Prometheus text), tail (JSON lines), push, remove.
+stage "cli: evqueue create, stats, tail, push, remove" cargo test -p evqueue-cli
 # About 1 minute on 2 cores (3 models of lane ownership, LOOM_MAX_PREEMPTIONS=2).
 stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom_lanes
