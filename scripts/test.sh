@@ -71,8 +71,9 @@ stage "stress (release, 10M events)" cargo test -p evqueue --release --test stre
 stage "ordered keys (release, 1M keyed events over 100k keys)" cargo test -p evqueue --release --test keyed -- --nocapture
 # A few seconds: feature shm (Linux). Create/open, a second process (this
 # test binary re-run) producing while this one consumes with exact
-# accounting, every refused open, O_EXCL, futex wake across processes, 100
-# producer and 100 consumer processes killed with SIGKILL (about 5 s).
+# accounting, every refused open, O_EXCL, futex wake across processes, and
+# 100 each of multi-producer, single-producer (Overwrite and Reject) and
+# consumer processes killed with SIGKILL (about 10 s).
 stage "shm: shared ring across processes" cargo test -p evqueue --features shm --test shm
 # Seconds: the `evqueue` tool (cli/) end to end: create, push from the test
 # process, stats (Prometheus text), tail (JSON lines), push, remove.

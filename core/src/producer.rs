@@ -42,27 +42,23 @@ impl<R: RingRef> Producer<R> {
     /// Takes the single-producer role of the ring behind `ring`.
     /// Fails with [`Error::ProducerTaken`] if any producer exists, or
     /// [`Error::Closed`] if the ring is closed.
+    ///
+    /// On a [`SharedRing`](crate::SharedRing) the role is also held as a
+    /// lock on the file, which the kernel drops when the holder dies: a
+    /// role whose holder died is taken over: the new producer continues
+    /// with the next sequence number.
     pub fn new(ring: R) -> Result<Self, Error> {
         let r = ring.ring();
-        let mut control = r.state().control.load(Acquire);
-        loop {
-            if control & CLOSE_REQUESTED != 0 {
-                return Err(Error::Closed);
-            }
-            if control & (SINGLE_LIVE | MULTI) != 0 {
-                return Err(Error::ProducerTaken);
-            }
-            match r.state().control.compare_exchange_weak(
-                control,
-                control | SINGLE_LIVE,
-                AcqRel,
-                Acquire,
-            ) {
-                Ok(_) => break,
-                Err(now) => control = now,
-            }
+        if !r.slots.lock_single() {
+            return Err(Error::ProducerTaken);
         }
-        let next = r.state().head.load(Acquire) & !CLOSED;
+        let next = match take_role(r) {
+            Ok(next) => next,
+            Err(e) => {
+                r.slots.unlock_single();
+                return Err(e);
+            }
+        };
         let room_until = match r.overflow() {
             Overflow::Overwrite => u64::MAX,
             Overflow::Reject => r.state().worker.load(Acquire) + r.capacity() as u64,
@@ -132,6 +128,54 @@ impl<R: RingRef> Producer<R> {
     }
 }
 
+/// Sets `SINGLE_LIVE` (the caller holds the storage's lock on the role) and
+/// returns the sequence number to push next.
+///
+/// If the bit is already set but the storage says its holder is dead (a
+/// shared ring whose role lock was free), the role is taken over as it is.
+/// The dead holder may have committed event `head` without publishing
+/// `head + 1`; then a worker may already have claimed it, so we continue
+/// after it (and publish that). A write it left unfinished at `head` is
+/// simply written again. If a close was requested meanwhile, we seal the
+/// ring for it and give the role back.
+fn take_role<S: Storage>(r: &Ring<S>) -> Result<u64, Error> {
+    let state = r.state();
+    let mut control = state.control.load(Acquire);
+    loop {
+        if control & SINGLE_LIVE != 0 && r.slots.single_holder_dead() {
+            let head = state.head.load(Acquire) & !CLOSED;
+            if control & CLOSE_REQUESTED != 0 {
+                let sealed = if r.slot(head).stamp.load(Acquire) == stamp::committed(head) {
+                    head + 1
+                } else {
+                    head
+                };
+                state.head.store(sealed | CLOSED, Release);
+                state.control.fetch_and(!SINGLE_LIVE, AcqRel);
+                return Err(Error::Closed);
+            }
+            if r.slot(head).stamp.load(Acquire) == stamp::committed(head) {
+                state.head.store(head + 1, Release);
+                return Ok(head + 1);
+            }
+            return Ok(head);
+        }
+        if control & CLOSE_REQUESTED != 0 {
+            return Err(Error::Closed);
+        }
+        if control & (SINGLE_LIVE | MULTI) != 0 {
+            return Err(Error::ProducerTaken);
+        }
+        match state
+            .control
+            .compare_exchange_weak(control, control | SINGLE_LIVE, AcqRel, Acquire)
+        {
+            Ok(_) => return Ok(state.head.load(Acquire) & !CLOSED),
+            Err(now) => control = now,
+        }
+    }
+}
+
 /// Under `Reject`, the single producer's room check once `seq` reached
 /// `room_until`: reads the worker cursor again; `false` if the worker group
 /// is still a whole ring behind.
@@ -150,6 +194,7 @@ impl<R: RingRef> Drop for Producer<R> {
         if before & CLOSE_REQUESTED != 0 {
             r.state().head.fetch_or(CLOSED, AcqRel);
         }
+        r.slots.unlock_single();
     }
 }
 

@@ -14,6 +14,11 @@
 //! `docs/ARCHITECTURE.md`, "Shared memory", has the layout table and the
 //! crash semantics.
 //!
+//! The single-producer role is also a lock on the file (an open file
+//! description lock, `F_OFD_SETLK`), which the kernel drops when its holder
+//! dies: the next [`producer`](Ring::producer) takes a dead holder's role
+//! over and continues with the next sequence number.
+//!
 //! Waking: an idle consumer calls [`wait`](Ring::wait) (a `FUTEX_WAIT` on
 //! the shared word, no polling); producers call [`wake`](Ring::wake) after
 //! pushing. A push itself never touches the wake block: `wake` is one
@@ -33,6 +38,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// A ring in a memory-mapped file, shared by processes. Create it with
@@ -529,6 +535,11 @@ pub struct MappedSlots {
     map: Mapping,
     geometry: Geometry,
     path: PathBuf,
+    /// Kept open for the single-producer lease: an open-file-description
+    /// lock on byte 0, which the kernel drops when this process dies.
+    file: File,
+    /// This mapping holds the lease (a live `Producer` of this process).
+    holds_role: AtomicBool,
 }
 
 impl MappedSlots {
@@ -554,6 +565,23 @@ impl MappedSlots {
     /// The file this ring was created or opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Takes (`F_WRLCK`) or drops (`F_UNLCK`) the single-producer lease: an
+    /// open-file-description lock on the file's first byte, without
+    /// waiting. Such a lock belongs to this open of the file, so two opens
+    /// in one process exclude each other too, and the kernel drops it when
+    /// the last descriptor closes, which a killed process's exit does.
+    /// (A child forked while holding it shares it.)
+    fn lease(&self, kind: libc::c_int) -> bool {
+        // SAFETY: `flock` is plain integers, for which zero is valid.
+        let mut lock: libc::flock = unsafe { core::mem::zeroed() };
+        lock.l_type = kind as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        lock.l_start = 0;
+        lock.l_len = 1;
+        // SAFETY: a valid descriptor we own and a live `flock` struct.
+        unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_SETLK, &lock) == 0 }
     }
 }
 
@@ -593,6 +621,25 @@ impl Storage for MappedSlots {
         // operations. Lives as long as the mapping.
         unsafe { &*self.map.at::<RingState>(STATE_OFFSET) }
     }
+    fn lock_single(&self) -> bool {
+        if self.holds_role.swap(true, AcqRel) {
+            return false;
+        }
+        if self.lease(libc::F_WRLCK as libc::c_int) {
+            return true;
+        }
+        self.holds_role.store(false, Release);
+        false
+    }
+    fn single_holder_dead(&self) -> bool {
+        // Only asked after `lock_single` succeeded: we hold the lease, so
+        // whoever set the bit no longer does, and it was not this mapping.
+        true
+    }
+    fn unlock_single(&self) {
+        self.lease(libc::F_UNLCK as libc::c_int);
+        self.holds_role.store(false, Release);
+    }
 }
 
 /// The shared-memory constructors and the cross-process wake.
@@ -629,11 +676,14 @@ impl Ring<MappedSlots> {
             .map_err(|e| io_error("open (O_CREAT | O_EXCL)", &path, e))?;
         let made = Self::initialise(&file, &path, &geometry).and_then(|()| {
             let map = Mapping::new(&file, geometry.file_bytes, &path)?;
+            let file = file.try_clone().map_err(|e| io_error("dup", &path, e))?;
             Ok(Ring::from_storage(
                 MappedSlots {
                     map,
                     geometry,
                     path: path.clone(),
+                    file,
+                    holds_role: AtomicBool::new(false),
                 },
                 geometry.overflow,
             ))
@@ -724,6 +774,8 @@ impl Ring<MappedSlots> {
                 map,
                 geometry,
                 path,
+                file,
+                holds_role: AtomicBool::new(false),
             },
             geometry.overflow,
         );

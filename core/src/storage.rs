@@ -42,6 +42,25 @@ pub trait Storage: sealed::Sealed + Sync {
     /// The ring's cursors, counters and control byte.
     #[doc(hidden)]
     fn state(&self) -> &RingState;
+    /// Before the single-producer role is taken: `false` when it is known
+    /// to be held (in another process, for a shared ring). In-process
+    /// storages hold no lock: the control byte alone decides.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn lock_single(&self) -> bool {
+        true
+    }
+    /// The role's bit is set, and (after `lock_single` succeeded) the
+    /// storage knows its holder is dead. Never for in-process storages.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn single_holder_dead(&self) -> bool {
+        false
+    }
+    /// The single-producer role was given up (or not taken after all).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn unlock_single(&self) {}
 }
 
 pub(crate) mod sealed {
