@@ -869,18 +869,24 @@ impl Ring<MappedSlots> {
         Ring { lag, ..self }
     }
 
-    /// Waits until the worker group has an event to claim (its cursor is
-    /// behind [`next_seq`](Ring::next_seq)), the ring is sealed, or `timeout`
-    /// passed. Returns whether there is something to do. Sleeps on the
-    /// shared futex: no polling; a producer's [`wake`](Self::wake) ends it.
+    /// Waits until the worker group has something to do at its cursor (an
+    /// event committed there, or lost and to be skipped), the ring is
+    /// sealed, or `timeout` passed. Returns whether there is something to
+    /// do. Sleeps on the shared futex: no polling; a producer's
+    /// [`wake`](Self::wake) ends it.
     pub fn wait(&self, timeout: Duration) -> bool {
         self.wait_for(self.worker_position(), timeout)
     }
 
-    /// Waits until an event with sequence number `seq` or later was pushed
-    /// (for a subscriber, `seq` is its [`next_seq`](crate::Subscriber::next_seq)),
-    /// the ring is sealed, or `timeout` passed; returns whether it was pushed
-    /// or sealed.
+    /// Waits until the slot of sequence number `seq` (for a subscriber, its
+    /// [`next_seq`](crate::Subscriber::next_seq)) holds event `seq`
+    /// committed, or shows it was lost (lapped, or a hole), or the ring is
+    /// sealed, or `timeout` passed; returns whether one of those happened.
+    ///
+    /// It looks at the slot, not at [`next_seq`](Ring::next_seq): a ticket
+    /// taken by a multi-producer that died before committing it stays
+    /// unreadable until the ring laps it, and a reader waiting there sleeps
+    /// through it instead of spinning.
     ///
     /// ```
     /// use evqueue::{Overflow, SharedRing, Start};
@@ -896,7 +902,10 @@ impl Ring<MappedSlots> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
-        let ready = || self.next_seq() > seq || self.is_sealed();
+        let ready = || {
+            let held = self.slot(seq).stamp.load(Acquire);
+            stamp::view(held, seq) != stamp::View::NotYet || self.is_sealed()
+        };
         let wake = self.slots.wake_block();
         let deadline = Instant::now().checked_add(timeout);
         loop {

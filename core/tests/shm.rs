@@ -858,3 +858,31 @@ fn takeover_after_an_unpublished_commit_and_a_close() {
     assert!(c.is_sealed());
     assert_eq!(c.try_claim(&mut buf), Err(RecvError::Closed));
 }
+
+/// A multi-producer that died holding ticket 0 (`head` 1, slot 0 stamped
+/// `WRITING(0)`): the worker group cannot read past it until the ring is
+/// lapped, and a consumer waiting there sleeps instead of spinning.
+#[test]
+fn wait_sleeps_at_a_dead_writers_slot() {
+    let valid = valid_file();
+    let mut b = valid.clone();
+    set_u64(&mut b, 256, 1); // head
+    b[256 + 512] = 2; // control: MULTI
+    set_u64(&mut b, 896, (1 << 2) | 1); // slot 0: WRITING(0)
+    let ring = open_bytes(&b).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(ring.try_claim(&mut buf), Err(RecvError::Empty));
+    let start = Instant::now();
+    assert!(!ring.wait(Duration::from_millis(200)));
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    // Producers go on; once they lap the dead ticket, it is skipped.
+    let p = ring.mp_producer().unwrap();
+    for i in 1..=16 {
+        p.push(&payload(i)).unwrap();
+    }
+    ring.wake();
+    assert!(ring.wait(Duration::from_secs(10)));
+    let c = ring.try_claim(&mut buf).unwrap();
+    assert!(c.lost >= 1, "{c:?}");
+    assert_eq!(decode(&buf), c.seq);
+}
