@@ -99,3 +99,50 @@ fn create_push_stats_tail_remove() {
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.contains("open failed") && err.contains(p), "{err}");
 }
+
+/// `tail` in its own process sleeps in `wait_for` and is woken by pushes
+/// from this one: every event arrives, in order, as it is pushed.
+#[test]
+fn tail_follows_a_live_producer() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let path: PathBuf = std::env::temp_dir().join(format!("evq-cli-live-{}", std::process::id()));
+    let p = path.to_str().unwrap();
+    let _ = std::fs::remove_file(&path);
+    ok(&["create", p, "--capacity", "1024", "--slot-bytes", "64"]);
+    let ring = SharedRing::open(&path).unwrap();
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_evqueue"))
+        .args(["tail", p, "--count", "200"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `tail` subscribes from now: wait until it sleeps on the ring.
+    let start = std::time::Instant::now();
+    while ring.waiters() == 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "tail never waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let producer = ring.mp_producer().unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    for i in 0..200u32 {
+        let n = i.to_string();
+        producer
+            .push_event(&Event::new("tick").properties(&[("n", &n)]))
+            .unwrap();
+        ring.wake();
+        if i % 50 == 49 {
+            // Let it catch up and sleep again now and then.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    for i in 0..200u32 {
+        let line = lines.next().expect("a line per event").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["properties"]["n"], i.to_string(), "{line}");
+    }
+    assert!(tail.wait().unwrap().success());
+    SharedRing::remove(&path).unwrap();
+}
