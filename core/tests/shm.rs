@@ -8,6 +8,7 @@
 #![cfg(target_os = "linux")]
 
 use evqueue::{Error, Overflow, RecvError, SharedRing, ShmError, ShmOptions, Start};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -730,16 +731,15 @@ fn single_producers_killed(overflow: Overflow) {
                 t.0.display(),
                 (round + 1) << 40
             ));
-            std::thread::sleep(Duration::from_millis(10 + rng.below(25)));
+            // Kill it only once it holds the role (its "TOOK" line), at a
+            // random moment of its pushing.
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let holds = lines.any(|l| l.is_ok_and(|l| l.contains("TOOK")));
+            assert!(holds, "round {round}: the producer did not take the role");
+            took += 1;
+            std::thread::sleep(Duration::from_millis(rng.below(20)));
             child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            if text.contains("TOOK") {
-                took += 1;
-            } else {
-                // Killed before it got there, or refused: say which.
-                assert!(!text.contains("panicked"), "{text}");
-            }
+            child.wait().unwrap();
         }
         // A last producer, also taking over, finishes normally.
         let last = spawn_child(&format!("produce {} 1000 sp", t.0.display()));
