@@ -2,8 +2,8 @@
 # Runs every test of evqueue on a fresh machine: installs what it needs
 # (rustup components and targets, nightly Miri; further down apt packages,
 # cbindgen and a Python venv), then lint, unit and doc tests, proptests,
-# no_std builds, loom models, Miri, the release stress test, the benches in
-# test mode (and the Go side of the Nakama comparison), the C ABI (Linux,
+# no_std builds, loom models, Miri, the release stress test, the shared-memory
+# ring across processes, the benches in test mode (and the Go side of the Nakama comparison), the C ABI (Linux,
 # and Windows under Wine), the Redis bridge and the Python package. Prints
 # each stage with its time, then "N passed, M failed".
 set -uo pipefail
@@ -76,6 +76,15 @@ stage "ordered keys (release, 1M keyed events over 100k keys)" cargo test -p evq
 stage "async: tokio and futures executor" cargo test -p evqueue --features async --test async
 stage "async: doctests with the feature" cargo test -p evqueue --features async --doc
 stage "dispatcher tests with the async feature" cargo test -p evqueue --features async --test dispatcher
+# A few seconds: feature shm (Linux). Create/open, a second process (this
+# test binary re-run) producing while this one consumes with exact
+# accounting, every refused open, O_EXCL, futex wake across processes, and
+# 100 each of multi-producer, single-producer (Overwrite and Reject) and
+# consumer processes killed with SIGKILL (about 10 s).
+stage "shm: shared ring across processes" cargo test -p evqueue --features shm --test shm
+# Seconds: the `evqueue` tool (cli/) end to end: create, push from the test
+# process, stats (Prometheus text), tail (JSON lines), push, remove.
+stage "cli: evqueue create, stats, tail, push, remove" cargo test -p evqueue-cli
 # About 1 minute on 2 cores (3 models of lane ownership, LOOM_MAX_PREEMPTIONS=2).
 stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom_lanes
@@ -112,6 +121,18 @@ install_c_deps() {
 stage "ffi: install C toolchain, libck-dev, cmake" install_c_deps
 stage "ffi: include/evqueue.h matches a fresh cbindgen run" bash ffi/gen-header.sh --verify
 stage "ffi: C11 + C++17 tests (ASan+UBSan, dynamic and static), packaging" bash tests/c/run.sh
+
+# --- fuzz targets: built with stable cargo, no coverage instrumentation
+# (fuzzing itself is by hand: CONTRIBUTING.md), and each seed run once, so
+# the targets do not rot. libfuzzer-sys needs the C++ compiler installed
+# above. About 1 minute on 2 cores the first time, seconds after.
+fuzz_smoke() (
+  cd fuzz &&
+    cargo build --bins &&
+    ./target/debug/json_event corpus/json_event/* &&
+    ./target/debug/shm_open corpus/shm_open/*
+)
+stage "fuzz targets build and run their seeds (json_event, shm_open)" fuzz_smoke
 
 # --- C ABI on Windows: cross-built with Debian's mingw-w64, run under Wine
 # About 20 s on 2 cores once built; a first run adds the rustup target, apt

@@ -87,7 +87,10 @@ pub mod json;
 pub mod lane;
 mod producer;
 mod ring;
+#[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+mod shm;
 mod stamp;
+mod state;
 mod storage;
 mod subscriber;
 mod sync;
@@ -113,6 +116,8 @@ pub use producer::{MpProducer, Producer};
 #[cfg(feature = "alloc")]
 pub use ring::HeapRing;
 pub use ring::{Claim, Lag, Overflow, Ring, RingRef, StaticRing, Stats};
+#[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+pub use shm::{MappedSlots, SharedRing, ShmError, ShmOptions, DEFAULT_DIR, LAYOUT_VERSION, MAGIC};
 #[cfg(feature = "alloc")]
 pub use storage::HeapSlots;
 pub use storage::{slot_footprint, StaticSlots, Storage, LINE_BYTES, WORD_BYTES};

@@ -42,31 +42,29 @@ impl<R: RingRef> Producer<R> {
     /// Takes the single-producer role of the ring behind `ring`.
     /// Fails with [`Error::ProducerTaken`] if any producer exists, or
     /// [`Error::Closed`] if the ring is closed.
+    ///
+    /// On a [`SharedRing`](crate::SharedRing) the role is also held as a
+    /// lock on the file, which the kernel drops when the holder dies: a
+    /// role whose holder died is taken over: the new producer continues
+    /// with the next sequence number.
     pub fn new(ring: R) -> Result<Self, Error> {
         let r = ring.ring();
-        let mut control = r.control.load(Acquire);
-        loop {
-            if control & CLOSE_REQUESTED != 0 {
-                return Err(Error::Closed);
-            }
-            if control & (SINGLE_LIVE | MULTI) != 0 {
-                return Err(Error::ProducerTaken);
-            }
-            match r
-                .control
-                .compare_exchange_weak(control, control | SINGLE_LIVE, AcqRel, Acquire)
-            {
-                Ok(_) => break,
-                Err(now) => control = now,
-            }
+        if !r.slots.lock_single() {
+            return Err(Error::ProducerTaken);
         }
-        let next = r.head.load(Acquire) & !CLOSED;
+        let next = match take_role(r) {
+            Ok(next) => next,
+            Err(e) => {
+                r.slots.unlock_single();
+                return Err(e);
+            }
+        };
         let room_until = match r.overflow() {
             Overflow::Overwrite => u64::MAX,
-            Overflow::Reject => r.worker.load(Acquire) + r.capacity() as u64,
+            Overflow::Reject => r.state().worker.load(Acquire) + r.capacity() as u64,
         };
         let sample_mask = r.sample_mask();
-        let rejected = r.counters.rejected.load(Acquire);
+        let rejected = r.state().counters.rejected.load(Acquire);
         Ok(Producer {
             ring,
             next,
@@ -93,13 +91,13 @@ impl<R: RingRef> Producer<R> {
     #[inline(always)]
     pub(crate) fn push_with(&mut self, write: impl FnOnce(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
-        if r.control.load(Relaxed) & CLOSE_REQUESTED != 0 {
+        if r.state().control.load(Relaxed) & CLOSE_REQUESTED != 0 {
             return Err(self.seal());
         }
         let seq = self.next;
         if seq >= self.room_until && !make_room(r, &mut self.room_until, seq) {
             self.rejected += 1;
-            r.counters.rejected.store(self.rejected, Relaxed);
+            r.state().counters.rejected.store(self.rejected, Relaxed);
             return Err(Error::Full);
         }
         let slot = r.slot(seq);
@@ -109,7 +107,7 @@ impl<R: RingRef> Producer<R> {
         fence(Release);
         write(slot);
         slot.stamp.store(stamp::committed(seq), Release);
-        r.head.store(seq + 1, Release);
+        r.state().head.store(seq + 1, Release);
         self.next = seq + 1;
         if seq & self.sample_mask == 0 {
             r.record_depth(seq);
@@ -121,8 +119,60 @@ impl<R: RingRef> Producer<R> {
     /// `Closed` after our last event.
     #[cold]
     fn seal(&self) -> Error {
-        self.ring.ring().head.store(self.next | CLOSED, Release);
+        self.ring
+            .ring()
+            .state()
+            .head
+            .store(self.next | CLOSED, Release);
         Error::Closed
+    }
+}
+
+/// Sets `SINGLE_LIVE` (the caller holds the storage's lock on the role) and
+/// returns the sequence number to push next.
+///
+/// If the bit is already set but the storage says its holder is dead (a
+/// shared ring whose role lock was free), the role is taken over as it is.
+/// The dead holder may have committed event `head` without publishing
+/// `head + 1`; then a worker may already have claimed it, so we continue
+/// after it (and publish that). A write it left unfinished at `head` is
+/// simply written again. If a close was requested meanwhile, we seal the
+/// ring for it and give the role back.
+fn take_role<S: Storage>(r: &Ring<S>) -> Result<u64, Error> {
+    let state = r.state();
+    let mut control = state.control.load(Acquire);
+    loop {
+        if control & SINGLE_LIVE != 0 && r.slots.single_holder_dead() {
+            let head = state.head.load(Acquire) & !CLOSED;
+            if control & CLOSE_REQUESTED != 0 {
+                let sealed = if r.slot(head).stamp.load(Acquire) == stamp::committed(head) {
+                    head + 1
+                } else {
+                    head
+                };
+                state.head.store(sealed | CLOSED, Release);
+                state.control.fetch_and(!SINGLE_LIVE, AcqRel);
+                return Err(Error::Closed);
+            }
+            if r.slot(head).stamp.load(Acquire) == stamp::committed(head) {
+                state.head.store(head + 1, Release);
+                return Ok(head + 1);
+            }
+            return Ok(head);
+        }
+        if control & CLOSE_REQUESTED != 0 {
+            return Err(Error::Closed);
+        }
+        if control & (SINGLE_LIVE | MULTI) != 0 {
+            return Err(Error::ProducerTaken);
+        }
+        match state
+            .control
+            .compare_exchange_weak(control, control | SINGLE_LIVE, AcqRel, Acquire)
+        {
+            Ok(_) => return Ok(state.head.load(Acquire) & !CLOSED),
+            Err(now) => control = now,
+        }
     }
 }
 
@@ -133,17 +183,18 @@ impl<R: RingRef> Producer<R> {
 fn make_room<S: Storage>(r: &Ring<S>, room_until: &mut u64, seq: u64) -> bool {
     // Acquire: the worker that moved the cursor finished copying the slot we
     // are about to overwrite.
-    *room_until = r.worker.load(Acquire) + r.capacity() as u64;
+    *room_until = r.state().worker.load(Acquire) + r.capacity() as u64;
     seq < *room_until
 }
 
 impl<R: RingRef> Drop for Producer<R> {
     fn drop(&mut self) {
         let r = self.ring.ring();
-        let before = r.control.fetch_and(!SINGLE_LIVE, AcqRel);
+        let before = r.state().control.fetch_and(!SINGLE_LIVE, AcqRel);
         if before & CLOSE_REQUESTED != 0 {
-            r.head.fetch_or(CLOSED, AcqRel);
+            r.state().head.fetch_or(CLOSED, AcqRel);
         }
+        r.slots.unlock_single();
     }
 }
 
@@ -184,12 +235,13 @@ impl<R: RingRef> MpProducer<R> {
     /// [`Error::ProducerTaken`] while a single [`Producer`] is live.
     pub fn new(ring: R) -> Result<Self, Error> {
         let r = ring.ring();
-        let mut control = r.control.load(Acquire);
+        let mut control = r.state().control.load(Acquire);
         while control & MULTI == 0 {
             if control & SINGLE_LIVE != 0 {
                 return Err(Error::ProducerTaken);
             }
             match r
+                .state()
                 .control
                 .compare_exchange_weak(control, control | MULTI, AcqRel, Acquire)
             {
@@ -259,7 +311,7 @@ impl<R: RingRef> MpProducer<R> {
     #[inline(always)]
     pub(crate) fn take_ticket(&self) -> Result<u64, Error> {
         let r = self.ring.ring();
-        let mut head = r.head.load(Relaxed);
+        let mut head = r.state().head.load(Relaxed);
         loop {
             if head & CLOSED != 0 {
                 return Err(Error::Closed);
@@ -268,10 +320,11 @@ impl<R: RingRef> MpProducer<R> {
                 // Many handles may refuse at once, so this is a shared
                 // count. Its line is written only by producers refusing
                 // (never by a consumer, whose progress is what they wait for).
-                r.counters.rejected.fetch_add(1, Relaxed);
+                r.state().counters.rejected.fetch_add(1, Relaxed);
                 return Err(Error::Full);
             }
             match r
+                .state()
                 .head
                 .compare_exchange_weak(head, head + 1, Relaxed, Relaxed)
             {
@@ -318,13 +371,13 @@ impl<R: RingRef> MpProducer<R> {
 #[inline(always)]
 fn has_room<S: Storage>(r: &Ring<S>, seq: u64) -> bool {
     let cap = r.capacity() as u64;
-    let seen = r.worker_seen.load(Acquire);
+    let seen = r.state().worker_seen.load(Acquire);
     if seq.saturating_sub(seen) < cap {
         return true;
     }
-    let worker = r.worker.load(Acquire);
+    let worker = r.state().worker.load(Acquire);
     if worker > seen {
-        r.worker_seen.fetch_max(worker, AcqRel);
+        r.state().worker_seen.fetch_max(worker, AcqRel);
     }
     seq.saturating_sub(worker) < cap
 }

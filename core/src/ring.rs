@@ -26,10 +26,10 @@
 
 use crate::error::{Error, RecvError};
 use crate::stamp::{self, View};
+use crate::state::RingState;
 use crate::storage::{SlotRef, Storage, WORD_BYTES};
-use crate::sync::{const_fn, fence, spin_loop, AtomicU64, AtomicU8, Ordering::*};
+use crate::sync::{const_fn, fence, spin_loop, Ordering::*};
 use crate::words::{copy_words, PAIRED_COPY_MAX_BYTES};
-use crossbeam_utils::CachePadded;
 
 #[cfg(feature = "alloc")]
 use crate::storage::HeapSlots;
@@ -99,32 +99,12 @@ const HIGH_WATER_SAMPLE_MAX: u64 = 64;
 /// A lock-free ring of fixed-size slots. See the [crate docs](crate) for the
 /// consumers and producers that run over it.
 pub struct Ring<S: Storage> {
-    /// Next sequence number to hand out; bit 63: closed. Written by the single
-    /// producer (plain stores) or by multi-producers (CAS).
-    pub(crate) head: CachePadded<AtomicU64>,
-    /// The worker group's cursor: the next sequence number to claim.
-    pub(crate) worker: CachePadded<AtomicU64>,
-    /// `worker` as last read by a multi-producer room check (`Reject`), so
-    /// pushes do not pull the line every claim writes. Never ahead of `worker`.
-    pub(crate) worker_seen: CachePadded<AtomicU64>,
-    pub(crate) counters: CachePadded<Counters>,
-    /// Producer mode and close request: `SINGLE_LIVE | MULTI | CLOSE_REQUESTED`.
-    pub(crate) control: AtomicU8,
-    overflow: Overflow,
+    pub(crate) overflow: Overflow,
     /// Where the worker group continues when it was lapped.
-    lag: Lag,
+    pub(crate) lag: Lag,
+    /// The slots and the shared state ([`RingState`]: cursors, counters,
+    /// control byte), which the storage holds inline or in a mapped file.
     pub(crate) slots: S,
-}
-
-/// Counters written off the hot paths.
-pub(crate) struct Counters {
-    /// Sequence numbers the worker group passed without delivering them:
-    /// overwritten events, holes included.
-    skipped: AtomicU64,
-    /// Pushes refused by the `Reject` policy.
-    pub(crate) rejected: AtomicU64,
-    /// Largest depth sampled.
-    high_water: AtomicU64,
 }
 
 /// A ring whose slots live inline: `SLOTS` slots of `WORDS` 8-byte words.
@@ -292,22 +272,19 @@ impl Ring<HeapSlots> {
 
 impl<S: Storage> Ring<S> {
     const_fn! {
-        fn from_storage(slots: S, overflow: Overflow) -> Self {
+        pub(crate) fn from_storage(slots: S, overflow: Overflow) -> Self {
             Ring {
-                head: CachePadded::new(AtomicU64::new(0)),
-                worker: CachePadded::new(AtomicU64::new(0)),
-                worker_seen: CachePadded::new(AtomicU64::new(0)),
-                counters: CachePadded::new(Counters {
-                    skipped: AtomicU64::new(0),
-                    rejected: AtomicU64::new(0),
-                    high_water: AtomicU64::new(0),
-                }),
-                control: AtomicU8::new(0),
                 overflow,
                 lag: Lag::Headroom,
                 slots,
             }
         }
+    }
+
+    /// The cursors, counters and control byte, wherever the storage keeps them.
+    #[inline(always)]
+    pub(crate) fn state(&self) -> &RingState {
+        self.slots.state()
     }
 
     /// Where the worker group continues when it was lapped.
@@ -342,9 +319,9 @@ impl<S: Storage> Ring<S> {
     /// the ring itself: consumers see `Closed` once it has observed the close
     /// (its next push fails) or has been dropped.
     pub fn close(&self) -> bool {
-        let before = self.control.fetch_or(CLOSE_REQUESTED, AcqRel);
+        let before = self.state().control.fetch_or(CLOSE_REQUESTED, AcqRel);
         if before & SINGLE_LIVE == 0 {
-            self.head.fetch_or(CLOSED, AcqRel);
+            self.state().head.fetch_or(CLOSED, AcqRel);
         }
         before & CLOSE_REQUESTED == 0
     }
@@ -358,18 +335,18 @@ impl<S: Storage> Ring<S> {
     /// The worker group's cursor: every sequence number below it has been
     /// claimed by a worker or counted as lost.
     pub fn worker_position(&self) -> u64 {
-        self.worker.load(Acquire)
+        self.state().worker.load(Acquire)
     }
 
     /// Whether the ring is sealed: no push can succeed any more, and
     /// consumers that reach [`next_seq`](Self::next_seq) see `Closed`.
     pub fn is_sealed(&self) -> bool {
-        self.head.load(Acquire) & CLOSED != 0
+        self.state().head.load(Acquire) & CLOSED != 0
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.control.load(Acquire) & CLOSE_REQUESTED != 0
+        self.state().control.load(Acquire) & CLOSE_REQUESTED != 0
     }
 
     /// Claims the next event for the worker group, copying it into `buf`
@@ -388,23 +365,26 @@ impl<S: Storage> Ring<S> {
     #[inline]
     pub fn try_claim(&self, buf: &mut [u8]) -> Result<Claim, RecvError> {
         self.check_buffer(buf.len())?;
-        let mut cursor = self.worker.load(Acquire);
+        let mut cursor = self.state().worker.load(Acquire);
         let mut lost = 0;
         loop {
             cursor = match self.copy_event::<true>(cursor, buf) {
-                Ok(len) => match self
-                    .worker
-                    .compare_exchange(cursor, cursor + 1, AcqRel, Acquire)
-                {
-                    Ok(_) => {
-                        return Ok(Claim {
-                            seq: cursor,
-                            len,
-                            lost,
-                        })
+                Ok(len) => {
+                    match self
+                        .state()
+                        .worker
+                        .compare_exchange(cursor, cursor + 1, AcqRel, Acquire)
+                    {
+                        Ok(_) => {
+                            return Ok(Claim {
+                                seq: cursor,
+                                len,
+                                lost,
+                            })
+                        }
+                        Err(now) => now,
                     }
-                    Err(now) => now,
-                },
+                }
                 Err(blocked) => self.worker_blocked(cursor, blocked, &mut lost)?,
             };
             spin_loop();
@@ -436,7 +416,7 @@ impl<S: Storage> Ring<S> {
         if max == 0 {
             return Ok(0);
         }
-        let mut cursor = self.worker.load(Acquire);
+        let mut cursor = self.state().worker.load(Acquire);
         let mut lost = 0;
         loop {
             // Copy the run of ready events from the cursor; stop at the first
@@ -456,10 +436,12 @@ impl<S: Storage> Ring<S> {
                 n += 1;
             }
             cursor = if n > 0 {
-                match self
-                    .worker
-                    .compare_exchange(cursor, cursor + n as u64, AcqRel, Acquire)
-                {
+                match self.state().worker.compare_exchange(
+                    cursor,
+                    cursor + n as u64,
+                    AcqRel,
+                    Acquire,
+                ) {
                     Ok(_) => {
                         claims[0].lost = lost;
                         return Ok(n);
@@ -476,10 +458,10 @@ impl<S: Storage> Ring<S> {
     /// A snapshot of the counters (each read atomically, not all at once).
     pub fn stats(&self) -> Stats {
         let cap = self.capacity() as u64;
-        let c = &self.counters;
+        let c = &self.state().counters;
         let skipped = c.skipped.load(Acquire);
-        let worker = self.worker.load(Acquire);
-        let head = self.head.load(Acquire) & !CLOSED;
+        let worker = self.state().worker.load(Acquire);
+        let head = self.state().head.load(Acquire) & !CLOSED;
         // A single producer commits a slot just before it publishes `head`,
         // so a worker may briefly be one past it.
         let worker = worker.min(head);
@@ -505,7 +487,7 @@ impl<S: Storage> Ring<S> {
     /// Next sequence number to hand out, without the closed bit.
     #[inline]
     pub(crate) fn head_seq(&self) -> u64 {
-        self.head.load(Acquire) & !CLOSED
+        self.state().head.load(Acquire) & !CLOSED
     }
 
     #[inline]
@@ -565,10 +547,10 @@ impl<S: Storage> Ring<S> {
     /// `CLOSE_REQUESTED`, so no seal is missed (at worst seen a poll later).
     #[inline]
     pub(crate) fn empty_or_closed(&self, cursor: u64) -> RecvError {
-        if self.control.load(Acquire) & CLOSE_REQUESTED == 0 {
+        if self.state().control.load(Acquire) & CLOSE_REQUESTED == 0 {
             return RecvError::Empty;
         }
-        let head = self.head.load(Acquire);
+        let head = self.state().head.load(Acquire);
         if head & CLOSED != 0 && cursor >= head & !CLOSED {
             RecvError::Closed
         } else {
@@ -580,9 +562,16 @@ impl<S: Storage> Ring<S> {
     /// `to`, counting them (in the ring's total and in `lost`, what this
     /// call reports); returns the cursor to continue from.
     fn skip_worker(&self, cursor: u64, to: u64, lost: &mut u64) -> u64 {
-        match self.worker.compare_exchange(cursor, to, AcqRel, Acquire) {
+        match self
+            .state()
+            .worker
+            .compare_exchange(cursor, to, AcqRel, Acquire)
+        {
             Ok(_) => {
-                self.counters.skipped.fetch_add(to - cursor, Relaxed);
+                self.state()
+                    .counters
+                    .skipped
+                    .fetch_add(to - cursor, Relaxed);
                 *lost += to - cursor;
                 to
             }
@@ -670,9 +659,9 @@ impl<S: Storage> Ring<S> {
 
     /// Records the depth after the push of `seq` in the high-water mark.
     pub(crate) fn record_depth(&self, seq: u64) {
-        let depth = (seq + 1).saturating_sub(self.worker.load(Relaxed));
+        let depth = (seq + 1).saturating_sub(self.state().worker.load(Relaxed));
         let depth = depth.min(self.capacity() as u64);
-        self.counters.high_water.fetch_max(depth, Relaxed);
+        self.state().counters.high_water.fetch_max(depth, Relaxed);
     }
 
     /// The slot event `seq` lives in.

@@ -7,6 +7,7 @@
 //! written next to it. That costs at most one line per slot (a 64-byte
 //! payload takes 128 bytes instead of 80; a 256-byte one 320 instead of 272).
 
+use crate::state::RingState;
 use crate::sync::{const_fn, AtomicU64};
 
 /// Bytes in one data word.
@@ -26,9 +27,10 @@ pub const fn slot_footprint(slot_bytes: usize) -> usize {
     (slot_bytes + 2 * WORD_BYTES).div_ceil(LINE_BYTES) * LINE_BYTES
 }
 
-/// Where a ring keeps its slots: [`StaticSlots`] (const generics, no
-/// allocation) or [`HeapSlots`] (sizes chosen at run time). Sealed: the ring's
-/// safety rests on the accessors below returning the same slot for an index.
+/// Where a ring keeps its slots and its shared state: [`StaticSlots`] (const
+/// generics, no allocation) or [`HeapSlots`] (sizes chosen at run time), both
+/// holding the state inline. Sealed: the ring's safety rests on the accessors
+/// below returning the same slot for an index and the same state every time.
 pub trait Storage: sealed::Sealed + Sync {
     /// Number of slots, a power of two.
     fn capacity(&self) -> usize;
@@ -37,9 +39,31 @@ pub trait Storage: sealed::Sealed + Sync {
     /// The slot at `index`, which is already reduced modulo the capacity.
     #[doc(hidden)]
     fn slot(&self, index: usize) -> SlotRef<'_>;
+    /// The ring's cursors, counters and control byte.
+    #[doc(hidden)]
+    fn state(&self) -> &RingState;
+    /// Before the single-producer role is taken: `false` when it is known
+    /// to be held (in another process, for a shared ring). In-process
+    /// storages hold no lock: the control byte alone decides.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn lock_single(&self) -> bool {
+        true
+    }
+    /// The role's bit is set, and (after `lock_single` succeeded) the
+    /// storage knows its holder is dead. Never for in-process storages.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn single_holder_dead(&self) -> bool {
+        false
+    }
+    /// The single-producer role was given up (or not taken after all).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn unlock_single(&self) {}
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
@@ -75,6 +99,7 @@ impl<const WORDS: usize> Slot<WORDS> {
 /// `SLOTS` slots of `WORDS` 8-byte words each, inline: a ring over this
 /// storage can live in a `static` and never allocates.
 pub struct StaticSlots<const SLOTS: usize, const WORDS: usize> {
+    state: RingState,
     slots: [Slot<WORDS>; SLOTS],
 }
 
@@ -93,7 +118,7 @@ impl<const SLOTS: usize, const WORDS: usize> StaticSlots<SLOTS, WORDS> {
             let slots = [const { Slot::new() }; SLOTS];
             #[cfg(evqueue_loom)]
             let slots = core::array::from_fn(|_| Slot::new());
-            StaticSlots { slots }
+            StaticSlots { state: RingState::new(), slots }
         }
     }
 }
@@ -119,6 +144,10 @@ impl<const SLOTS: usize, const WORDS: usize> Storage for StaticSlots<SLOTS, WORD
             len: &slot.len,
             data: &slot.data,
         }
+    }
+    #[inline(always)]
+    fn state(&self) -> &RingState {
+        &self.state
     }
 }
 
@@ -147,6 +176,8 @@ const _: () = assert!(
 /// first bytes and no line with another slot.
 #[cfg(feature = "alloc")]
 pub struct HeapSlots {
+    /// The ring's state, inline (not on the heap with the lines).
+    state: RingState,
     /// `capacity * stride / LINE_WORDS` lines; never resized.
     lines: alloc::boxed::Box<[Line]>,
     /// `capacity - 1`: reduces an index to a slot number.
@@ -181,6 +212,7 @@ impl HeapSlots {
             })?;
         lines.extend((0..total).map(|_| Line(core::array::from_fn(|_| AtomicU64::new(0)))));
         Ok(HeapSlots {
+            state: RingState::new(),
             lines: lines.into_boxed_slice(),
             mask: capacity - 1,
             stride,
@@ -233,5 +265,9 @@ impl Storage for HeapSlots {
                 data: words.get_unchecked(start + 2..start + 2 + self.slot_words),
             }
         }
+    }
+    #[inline(always)]
+    fn state(&self) -> &RingState {
+        &self.state
     }
 }

@@ -8,6 +8,9 @@ pub(crate) use core::sync::atomic::Ordering;
 #[cfg(evqueue_loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicU8};
 
+/// The shared ring's futex word and waiter count (feature `shm`, not loom-modelled).
+#[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+pub(crate) use core::sync::atomic::AtomicU32;
 #[cfg(not(evqueue_loom))]
 pub(crate) use core::sync::atomic::{fence, AtomicU8};
 

@@ -1,0 +1,279 @@
+//! `evqueue`: create, inspect, tail and remove the shared-memory rings of
+//! the evqueue crate (feature `shm`, Linux).
+//!
+//! ```text
+//! evqueue create NAME [--capacity N] [--slot-bytes B] [--reject]
+//! evqueue stats  NAME                     Prometheus text
+//! evqueue tail   NAME [--from now|oldest] [--count N] [--idle-exit MS]
+//! evqueue push   NAME EVENT [KEY=VALUE...]
+//! evqueue remove NAME
+//! ```
+//!
+//! A bare NAME is a file under /dev/shm; anything with a `/` is a path.
+//! `tail` is a subscriber: it reads every event without taking any from
+//! the worker group, one JSON object per line; a lap it fell behind by is
+//! a `{"lagged": n}` line.
+
+use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+use evqueue::{
+    Claim, Event, Overflow, Payload, QueueStats, RecvError, SharedRing, ShmOptions, Start,
+};
+use serde_json::{json, Map, Value};
+use std::io::{ErrorKind, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn name_arg() -> Arg {
+    Arg::new("name")
+        .required(true)
+        .help("ring file: a bare name lives under /dev/shm, a path is used as given")
+}
+
+fn cli() -> Command {
+    Command::new("evqueue")
+        .about("Create, inspect, tail and remove evqueue shared-memory rings")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .arg(
+            Arg::new("allow-foreign-owner")
+                .long("allow-foreign-owner")
+                .global(true)
+                .action(ArgAction::SetTrue)
+                .help("open a ring file owned by another user"),
+        )
+        .subcommand(
+            Command::new("create")
+                .about("Create a ring file (mode 0600; fails if it exists)")
+                .arg(name_arg())
+                .arg(
+                    Arg::new("capacity")
+                        .long("capacity")
+                        .value_parser(value_parser!(usize))
+                        .default_value("65536")
+                        .help("slots, a power of two"),
+                )
+                .arg(
+                    Arg::new("slot-bytes")
+                        .long("slot-bytes")
+                        .value_parser(value_parser!(usize))
+                        .default_value("256")
+                        .help("bytes per slot, a multiple of 8"),
+                )
+                .arg(
+                    Arg::new("reject")
+                        .long("reject")
+                        .action(ArgAction::SetTrue)
+                        .help("refuse pushes when the worker group is a ring behind (default: overwrite the oldest)"),
+                ),
+        )
+        .subcommand(
+            Command::new("stats")
+                .about("Print the ring's counters in the Prometheus text format")
+                .arg(name_arg()),
+        )
+        .subcommand(
+            Command::new("tail")
+                .about("Print events as JSON lines, as a subscriber (takes nothing from the workers)")
+                .arg(name_arg())
+                .arg(
+                    Arg::new("from")
+                        .long("from")
+                        .value_parser(["now", "oldest"])
+                        .default_value("now")
+                        .help("start with the next event, or the oldest the ring holds"),
+                )
+                .arg(
+                    Arg::new("count")
+                        .long("count")
+                        .value_parser(value_parser!(u64))
+                        .help("exit after this many events"),
+                )
+                .arg(
+                    Arg::new("idle-exit")
+                        .long("idle-exit")
+                        .value_parser(value_parser!(u64))
+                        .help("exit after this many milliseconds without an event"),
+                ),
+        )
+        .subcommand(
+            Command::new("push")
+                .about("Push one event (and wake sleeping consumers)")
+                .arg(name_arg())
+                .arg(Arg::new("event").required(true).help("event name"))
+                .arg(
+                    Arg::new("properties")
+                        .num_args(0..)
+                        .help("KEY=VALUE properties"),
+                ),
+        )
+        .subcommand(
+            Command::new("remove")
+                .about("Remove the ring file (processes that have it open keep using it)")
+                .arg(name_arg()),
+        )
+}
+
+fn main() -> ExitCode {
+    let matches = cli().get_matches();
+    let result = match matches.subcommand() {
+        Some(("create", m)) => create(m),
+        Some(("stats", m)) => stats(m),
+        Some(("tail", m)) => tail(m),
+        Some(("push", m)) => push(m),
+        Some(("remove", m)) => remove(m),
+        _ => unreachable!("clap requires a subcommand"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("evqueue: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn name(m: &ArgMatches) -> &str {
+    m.get_one::<String>("name").expect("required")
+}
+
+fn open(m: &ArgMatches) -> Result<SharedRing> {
+    let options = ShmOptions::new().allow_foreign_owner(m.get_flag("allow-foreign-owner"));
+    Ok(SharedRing::open_with(name(m), options)?)
+}
+
+fn create(m: &ArgMatches) -> Result<()> {
+    let overflow = if m.get_flag("reject") {
+        Overflow::Reject
+    } else {
+        Overflow::Overwrite
+    };
+    let capacity = *m.get_one::<usize>("capacity").expect("defaulted");
+    let slot_bytes = *m.get_one::<usize>("slot-bytes").expect("defaulted");
+    let ring = SharedRing::create(name(m), capacity, slot_bytes, overflow)?;
+    println!("{}", ring.slots().path().display());
+    Ok(())
+}
+
+fn stats(m: &ArgMatches) -> Result<()> {
+    let ring = open(m)?;
+    // The dispatcher's rendering, with the ring's counters: no workers or
+    // subscribers of this process to report.
+    let stats = QueueStats {
+        ring: ring.stats(),
+        capacity: ring.capacity(),
+        ..QueueStats::default()
+    };
+    print!("{}", stats.to_prometheus());
+    Ok(())
+}
+
+fn tail(m: &ArgMatches) -> Result<()> {
+    let ring = open(m)?;
+    let start = match m.get_one::<String>("from").map(String::as_str) {
+        Some("oldest") => Start::Oldest,
+        _ => Start::Now,
+    };
+    let count = m.get_one::<u64>("count").copied();
+    let idle_exit = m
+        .get_one::<u64>("idle-exit")
+        .map(|&ms| Duration::from_millis(ms));
+    let mut sub = ring.subscribe(start);
+    let mut buf = vec![0u8; ring.slot_bytes()];
+    let mut out = std::io::stdout().lock();
+    let mut printed = 0u64;
+    let mut last_event = Instant::now();
+    let written = loop {
+        if count.is_some_and(|c| printed >= c) {
+            break Ok(());
+        }
+        let line = match sub.try_recv(&mut buf) {
+            Ok(claim) => {
+                printed += 1;
+                last_event = Instant::now();
+                to_json(&claim, &buf)
+            }
+            Err(RecvError::Lagged(n)) => json!({ "lagged": n }),
+            Err(RecvError::Closed) => break Ok(()),
+            Err(RecvError::Empty) => {
+                let wait = match idle_exit {
+                    Some(idle) => {
+                        let left = idle.saturating_sub(last_event.elapsed());
+                        if left.is_zero() {
+                            break Ok(());
+                        }
+                        left.min(Duration::from_secs(1))
+                    }
+                    None => Duration::from_secs(1),
+                };
+                ring.wait_for(sub.next_seq(), wait);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            break Err(e);
+        }
+    };
+    match written.and_then(|()| out.flush()) {
+        // A closed pipe (`evqueue tail ... | head`) is a normal end.
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// One received slot as a JSON object: an event, a framed raw payload (hex),
+/// or bytes that decode as neither (hex).
+fn to_json(claim: &Claim, buf: &[u8]) -> Value {
+    match claim.payload(buf) {
+        Ok(Payload::Event(e)) => {
+            let properties: Map<String, Value> = e
+                .properties()
+                .iter()
+                .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                .collect();
+            json!({
+                "seq": e.seq,
+                "name": e.name,
+                "timestamp": e.timestamp,
+                "external": e.external,
+                "properties": properties,
+            })
+        }
+        Ok(Payload::Raw(r)) => {
+            json!({ "seq": r.seq, "timestamp": r.timestamp, "raw": hex(r.bytes) })
+        }
+        Err(_) => json!({ "seq": claim.seq, "undecoded": hex(&buf[..claim.len]) }),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn push(m: &ArgMatches) -> Result<()> {
+    let ring = open(m)?;
+    let event = m.get_one::<String>("event").expect("required");
+    let pairs: Vec<(&str, &str)> = m
+        .get_many::<String>("properties")
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            p.split_once('=')
+                .ok_or_else(|| format!("property {p:?} is not KEY=VALUE"))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let seq = ring
+        .mp_producer()?
+        .push_event(&Event::new(event).properties(&pairs))?;
+    ring.wake();
+    println!("{seq}");
+    Ok(())
+}
+
+fn remove(m: &ArgMatches) -> Result<()> {
+    SharedRing::remove(name(m))?;
+    Ok(())
+}
