@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import textwrap
 import gc
@@ -810,7 +811,17 @@ def test_worker_thread_states_are_released() -> None:
     assert thread_states() == before
 
 
-def test_waits_can_be_interrupted() -> None:
+@pytest.fixture
+def sigint_raises() -> Any:
+    """Python's own SIGINT handler for the test: a shell that runs the suite
+    in the background starts it with SIGINT ignored, and then
+    `_thread.interrupt_main()` does nothing."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_waits_can_be_interrupted(sigint_raises: None) -> None:
     """Ctrl-C reaches a thread blocked in flush() or recv() (checked every 100 ms)."""
     import _thread
 
@@ -833,7 +844,7 @@ def test_waits_can_be_interrupted() -> None:
     assert (report.handled, report.left, report.timed_out) == (1, 0, False)
 
 
-def test_forwarder_waits_can_be_interrupted() -> None:
+def test_forwarder_waits_can_be_interrupted(sigint_raises: None) -> None:
     """A forwarder to a Redis that is not there retries until closed; its
     flush() and close() without a timeout still take Ctrl-C."""
     import _thread
