@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import pytest
 
@@ -152,7 +152,7 @@ def test_bad_arguments(path: str) -> None:
     with pytest.raises(ValueError):
         SharedQueue.create(path, slot_size=12)
     with pytest.raises(ValueError):
-        SharedQueue.create(path, overflow="sometimes")
+        SharedQueue.create(path, overflow="sometimes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         SharedQueue.create(path, capacity="64")  # type: ignore[arg-type]
     assert not os.path.exists(path)  # nothing left behind
@@ -230,7 +230,7 @@ def check_event(e: Event) -> None:
 
 
 @pytest.mark.parametrize("overflow", ["overwrite", "reject"])
-def test_c_producer_python_consumer(tmp_path: Path, overflow: str) -> None:
+def test_c_producer_python_consumer(tmp_path: Path, overflow: Literal["overwrite", "reject"]) -> None:
     exe = c_producer(tmp_path)
     n = 200_000
     path = str(tmp_path / "ring")

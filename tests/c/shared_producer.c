@@ -4,6 +4,10 @@
  * "pushed COUNT rejected REJECTED", and exits 0.
  *
  *   shared_producer PATH COUNT
+ *   shared_producer --create PATH COUNT   (tests/c/run.sh's smoke run)
+ *
+ * With --create it makes the ring itself (1024 slots of 128 bytes,
+ * overwrite) and removes the file at the end.
  *
  * Event i is named "tick" with properties i = "<i>" and pad = the decimal
  * digits of i repeated to 48 bytes, so a reader can tell a torn or mixed-up
@@ -25,16 +29,19 @@ static void pad_for(unsigned long long i, char *out, size_t len) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: %s PATH COUNT\n", argv[0]);
+  int create = argc == 4 && strcmp(argv[1], "--create") == 0;
+  if (argc != 3 && !create) {
+    fprintf(stderr, "usage: %s [--create] PATH COUNT\n", argv[0]);
     return 2;
   }
-  const char *path = argv[1];
-  unsigned long long count = strtoull(argv[2], NULL, 10);
+  const char *path = argv[1 + create];
+  unsigned long long count = strtoull(argv[2 + create], NULL, 10);
   evq_shared *ring = NULL;
-  evq_status s = evq_shared_open(path, strlen(path), &ring);
+  evq_status s = create ? evq_shared_create(path, strlen(path), 1024, 128, EVQ_OVERFLOW_OVERWRITE, &ring)
+                        : evq_shared_open(path, strlen(path), &ring);
   if (s != EVQ_OK) {
-    fprintf(stderr, "evq_shared_open: %s (%s)\n", evq_status_str((int)s), evq_last_error());
+    fprintf(stderr, "evq_shared_%s: %s (%s)\n", create ? "create" : "open", evq_status_str((int)s),
+            evq_last_error());
     return 1;
   }
   unsigned long long rejected = 0;
@@ -61,6 +68,10 @@ int main(int argc, char **argv) {
     }
   }
   evq_shared_free(ring);
+  if (create && evq_shared_remove(path, strlen(path)) != EVQ_OK) {
+    fprintf(stderr, "evq_shared_remove: %s\n", evq_last_error());
+    return 1;
+  }
   printf("pushed %llu rejected %llu\n", count, rejected);
   return 0;
 }
