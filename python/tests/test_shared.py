@@ -162,7 +162,8 @@ def test_bad_arguments(path: str) -> None:
         SharedQueue.remove(path)
     q = SharedQueue.create(Path(path), capacity=64, slot_size=64)
     with pytest.raises(FileExistsError):
-        SharedQueue.create(path)
+        SharedQueue.create(os.fsencode(path))
+    assert SharedQueue.open(os.fsencode(path)).path == path
     with pytest.raises(evqueue.InvalidEvent):
         q.emit("")
     with pytest.raises(TypeError):
