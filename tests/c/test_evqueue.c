@@ -1072,6 +1072,53 @@ static void shared_path(char *out, size_t len, const char *what) {
   snprintf(out, len, "/tmp/evq-c-test-%s-%ld", what, (long)getpid());
 }
 
+enum { SHARED_THREADS = 4, SHARED_PER_THREAD = 5000 };
+
+static atomic_int shared_push_failures;
+
+/* Pushes SHARED_PER_THREAD events through one handle, from its own thread
+ * (failures counted: CHECK is not thread-safe). */
+static void *shared_pusher(void *arg) {
+  const evq_shared *s = arg;
+  evq_property prop = PROP("k", "v");
+  evq_event e = make_event("mt", &prop, 1);
+  for (int i = 0; i < SHARED_PER_THREAD; i++) {
+    if (evq_shared_push(s, &e, NULL) != EVQ_OK) atomic_fetch_add(&shared_push_failures, 1);
+  }
+  return NULL;
+}
+
+/* One handle pushed into from several threads at once: every event lands
+ * once, with its own sequence number. */
+static void test_shared_ring_threads(void) {
+  char path[128];
+  shared_path(path, sizeof path, "threads");
+  unlink(path);
+  evq_shared *s = NULL;
+  CHECK_STATUS(evq_shared_create(path, strlen(path), 1 << 15, 64, EVQ_OVERFLOW_OVERWRITE, &s), EVQ_OK);
+  pthread_t t[SHARED_THREADS];
+  for (int i = 0; i < SHARED_THREADS; i++) CHECK(pthread_create(&t[i], NULL, shared_pusher, s) == 0);
+  for (int i = 0; i < SHARED_THREADS; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  CHECK(atomic_load(&shared_push_failures) == 0);
+  size_t len = evq_shared_buffer_size(s);
+  unsigned char *buf = malloc(len);
+  CHECK(buf != NULL);
+  evq_payload p;
+  uint64_t next = 0, lost = 0;
+  while (evq_shared_try_claim(s, buf, len, &p, &lost) == EVQ_OK) {
+    CHECK(p.event.seq == next && lost == 0);
+    CHECK(text_is(p.event.name, p.event.name_len, "mt") && p.event.property_count == 1);
+    next++;
+  }
+  CHECK(next == SHARED_THREADS * SHARED_PER_THREAD);
+  evq_shared_counters c;
+  CHECK_STATUS(evq_shared_stats(s, &c), EVQ_OK);
+  CHECK(c.pushed == next && c.delivered == next && c.lost == 0 && c.depth == 0);
+  free(buf);
+  evq_shared_free(s);
+  CHECK_STATUS(evq_shared_remove(path, strlen(path)), EVQ_OK);
+}
+
 /* The shared ring (Linux): create, push, claim, stats, wait, and every bad
  * input refused with a status and a message, changing nothing. */
 static void test_shared_ring(void) {
@@ -1244,6 +1291,7 @@ int main(void) {
   test_keyed_order_and_exclusivity();
 #if defined(__linux__)
   test_shared_ring();
+  test_shared_ring_threads();
 #endif
   printf("C11 tests of evqueue %s: %d checks passed\n", evq_version(), checks);
   return 0;
