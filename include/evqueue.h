@@ -229,6 +229,31 @@ typedef enum evq_status {
    * `EVQ_MAX_ORDERING_KEY_LEN` bytes.
    */
   EVQ_ORDERING_KEY_TOO_LONG = 28,
+  /**
+   * Shared ring (Linux): a system call on its file failed: the file
+   * exists (`evq_shared_create`), does not exist, may not be opened, or
+   * there is no room for it; `evq_last_error` names the call and the
+   * system's reason.
+   */
+  EVQ_SHM_IO = 29,
+  /**
+   * Shared ring (Linux): the file is not a shared ring this build can
+   * use: not a regular file, owned by another user, truncated, another
+   * layout version, or a header or state that does not validate
+   * (`evq_last_error` names the field).
+   */
+  EVQ_SHM_INVALID = 30,
+  /**
+   * A single-producer handle (a Rust `SharedRing::producer`) holds the
+   * ring: multi-producer pushes are refused while it lives.
+   */
+  EVQ_PRODUCER_TAKEN = 31,
+  /**
+   * A claimed slot holds bytes that are neither an event nor a framed
+   * raw payload (pushed by something other than evqueue's event calls);
+   * it was consumed all the same.
+   */
+  EVQ_MALFORMED = 32,
 } evq_status;
 
 /**
@@ -237,6 +262,17 @@ typedef enum evq_status {
  * be called from any thread, concurrently, until `evq_free`.
  */
 typedef struct evq_queue evq_queue;
+
+#if defined(__linux__)
+/**
+ * A shared ring opened or created by this process. Created by
+ * `evq_shared_create` or `evq_shared_open`, destroyed by
+ * `evq_shared_free` (which unmaps it; the file stays until
+ * `evq_shared_remove`). Every function taking a `const evq_shared*` may be
+ * called from any thread, concurrently, until `evq_shared_free`.
+ */
+typedef struct evq_shared evq_shared;
+#endif
 
 /**
  * A broadcast subscriber: sees every event pushed after it was created
@@ -582,6 +618,55 @@ typedef struct evq_queue_stats {
    */
   uint64_t lost;
 } evq_queue_stats;
+
+#if defined(__linux__)
+/**
+ * A snapshot of a shared ring's counters (filled by `evq_shared_stats`), kept in the
+ * file and so common to every process on the ring; each read atomically,
+ * not all at once. Once the ring is quiet:
+ * `pushed = delivered + overwritten + rejected + depth`, and
+ * `lost = overwritten + rejected`. Linux only.
+ */
+typedef struct evq_shared_counters {
+  /**
+   * Pushes that reached the ring while it was open (accepted or rejected).
+   */
+  uint64_t pushed;
+  /**
+   * Events claimed by the worker group (`evq_shared_try_claim`, and the
+   * claims of other processes).
+   */
+  uint64_t delivered;
+  /**
+   * Events lost because they were overwritten before anyone claimed them.
+   */
+  uint64_t overwritten;
+  /**
+   * Pushes refused under `EVQ_OVERFLOW_REJECT`.
+   */
+  uint64_t rejected;
+  /**
+   * Events in the ring not yet claimed.
+   */
+  uint64_t depth;
+  /**
+   * Highest depth sampled.
+   */
+  uint64_t high_water;
+  /**
+   * `overwritten + rejected`.
+   */
+  uint64_t lost;
+  /**
+   * Slots in the ring.
+   */
+  uint64_t capacity;
+  /**
+   * Bytes per slot.
+   */
+  uint64_t slot_bytes;
+} evq_shared_counters;
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -1084,6 +1169,181 @@ enum evq_status evq_stats_prometheus(const struct evq_queue *q,
                                      char *buf,
                                      size_t buf_len,
                                      size_t *needed);
+
+#if defined(__linux__)
+/**
+ * Creates a shared ring in a new file `path` (`path_len` bytes, not
+ * NUL-terminated; a bare name such as "game-events" goes under `/dev/shm`)
+ * with mode 0600, failing if the file exists, and stores a handle to it in
+ * `*out`. `capacity` slots (a power of two) of `slot_bytes` bytes (a
+ * multiple of 8, as `evq_config`); `overflow` is `EVQ_OVERFLOW_OVERWRITE`
+ * or `EVQ_OVERFLOW_REJECT`. Linux only.
+ *
+ * Ownership: the caller owns `*out` and releases it with `evq_shared_free`;
+ * the file stays until `evq_shared_remove`. On failure `*out` is NULL, no
+ * file is left behind, and the status says why: `EVQ_NULL_POINTER`,
+ * `EVQ_INVALID_ARGUMENT` (path empty, too long or with a NUL byte; an
+ * unknown overflow), `EVQ_INVALID_CONFIG` (capacity, slot size),
+ * `EVQ_SHM_IO` (the file exists, the directory is missing or not
+ * writable, no room). Any thread.
+ *
+ * # Safety
+ * `path` points to `path_len` readable bytes; `out` points to a writable
+ * `evq_shared*`.
+ */
+enum evq_status evq_shared_create(const char *path,
+                                  size_t path_len,
+                                  size_t capacity,
+                                  size_t slot_bytes,
+                                  uint32_t overflow,
+                                  struct evq_shared **out);
+#endif
+
+#if defined(__linux__)
+/**
+ * Opens the shared ring in the file `path` (as `evq_shared_create`) and
+ * stores a handle to it in `*out`. The header, the file's length, the
+ * ring state and every slot stamp are validated before the file is
+ * mapped: a file that is not a ring, truncated, corrupted or hostile is
+ * refused, never a crash. Refuses a file owned by another user.
+ * Linux only.
+ *
+ * Ownership: as `evq_shared_create`. On failure `*out` is NULL and the
+ * status says why: `EVQ_NULL_POINTER`, `EVQ_INVALID_ARGUMENT` (the path),
+ * `EVQ_SHM_IO` (missing, no permission), `EVQ_SHM_INVALID` (the file does
+ * not validate; `evq_last_error` names the field). Any thread.
+ *
+ * # Safety
+ * `path` points to `path_len` readable bytes; `out` points to a writable
+ * `evq_shared*`.
+ */
+enum evq_status evq_shared_open(const char *path, size_t path_len, struct evq_shared **out);
+#endif
+
+#if defined(__linux__)
+/**
+ * Releases a handle: unmaps the ring in this process. The file and what
+ * it holds stay (other processes keep using it; `evq_shared_remove`
+ * deletes it). NULL does nothing. Call it once, when no other thread uses
+ * the handle.
+ *
+ * # Safety
+ * `s` is NULL or a live handle, not used after this call.
+ */
+void evq_shared_free(struct evq_shared *s);
+#endif
+
+#if defined(__linux__)
+/**
+ * Deletes the file `path` (as `evq_shared_create`). Processes that have
+ * the ring open keep using it; its memory is freed when the last one
+ * releases it. Errors: `EVQ_NULL_POINTER`, `EVQ_INVALID_ARGUMENT` (the
+ * path), `EVQ_SHM_IO` (no such file, no permission). Any thread.
+ *
+ * # Safety
+ * `path` points to `path_len` readable bytes.
+ */
+enum evq_status evq_shared_remove(const char *path, size_t path_len);
+#endif
+
+#if defined(__linux__)
+/**
+ * Pushes an event into the shared ring, as `evq_push` does (same
+ * `evq_event`, same checks, timestamp 0 stamped now), through the
+ * handle's multi-producer: any thread, any number at once, any number of
+ * processes. Never blocks. Then wakes the processes sleeping in
+ * `evq_shared_wait` (no system call when none sleeps). Stores the
+ * sequence number in `*seq_out` when not NULL.
+ *
+ * Fails, pushing nothing, with the errors of `evq_push`, and
+ * `EVQ_PRODUCER_TAKEN` (a single producer holds the ring).
+ *
+ * # Safety
+ * `s` is a live handle; `event` points to a readable `evq_event` whose
+ * pointers are readable for their lengths; `seq_out` is NULL or writable.
+ */
+enum evq_status evq_shared_push(const struct evq_shared *s,
+                                const struct evq_event *event,
+                                uint64_t *seq_out);
+#endif
+
+#if defined(__linux__)
+/**
+ * Bytes a buffer for `evq_shared_try_claim` must have on this ring (as
+ * `evq_pop_buffer_size`). 0 when `s` is NULL. Any thread.
+ *
+ * # Safety
+ * `s` is NULL or a live handle.
+ */
+size_t evq_shared_buffer_size(const struct evq_shared *s);
+#endif
+
+#if defined(__linux__)
+/**
+ * Claims the next event for the worker group, without waiting, into the
+ * caller's `buf` (`buf_len` >= `evq_shared_buffer_size(s)`) and fills
+ * `*out` with a view into `buf`, as `evq_try_pop` does. The worker group
+ * is shared by every process on the ring: each event goes to exactly one
+ * claim, in push order. Events lost before it (overwritten) are passed
+ * over and counted; `*lost_out` (when not NULL) gets how many this call
+ * passed over, on `EVQ_OK` and `EVQ_EMPTY`. Any thread, any number at
+ * once (each with its own buffer).
+ *
+ * Returns `EVQ_OK`, `EVQ_EMPTY` (nothing now: `evq_shared_wait`),
+ * `EVQ_CLOSED` (closed and drained), `EVQ_BUFFER_TOO_SMALL` (nothing
+ * taken) or `EVQ_MALFORMED` (the slot held bytes that are not an event;
+ * they were consumed).
+ *
+ * # Safety
+ * `s` is a live handle; `buf` points to `buf_len` writable bytes not used
+ * by anyone else during the call; `out` is writable; `lost_out` is NULL or
+ * writable.
+ */
+enum evq_status evq_shared_try_claim(const struct evq_shared *s,
+                                     uint8_t *buf,
+                                     size_t buf_len,
+                                     struct evq_payload *out,
+                                     uint64_t *lost_out);
+#endif
+
+#if defined(__linux__)
+/**
+ * Sleeps until the worker group has something at its cursor (an event,
+ * or a lost one to pass over), the ring is closed, or `timeout_ms`
+ * milliseconds passed (`UINT64_MAX`: no limit). Returns `EVQ_OK` (claim
+ * now) or `EVQ_TIMEOUT`. Sleeps on a futex in the file: no polling, and a
+ * push from any process (`evq_shared_push`) or `evq_shared_wake` ends it.
+ * Any thread.
+ *
+ * # Safety
+ * `s` is a live handle.
+ */
+enum evq_status evq_shared_wait(const struct evq_shared *s, uint64_t timeout_ms);
+#endif
+
+#if defined(__linux__)
+/**
+ * Wakes every process sleeping in `evq_shared_wait` on this ring (they
+ * look again and sleep on if there is nothing). `evq_shared_push` already
+ * does this; it is for pushes made by other means. No system call when
+ * nobody sleeps. Any thread.
+ *
+ * # Safety
+ * `s` is a live handle.
+ */
+enum evq_status evq_shared_wake(const struct evq_shared *s);
+#endif
+
+#if defined(__linux__)
+/**
+ * Fills `*out` with a snapshot of the shared ring's counters: those of
+ * every process on it, kept in the file. Any thread.
+ *
+ * # Safety
+ * `s` is a live handle; `out` is writable.
+ */
+enum evq_status evq_shared_stats(const struct evq_shared *s, struct evq_shared_counters *out);
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

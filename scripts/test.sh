@@ -229,7 +229,8 @@ python_install_wheel() {
 }
 python_typing() {
   local mypy=(norust $pywheel/mypy --strict --cache-dir target/mypy-cache) out
-  "${mypy[@]}" python/tests/typing/typed_example.py python/tests/test_evqueue.py python/tests/test_redis.py || return 1
+  "${mypy[@]}" python/tests/typing/typed_example.py python/tests/test_evqueue.py python/tests/test_redis.py \
+    python/tests/test_shared.py || return 1
   norust $pywheel/python python/tests/typing/typed_example.py || return 1
   out=$("${mypy[@]}" python/tests/typing/typed_wrong.py 2>&1)
   if ! grep -q '^Found 7 errors in 1 file' <<<"$out"; then
@@ -242,7 +243,12 @@ stage "python: build venv (maturin, ziglang)" python_setup
 stage "python: abi3 wheel, manylinux_2_17 (maturin build --release --zig)" python_wheel
 stage "python: install the wheel in a fresh venv, no Rust on PATH" python_install_wheel
 # A test that hangs fails after 120 s with every thread's stack printed.
-stage "python: pytest (installed wheel)" norust $pywheel/pytest -q -p no:cacheprovider --timeout 120 python/tests
+# python/tests/test_shared.py builds tests/c/shared_producer.c against
+# target/release/libevqueue.so (built by the C stage above) and runs it as a
+# producer process beside a Python consumer; EVQUEUE_REQUIRE_C_PRODUCER=1
+# turns a missing compiler or library into a failure instead of a skip.
+stage "python: pytest (installed wheel; a C producer process and a Python consumer)" \
+  norust env EVQUEUE_REQUIRE_C_PRODUCER=1 $pywheel/pytest -q -p no:cacheprovider --timeout 120 python/tests
 stage "python: mypy --strict and stubtest (installed wheel)" python_typing
 # The Python side of the Redis bridge against a throwaway server (~5 s).
 python_redis() (

@@ -16,6 +16,9 @@
 //!   (until its next receive) or the worker (for the duration of a handler
 //!   call). Never into a live ring slot: the ring's slots are only ever
 //!   copied out by the core's seqlock readers.
+//! - Linux only: `evq_shared` (the core's `SharedRing`), a ring in a
+//!   memory-mapped file shared by processes (`shared.rs`); its header items
+//!   sit under `#if defined(__linux__)`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 // The C names are the ABI: `evq_queue`, `EVQ_OK`, ...
@@ -46,12 +49,17 @@ mod flush; // flush and shutdown
 
 mod stats; // counters
 
+#[cfg(target_os = "linux")]
+mod shared; // the shared-memory ring (Linux)
+
 pub use flush::*;
 pub use handlers::*;
 pub use library::*;
 pub use lifecycle::*;
 pub use pull::*;
 pub use push::*;
+#[cfg(target_os = "linux")]
+pub use shared::*;
 pub use stats::*;
 pub use status::evq_status;
 pub use subscriber::*;

@@ -85,10 +85,27 @@ pub enum evq_status {
     /// An ordering key (`evq_push_keyed`) is longer than
     /// `EVQ_MAX_ORDERING_KEY_LEN` bytes.
     EVQ_ORDERING_KEY_TOO_LONG = 28,
+    /// Shared ring (Linux): a system call on its file failed: the file
+    /// exists (`evq_shared_create`), does not exist, may not be opened, or
+    /// there is no room for it; `evq_last_error` names the call and the
+    /// system's reason.
+    EVQ_SHM_IO = 29,
+    /// Shared ring (Linux): the file is not a shared ring this build can
+    /// use: not a regular file, owned by another user, truncated, another
+    /// layout version, or a header or state that does not validate
+    /// (`evq_last_error` names the field).
+    EVQ_SHM_INVALID = 30,
+    /// A single-producer handle (a Rust `SharedRing::producer`) holds the
+    /// ring: multi-producer pushes are refused while it lives.
+    EVQ_PRODUCER_TAKEN = 31,
+    /// A claimed slot holds bytes that are neither an event nor a framed
+    /// raw payload (pushed by something other than evqueue's event calls);
+    /// it was consumed all the same.
+    EVQ_MALFORMED = 32,
 }
 
 /// Highest status value (for `evq_status_str` and tests).
-pub(crate) const LAST_STATUS: i32 = evq_status::EVQ_ORDERING_KEY_TOO_LONG as i32;
+pub(crate) const LAST_STATUS: i32 = evq_status::EVQ_MALFORMED as i32;
 
 impl evq_status {
     /// The status whose value is `value`, if any.
@@ -124,6 +141,10 @@ impl evq_status {
             EVQ_INVALID_ARGUMENT,
             EVQ_PANIC,
             EVQ_ORDERING_KEY_TOO_LONG,
+            EVQ_SHM_IO,
+            EVQ_SHM_INVALID,
+            EVQ_PRODUCER_TAKEN,
+            EVQ_MALFORMED,
         ];
         usize::try_from(value)
             .ok()
@@ -166,6 +187,10 @@ impl evq_status {
             EVQ_INVALID_ARGUMENT => c"argument out of range",
             EVQ_PANIC => c"internal error (panic caught at the C boundary)",
             EVQ_ORDERING_KEY_TOO_LONG => c"ordering key is longer than 256 bytes",
+            EVQ_SHM_IO => c"a system call on the shared ring file failed",
+            EVQ_SHM_INVALID => c"the file is not a valid shared ring",
+            EVQ_PRODUCER_TAKEN => c"a single producer holds the ring",
+            EVQ_MALFORMED => c"the claimed slot holds neither an event nor a framed raw payload",
         }
     }
 }
@@ -192,8 +217,11 @@ impl ToStatus for Error {
             Error::TooManyProperties { .. } => EVQ_TOO_MANY_PROPERTIES,
             Error::ReservedKey { .. } => EVQ_INVALID_ARGUMENT,
             Error::OrderingKeyTooLong { .. } => EVQ_ORDERING_KEY_TOO_LONG,
-            // ProducerTaken, Malformed and future variants cannot come from
-            // the calls this crate makes: report them as internal.
+            // From the shared ring, where other processes push too.
+            Error::ProducerTaken => EVQ_PRODUCER_TAKEN,
+            Error::Malformed => EVQ_MALFORMED,
+            // Future variants cannot come from the calls this crate makes:
+            // report them as internal.
             _ => EVQ_PANIC,
         }
     }
@@ -240,6 +268,18 @@ impl ToStatus for RecvTimeoutError {
             RecvTimeoutError::Lagged(_) => EVQ_LAGGED,
             RecvTimeoutError::Closed => EVQ_CLOSED,
             _ => EVQ_PANIC,
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl ToStatus for evq_core::ShmError {
+    fn status(&self) -> evq_status {
+        use evq_core::ShmError;
+        match self {
+            ShmError::Io { .. } => evq_status::EVQ_SHM_IO,
+            ShmError::Config(e) => e.status(),
+            _ => evq_status::EVQ_SHM_INVALID,
         }
     }
 }

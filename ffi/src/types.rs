@@ -360,3 +360,34 @@ pub type evq_error_fn = Option<
         user_data: *mut c_void,
     ),
 >;
+
+/// A snapshot of a shared ring's counters (filled by `evq_shared_stats`), kept in the
+/// file and so common to every process on the ring; each read atomically,
+/// not all at once. Once the ring is quiet:
+/// `pushed = delivered + overwritten + rejected + depth`, and
+/// `lost = overwritten + rejected`. Linux only.
+#[cfg(target_os = "linux")]
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct evq_shared_counters {
+    /// Pushes that reached the ring while it was open (accepted or rejected).
+    pub pushed: u64,
+    /// Events claimed by the worker group (`evq_shared_try_claim`, and the
+    /// claims of other processes).
+    pub delivered: u64,
+    /// Events lost because they were overwritten before anyone claimed them.
+    pub overwritten: u64,
+    /// Pushes refused under `EVQ_OVERFLOW_REJECT`.
+    pub rejected: u64,
+    /// Events in the ring not yet claimed.
+    pub depth: u64,
+    /// Highest depth sampled.
+    pub high_water: u64,
+    /// `overwritten + rejected`.
+    pub lost: u64,
+    /// Slots in the ring.
+    pub capacity: u64,
+    /// Bytes per slot.
+    pub slot_bytes: u64,
+}

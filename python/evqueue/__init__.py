@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 
 from ._evqueue import (
     MAX_NAME_LEN,
@@ -54,6 +55,12 @@ __all__ = [
     "Subscriber",
     "now",
 ]
+
+if sys.platform == "linux":
+    # The shared-memory ring is Linux-only.
+    from ._evqueue import SharedQueue, SharedStats
+
+    __all__ += ["SharedQueue", "SharedStats"]
 
 # Close every open queue while the interpreter still runs: a worker thread
 # must never try to take the GIL of a finalizing interpreter.

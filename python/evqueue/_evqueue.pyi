@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Literal, TypeVar, final, overload
@@ -23,6 +25,9 @@ __all__ = [
     "_close_all",
     "now",
 ]
+
+if sys.platform == "linux":
+    __all__ += ["SharedQueue", "SharedStats"]
 
 MAX_NAME_LEN: int
 
@@ -285,6 +290,88 @@ class EventQueue:
         tb: TracebackType | None,
         /,
     ) -> bool: ...
+
+if sys.platform == "linux":
+    _Path = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+    @final
+    class SharedStats:
+        """A snapshot of a shared ring's counters, those of every process on it.
+
+        Once the ring is quiet, `pushed == delivered + lost + depth`, where
+        `lost == overwritten + rejected`.
+        """
+
+        @property
+        def pushed(self) -> int: ...
+        @property
+        def delivered(self) -> int: ...
+        @property
+        def overwritten(self) -> int: ...
+        @property
+        def rejected(self) -> int: ...
+        @property
+        def lost(self) -> int: ...
+        @property
+        def depth(self) -> int: ...
+        @property
+        def high_water(self) -> int: ...
+        @property
+        def capacity(self) -> int: ...
+
+    @final
+    class SharedQueue:
+        """A queue in shared memory (Linux): a ring in a memory-mapped file
+        that processes in Python, C or Rust emit into and claim from."""
+
+        @staticmethod
+        def create(
+            path: _Path,
+            capacity: int = 65536,
+            slot_size: int = 256,
+            overflow: Literal["overwrite", "reject"] = "overwrite",
+        ) -> SharedQueue:
+            """Creates the file (mode 0600; `FileExistsError` if it exists) and opens it."""
+        @staticmethod
+        def open(path: _Path) -> SharedQueue:
+            """Opens an existing ring; `EvqueueError` if the file does not validate."""
+        @staticmethod
+        def remove(path: _Path) -> None:
+            """Deletes the file; processes that have it open keep using it."""
+        def emit(
+            self,
+            name: str,
+            properties: _Props = None,
+            timestamp: int | None = 0,
+            external: bool = False,
+        ) -> int:
+            """Emits an event (never blocks), wakes waiting claims, returns its sequence number."""
+        def try_claim(self) -> Event | None:
+            """The next event for the worker group, or None."""
+        def claim(self, timeout: float | None = None) -> Event | None:
+            """Waits up to `timeout` seconds for an event (GIL released); None on timeout."""
+        def wake(self) -> None:
+            """Wakes every process waiting in `claim` on this ring."""
+        def stats(self) -> SharedStats:
+            """A snapshot of the ring's counters."""
+        def close(self) -> None:
+            """Releases this process's handle; the file and its events stay."""
+        @property
+        def closed(self) -> bool: ...
+        @property
+        def path(self) -> str: ...
+        @property
+        def capacity(self) -> int: ...
+        @property
+        def slot_size(self) -> int: ...
+        def __enter__(self) -> SharedQueue: ...
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+            /,
+        ) -> bool: ...
 
 def _after_fork_in_child() -> None: ...
 def _close_all() -> None: ...

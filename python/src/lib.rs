@@ -9,6 +9,8 @@ mod forward;
 mod gil;
 mod process;
 mod queue;
+#[cfg(target_os = "linux")]
+mod shared;
 mod stats;
 mod subscriber;
 
@@ -23,6 +25,11 @@ fn _evqueue(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stats::Stats>()?;
     m.add_class::<stats::ShutdownReport>()?;
     m.add_class::<forward::RedisForwarder>()?;
+    #[cfg(target_os = "linux")]
+    {
+        m.add_class::<shared::SharedQueue>()?;
+        m.add_class::<shared::SharedStats>()?;
+    }
     m.add("EvqueueError", py.get_type::<errors::EvqueueError>())?;
     m.add("InvalidEvent", py.get_type::<errors::InvalidEvent>())?;
     m.add("EventTooLarge", py.get_type::<errors::EventTooLarge>())?;

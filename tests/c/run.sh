@@ -4,6 +4,8 @@
 #   - tests/c/test_evqueue.c (C11) linked dynamically and statically, and
 #     tests/c/test_evqueue.cpp (C++17) linked dynamically, all with
 #     -Wall -Wextra -Werror -fsanitize=address,undefined;
+#   - tests/c/shared_producer.c (the C producer process of
+#     python/tests/test_shared.py) builds the same way and pushes 1000 events;
 #   - examples/c builds through pkg-config and through CMake from an installed
 #     prefix (ffi/install.sh) and runs; benches/c compiles (not run).
 # Needs gcc, g++, pkg-config, cmake and libck-dev (scripts/test.sh installs them).
@@ -62,6 +64,15 @@ gcc -std=c11 "${warn[@]}" "${san[@]}" -Iinclude tests/c/test_evqueue.c -o "$out/
 ldd "$out/test_c_static" >"$out/ldd.txt"
 if grep -q "libevqueue" "$out/ldd.txt"; then echo "test_c_static loads libevqueue dynamically" >&2; exit 1; fi
 "$out/test_c_static"
+
+echo "--- tests/c/shared_producer.c (python/tests/test_shared.py runs it) compiles and runs"
+gcc -std=c11 "${warn[@]}" "${san[@]}" -Iinclude tests/c/shared_producer.c -o "$out/shared_producer" \
+  -L"$lib" -levqueue -Wl,-rpath,"$lib"
+ring=$root/$out/shared-producer-ring
+rm -f "$ring"
+[ "$("$out/shared_producer" --create "$ring" 1000)" = "pushed 1000 rejected 0" ] ||
+  { echo "shared_producer did not push 1000 events" >&2; exit 1; }
+[ ! -e "$ring" ] || { echo "shared_producer left $ring behind" >&2; exit 1; }
 
 echo "--- C++17, dynamic"
 g++ -std=c++17 "${warn[@]}" "${san[@]}" -Iinclude tests/c/test_evqueue.cpp -o "$out/test_cpp_dynamic" \

@@ -73,9 +73,9 @@ static uint64_t pushed(const evq_queue *q) {
 
 static void test_version_and_status(void) {
   CHECK(strcmp(evq_version(), EVQ_VERSION_STRING) == 0);
-  for (int s = EVQ_OK; s <= EVQ_ORDERING_KEY_TOO_LONG; s++) CHECK(strlen(evq_status_str(s)) > 0);
+  for (int s = EVQ_OK; s <= EVQ_MALFORMED; s++) CHECK(strlen(evq_status_str(s)) > 0);
   CHECK(strcmp(evq_status_str(-1), "unknown status") == 0);
-  CHECK(strcmp(evq_status_str(EVQ_ORDERING_KEY_TOO_LONG + 1), "unknown status") == 0);
+  CHECK(strcmp(evq_status_str(EVQ_MALFORMED + 1), "unknown status") == 0);
 }
 
 static void test_config(void) {
@@ -1065,6 +1065,214 @@ static void test_keyed_order_and_exclusivity(void) {
   CHECK(bad == NULL);
 }
 
+#if defined(__linux__)
+#include <unistd.h>
+
+static void shared_path(char *out, size_t len, const char *what) {
+  snprintf(out, len, "/tmp/evq-c-test-%s-%ld", what, (long)getpid());
+}
+
+enum { SHARED_THREADS = 4, SHARED_PER_THREAD = 5000 };
+
+static atomic_int shared_push_failures;
+
+/* Pushes SHARED_PER_THREAD events through one handle, from its own thread
+ * (failures counted: CHECK is not thread-safe). */
+static void *shared_pusher(void *arg) {
+  const evq_shared *s = arg;
+  evq_property prop = PROP("k", "v");
+  evq_event e = make_event("mt", &prop, 1);
+  for (int i = 0; i < SHARED_PER_THREAD; i++) {
+    if (evq_shared_push(s, &e, NULL) != EVQ_OK) atomic_fetch_add(&shared_push_failures, 1);
+  }
+  return NULL;
+}
+
+/* One handle pushed into from several threads at once: every event lands
+ * once, with its own sequence number. */
+static void test_shared_ring_threads(void) {
+  char path[128];
+  shared_path(path, sizeof path, "threads");
+  unlink(path);
+  evq_shared *s = NULL;
+  CHECK_STATUS(evq_shared_create(path, strlen(path), 1 << 15, 64, EVQ_OVERFLOW_OVERWRITE, &s), EVQ_OK);
+  pthread_t t[SHARED_THREADS];
+  for (int i = 0; i < SHARED_THREADS; i++) CHECK(pthread_create(&t[i], NULL, shared_pusher, s) == 0);
+  for (int i = 0; i < SHARED_THREADS; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  CHECK(atomic_load(&shared_push_failures) == 0);
+  size_t len = evq_shared_buffer_size(s);
+  unsigned char *buf = malloc(len);
+  CHECK(buf != NULL);
+  evq_payload p;
+  uint64_t next = 0, lost = 0;
+  while (evq_shared_try_claim(s, buf, len, &p, &lost) == EVQ_OK) {
+    CHECK(p.event.seq == next && lost == 0);
+    CHECK(text_is(p.event.name, p.event.name_len, "mt") && p.event.property_count == 1);
+    next++;
+  }
+  CHECK(next == SHARED_THREADS * SHARED_PER_THREAD);
+  evq_shared_counters c;
+  CHECK_STATUS(evq_shared_stats(s, &c), EVQ_OK);
+  CHECK(c.pushed == next && c.delivered == next && c.lost == 0 && c.depth == 0);
+  free(buf);
+  evq_shared_free(s);
+  CHECK_STATUS(evq_shared_remove(path, strlen(path)), EVQ_OK);
+}
+
+/* The shared ring (Linux): create, push, claim, stats, wait, and every bad
+ * input refused with a status and a message, changing nothing. */
+static void test_shared_ring(void) {
+  char path[128];
+  shared_path(path, sizeof path, "ring");
+  unlink(path);
+  evq_shared *s = NULL;
+  CHECK_STATUS(evq_shared_create(path, strlen(path), 64, 128, EVQ_OVERFLOW_OVERWRITE, &s), EVQ_OK);
+  CHECK(s != NULL);
+
+  /* A second create of the same file fails; the first handle is intact. */
+  evq_shared *again = (evq_shared *)1;
+  CHECK_STATUS(evq_shared_create(path, strlen(path), 64, 128, EVQ_OVERFLOW_OVERWRITE, &again),
+               EVQ_SHM_IO);
+  CHECK(again == NULL);
+  CHECK(strstr(evq_last_error(), "open") != NULL);
+
+  evq_property props[2] = {PROP("sku", "gem_pack"), PROP("gems", "50")};
+  evq_event e = make_event("purchase", props, 2);
+  e.timestamp = 1234;
+  uint64_t seq = 99;
+  CHECK_STATUS(evq_shared_push(s, &e, &seq), EVQ_OK);
+  CHECK(seq == 0);
+  evq_event u = make_event("caf\xc3\xa9", NULL, 0); /* non-ASCII: the checked path */
+  CHECK_STATUS(evq_shared_push(s, &u, &seq), EVQ_OK);
+  CHECK(seq == 1);
+
+  /* A second handle on the same file (as another process would have). */
+  evq_shared *other = NULL;
+  CHECK_STATUS(evq_shared_open(path, strlen(path), &other), EVQ_OK);
+  size_t len = evq_shared_buffer_size(other);
+  CHECK(len > 128);
+  CHECK(evq_shared_buffer_size(NULL) == 0);
+  unsigned char *buf = malloc(len);
+  CHECK(buf != NULL);
+  evq_payload p;
+  uint64_t lost = 7;
+  CHECK_STATUS(evq_shared_try_claim(other, buf, len - 1, &p, &lost), EVQ_BUFFER_TOO_SMALL);
+  CHECK(lost == 7);
+  CHECK_STATUS(evq_shared_try_claim(other, NULL, len, &p, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_try_claim(other, buf, len, &p, &lost), EVQ_OK);
+  CHECK(lost == 0);
+  CHECK(p.kind == EVQ_PAYLOAD_EVENT);
+  CHECK(p.event.seq == 0 && p.event.timestamp == 1234);
+  CHECK(text_is(p.event.name, p.event.name_len, "purchase"));
+  CHECK(p.event.property_count == 2);
+  CHECK(text_is(p.event.properties[1].key, p.event.properties[1].key_len, "gems"));
+  CHECK(text_is(p.event.properties[1].value, p.event.properties[1].value_len, "50"));
+  CHECK_STATUS(evq_shared_try_claim(s, buf, len, &p, NULL), EVQ_OK);
+  CHECK(p.event.seq == 1 && p.event.timestamp > 0);
+  CHECK(text_is(p.event.name, p.event.name_len, "caf\xc3\xa9"));
+  CHECK_STATUS(evq_shared_try_claim(s, buf, len, &p, &lost), EVQ_EMPTY);
+
+  /* Wait: times out on an empty ring, returns at once when there is work. */
+  CHECK_STATUS(evq_shared_wait(other, 20), EVQ_TIMEOUT);
+  CHECK_STATUS(evq_shared_push(s, &e, NULL), EVQ_OK);
+  CHECK_STATUS(evq_shared_wait(other, 10000), EVQ_OK);
+  CHECK_STATUS(evq_shared_wake(other), EVQ_OK);
+
+  /* Overwrite: 100 more into 64 slots, then the counters add up. */
+  for (int i = 0; i < 100; i++) CHECK_STATUS(evq_shared_push(s, &e, NULL), EVQ_OK);
+  uint64_t claimed = 0, passed = 0;
+  evq_status st;
+  while ((st = evq_shared_try_claim(other, buf, len, &p, &lost)) == EVQ_OK) {
+    claimed++;
+    passed += lost;
+  }
+  CHECK(st == EVQ_EMPTY);
+  passed += lost;
+  evq_shared_counters c;
+  CHECK_STATUS(evq_shared_stats(s, &c), EVQ_OK);
+  CHECK(c.pushed == 103 && c.capacity == 64 && c.slot_bytes == 128);
+  CHECK(c.delivered == 2 + claimed && c.depth == 0 && c.rejected == 0);
+  CHECK(c.overwritten == passed && c.overwritten == 101 - claimed);
+  CHECK(c.lost == c.overwritten);
+  CHECK(c.pushed == c.delivered + c.lost + c.depth);
+
+  /* Bad inputs: a status, a message, and nothing pushed. */
+  CHECK_STATUS(evq_shared_push(NULL, &e, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_push(s, NULL, NULL), EVQ_NULL_POINTER);
+  evq_event empty = make_event("", NULL, 0);
+  CHECK_STATUS(evq_shared_push(s, &empty, NULL), EVQ_EMPTY_NAME);
+  evq_event bad_utf8 = make_event("\xff", NULL, 0);
+  CHECK_STATUS(evq_shared_push(s, &bad_utf8, NULL), EVQ_INVALID_UTF8);
+  CHECK(strstr(evq_last_error(), "UTF-8") != NULL);
+  char big[200];
+  memset(big, 'v', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  evq_property big_prop = PROP("k", big);
+  evq_event too_large = make_event("big", &big_prop, 1);
+  CHECK_STATUS(evq_shared_push(s, &too_large, NULL), EVQ_TOO_LARGE);
+  CHECK(strstr(evq_last_error(), "128") != NULL);
+  evq_event null_props = make_event("x", NULL, 3);
+  CHECK_STATUS(evq_shared_push(s, &null_props, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_stats(s, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_stats(NULL, &c), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_wait(NULL, 0), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_wake(NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_try_claim(NULL, buf, len, &p, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_stats(s, &c), EVQ_OK);
+  CHECK(c.pushed == 103);
+
+  evq_shared *bad = (evq_shared *)1;
+  CHECK_STATUS(evq_shared_create(NULL, 4, 64, 128, EVQ_OVERFLOW_OVERWRITE, &bad), EVQ_NULL_POINTER);
+  CHECK(bad == NULL);
+  CHECK_STATUS(evq_shared_create(path, 0, 64, 128, EVQ_OVERFLOW_OVERWRITE, &bad), EVQ_INVALID_ARGUMENT);
+  CHECK_STATUS(evq_shared_create("a\0b", 3, 64, 128, EVQ_OVERFLOW_OVERWRITE, &bad), EVQ_INVALID_ARGUMENT);
+  CHECK(strstr(evq_last_error(), "NUL") != NULL);
+  CHECK_STATUS(evq_shared_create(path, strlen(path), 64, 128, 7, &bad), EVQ_INVALID_ARGUMENT);
+  CHECK(strstr(evq_last_error(), "overflow") != NULL);
+  char fresh[128];
+  shared_path(fresh, sizeof fresh, "fresh");
+  unlink(fresh);
+  CHECK_STATUS(evq_shared_create(fresh, strlen(fresh), 63, 128, EVQ_OVERFLOW_OVERWRITE, &bad), EVQ_INVALID_CONFIG);
+  CHECK_STATUS(evq_shared_create(fresh, strlen(fresh), 64, 12, EVQ_OVERFLOW_OVERWRITE, &bad), EVQ_INVALID_CONFIG);
+  CHECK(bad == NULL);
+  CHECK(access(fresh, F_OK) != 0); /* nothing left behind */
+  CHECK_STATUS(evq_shared_create(fresh, strlen(fresh), 64, 128, EVQ_OVERFLOW_OVERWRITE, NULL), EVQ_NULL_POINTER);
+  CHECK(access(fresh, F_OK) != 0);
+  CHECK_STATUS(evq_shared_open(fresh, strlen(fresh), &bad), EVQ_SHM_IO);
+  CHECK(strstr(evq_last_error(), fresh) != NULL);
+  CHECK_STATUS(evq_shared_open(NULL, 0, &bad), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_open(path, strlen(path), NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_remove(NULL, 1), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_remove(fresh, strlen(fresh)), EVQ_SHM_IO);
+
+  /* Files that are not rings: refused with the reason, never mapped. */
+  char garbage[128];
+  shared_path(garbage, sizeof garbage, "garbage");
+  FILE *f = fopen(garbage, "wb");
+  CHECK(f != NULL);
+  fputs("not a ring", f);
+  fclose(f);
+  CHECK_STATUS(evq_shared_open(garbage, strlen(garbage), &bad), EVQ_SHM_INVALID);
+  CHECK(bad == NULL);
+  CHECK(strstr(evq_last_error(), "shorter than") != NULL);
+  f = fopen(garbage, "wb");
+  CHECK(f != NULL);
+  for (int i = 0; i < 4096; i++) fputc(0x5a, f);
+  fclose(f);
+  CHECK_STATUS(evq_shared_open(garbage, strlen(garbage), &bad), EVQ_SHM_INVALID);
+  CHECK(strstr(evq_last_error(), "magic") != NULL);
+  CHECK_STATUS(evq_shared_remove(garbage, strlen(garbage)), EVQ_OK);
+  CHECK_STATUS(evq_shared_open("/tmp", 4, &bad), EVQ_SHM_IO); /* a directory */
+
+  free(buf);
+  evq_shared_free(other);
+  evq_shared_free(s);
+  evq_shared_free(NULL);
+  CHECK_STATUS(evq_shared_remove(path, strlen(path)), EVQ_OK);
+  CHECK(access(path, F_OK) != 0);
+}
+#endif
+
 int main(void) {
   test_version_and_status();
   test_config();
@@ -1081,6 +1289,10 @@ int main(void) {
   test_bad_inputs();
   test_shutdown_report_counts_only_accepted();
   test_keyed_order_and_exclusivity();
+#if defined(__linux__)
+  test_shared_ring();
+  test_shared_ring_threads();
+#endif
   printf("C11 tests of evqueue %s: %d checks passed\n", evq_version(), checks);
   return 0;
 }

@@ -1,0 +1,435 @@
+//! The shared ring (Linux): a ring in a memory-mapped file that several
+//! processes, in any language, push into and claim from. `evq_shared` is
+//! the core's `SharedRing` with a multi-producer handle taken at the first
+//! push. No workers run here: a consumer claims with `evq_shared_try_claim`
+//! and sleeps in `evq_shared_wait` (a futex in the file, no polling).
+
+use crate::args::{ascii_event, store, text, with_pairs, Text, INLINE_PROPERTIES};
+use crate::boundary::ffi_boundary;
+use crate::pull::{pop_buffer_size, write_view};
+use crate::status::{fail, fail_with};
+use crate::{
+    evq_event, evq_payload, evq_shared_counters, evq_status, EVQ_OVERFLOW_OVERWRITE,
+    EVQ_OVERFLOW_REJECT,
+};
+use evq_core::{Event, MpProducer, Overflow, RecvError, SharedRing};
+use std::ffi::{c_char, OsStr};
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Longest path accepted, in bytes (Linux's `PATH_MAX` less its NUL).
+const MAX_PATH_LEN: usize = 4095;
+
+/// A shared ring opened or created by this process. Created by
+/// `evq_shared_create` or `evq_shared_open`, destroyed by
+/// `evq_shared_free` (which unmaps it; the file stays until
+/// `evq_shared_remove`). Every function taking a `const evq_shared*` may be
+/// called from any thread, concurrently, until `evq_shared_free`.
+pub struct evq_shared {
+    ring: Arc<SharedRing>,
+    /// Taken at the first push, so that a process that only consumes never
+    /// marks the ring as multi-producer (which would keep a single producer
+    /// elsewhere from taking it).
+    producer: OnceLock<MpProducer<Arc<SharedRing>>>,
+}
+
+impl evq_shared {
+    fn producer(&self) -> Result<&MpProducer<Arc<SharedRing>>, evq_core::Error> {
+        if let Some(p) = self.producer.get() {
+            return Ok(p);
+        }
+        let p = self.ring.mp_producer_owned()?;
+        Ok(self.producer.get_or_init(|| p))
+    }
+}
+
+/// The shared ring behind a handle.
+///
+/// # Safety
+/// `s` is a live handle from `evq_shared_create` or `evq_shared_open`.
+unsafe fn shared<'a>(s: *const evq_shared) -> &'a evq_shared {
+    // SAFETY: the caller guarantees `s` is live (checked non-NULL by the
+    // boundary before this is called).
+    unsafe { &*s }
+}
+
+/// The path argument: `len` bytes at `ptr` (not NUL-terminated), 1 to
+/// 4095 bytes, no NUL byte. Any other bytes are accepted (Linux paths need
+/// not be UTF-8). A name without a `/` goes under `/dev/shm`.
+///
+/// # Safety
+/// `ptr` points to `len` readable bytes (or is NULL).
+unsafe fn path_arg<'a>(ptr: *const c_char, len: usize) -> Result<&'a Path, evq_status> {
+    if ptr.is_null() {
+        return Err(fail_with(
+            evq_status::EVQ_NULL_POINTER,
+            "argument `path` is NULL",
+        ));
+    }
+    if len == 0 || len > MAX_PATH_LEN {
+        return Err(fail_with(
+            evq_status::EVQ_INVALID_ARGUMENT,
+            &format!("path of {len} bytes: it must be 1 to {MAX_PATH_LEN} bytes"),
+        ));
+    }
+    // SAFETY: `len` readable bytes (caller's contract), bounded above.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(fail_with(
+            evq_status::EVQ_INVALID_ARGUMENT,
+            &format!("path has a NUL byte at offset {at}"),
+        ));
+    }
+    Ok(Path::new(OsStr::from_bytes(bytes)))
+}
+
+/// Stores a new handle for `ring` in `*out`.
+///
+/// # Safety
+/// `out` is writable.
+unsafe fn hand_out(ring: SharedRing, out: *mut *mut evq_shared) -> evq_status {
+    let handle = Box::into_raw(Box::new(evq_shared {
+        ring: Arc::new(ring),
+        producer: OnceLock::new(),
+    }));
+    // SAFETY: writable (caller's contract).
+    unsafe { out.write(handle) };
+    evq_status::EVQ_OK
+}
+
+/// Creates a shared ring in a new file `path` (`path_len` bytes, not
+/// NUL-terminated; a bare name such as "game-events" goes under `/dev/shm`)
+/// with mode 0600, failing if the file exists, and stores a handle to it in
+/// `*out`. `capacity` slots (a power of two) of `slot_bytes` bytes (a
+/// multiple of 8, as `evq_config`); `overflow` is `EVQ_OVERFLOW_OVERWRITE`
+/// or `EVQ_OVERFLOW_REJECT`. Linux only.
+///
+/// Ownership: the caller owns `*out` and releases it with `evq_shared_free`;
+/// the file stays until `evq_shared_remove`. On failure `*out` is NULL, no
+/// file is left behind, and the status says why: `EVQ_NULL_POINTER`,
+/// `EVQ_INVALID_ARGUMENT` (path empty, too long or with a NUL byte; an
+/// unknown overflow), `EVQ_INVALID_CONFIG` (capacity, slot size),
+/// `EVQ_SHM_IO` (the file exists, the directory is missing or not
+/// writable, no room). Any thread.
+///
+/// # Safety
+/// `path` points to `path_len` readable bytes; `out` points to a writable
+/// `evq_shared*`.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_create(
+    path: *const c_char,
+    path_len: usize,
+    capacity: usize,
+    slot_bytes: usize,
+    overflow: u32,
+    out: *mut *mut evq_shared,
+) -> evq_status {
+    ffi_boundary!(out; {
+        // SAFETY: `out` is not NULL (checked) and writable (caller's contract).
+        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: `path_len` readable bytes (caller's contract).
+        let path = match unsafe { path_arg(path, path_len) } {
+            Ok(p) => p,
+            Err(status) => return status,
+        };
+        let overflow = match overflow {
+            EVQ_OVERFLOW_OVERWRITE => Overflow::Overwrite,
+            EVQ_OVERFLOW_REJECT => Overflow::Reject,
+            other => {
+                return fail_with(
+                    evq_status::EVQ_INVALID_ARGUMENT,
+                    &format!(
+                        "overflow {other} is invalid: it must be EVQ_OVERFLOW_OVERWRITE (0) or EVQ_OVERFLOW_REJECT (1)"
+                    ),
+                )
+            }
+        };
+        match SharedRing::create(path, capacity, slot_bytes, overflow) {
+            // SAFETY: writable (as above).
+            Ok(ring) => unsafe { hand_out(ring, out) },
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Opens the shared ring in the file `path` (as `evq_shared_create`) and
+/// stores a handle to it in `*out`. The header, the file's length, the
+/// ring state and every slot stamp are validated before the file is
+/// mapped: a file that is not a ring, truncated, corrupted or hostile is
+/// refused, never a crash. Refuses a file owned by another user.
+/// Linux only.
+///
+/// Ownership: as `evq_shared_create`. On failure `*out` is NULL and the
+/// status says why: `EVQ_NULL_POINTER`, `EVQ_INVALID_ARGUMENT` (the path),
+/// `EVQ_SHM_IO` (missing, no permission), `EVQ_SHM_INVALID` (the file does
+/// not validate; `evq_last_error` names the field). Any thread.
+///
+/// # Safety
+/// `path` points to `path_len` readable bytes; `out` points to a writable
+/// `evq_shared*`.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_open(
+    path: *const c_char,
+    path_len: usize,
+    out: *mut *mut evq_shared,
+) -> evq_status {
+    ffi_boundary!(out; {
+        // SAFETY: `out` is not NULL (checked) and writable (caller's contract).
+        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: `path_len` readable bytes (caller's contract).
+        let path = match unsafe { path_arg(path, path_len) } {
+            Ok(p) => p,
+            Err(status) => return status,
+        };
+        match SharedRing::open(path) {
+            // SAFETY: writable (as above).
+            Ok(ring) => unsafe { hand_out(ring, out) },
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Releases a handle: unmaps the ring in this process. The file and what
+/// it holds stay (other processes keep using it; `evq_shared_remove`
+/// deletes it). NULL does nothing. Call it once, when no other thread uses
+/// the handle.
+///
+/// # Safety
+/// `s` is NULL or a live handle, not used after this call.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_free(s: *mut evq_shared) {
+    ffi_boundary!(; {
+        if !s.is_null() {
+            // SAFETY: a live handle from Box::into_raw, released once
+            // (caller's contract).
+            drop(unsafe { Box::from_raw(s) });
+        }
+    })
+}
+
+/// Deletes the file `path` (as `evq_shared_create`). Processes that have
+/// the ring open keep using it; its memory is freed when the last one
+/// releases it. Errors: `EVQ_NULL_POINTER`, `EVQ_INVALID_ARGUMENT` (the
+/// path), `EVQ_SHM_IO` (no such file, no permission). Any thread.
+///
+/// # Safety
+/// `path` points to `path_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_remove(path: *const c_char, path_len: usize) -> evq_status {
+    ffi_boundary!(; {
+        // SAFETY: `path_len` readable bytes (caller's contract).
+        let path = match unsafe { path_arg(path, path_len) } {
+            Ok(p) => p,
+            Err(status) => return status,
+        };
+        match SharedRing::remove(path) {
+            Ok(()) => evq_status::EVQ_OK,
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Pushes an event into the shared ring, as `evq_push` does (same
+/// `evq_event`, same checks, timestamp 0 stamped now), through the
+/// handle's multi-producer: any thread, any number at once, any number of
+/// processes. Never blocks. Then wakes the processes sleeping in
+/// `evq_shared_wait` (no system call when none sleeps). Stores the
+/// sequence number in `*seq_out` when not NULL.
+///
+/// Fails, pushing nothing, with the errors of `evq_push`, and
+/// `EVQ_PRODUCER_TAKEN` (a single producer holds the ring).
+///
+/// # Safety
+/// `s` is a live handle; `event` points to a readable `evq_event` whose
+/// pointers are readable for their lengths; `seq_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_push(
+    s: *const evq_shared,
+    event: *const evq_event,
+    seq_out: *mut u64,
+) -> evq_status {
+    ffi_boundary!(s, event; {
+        // SAFETY: live handle, readable event (caller's contract; non-NULL checked).
+        let (shared, e) = unsafe { (shared(s), &*event) };
+        if e.name.is_null() {
+            return fail_with(evq_status::EVQ_NULL_POINTER, "event name pointer is NULL");
+        }
+        let producer = match shared.producer() {
+            Ok(p) => p,
+            Err(err) => return fail(err),
+        };
+        let emit = |name: &str, pairs: &[(&str, &str)]| {
+            let event = Event::new(name)
+                .properties(pairs)
+                .timestamp(e.timestamp)
+                .external(e.external);
+            match producer.push_event(&event) {
+                Ok(seq) => {
+                    shared.ring.wake();
+                    // SAFETY: NULL or writable (caller's contract).
+                    unsafe { store(seq_out, seq) };
+                    evq_status::EVQ_OK
+                }
+                Err(err) => fail(err),
+            }
+        };
+        let mut storage = [MaybeUninit::uninit(); INLINE_PROPERTIES];
+        // SAFETY: the event's texts and properties are readable (caller's contract).
+        if let Some((name, pairs)) = unsafe { ascii_event(e, &mut storage) } {
+            return emit(name, pairs);
+        }
+        // Non-ASCII text or a bad argument: each checked in order.
+        // SAFETY: the name is readable for `name_len` bytes (caller's contract).
+        let name = match unsafe { text(e.name, e.name_len, Text::Name) } {
+            Ok(name) => name,
+            Err(status) => return status,
+        };
+        // SAFETY: the properties are readable (caller's contract).
+        unsafe { with_pairs(e.properties, e.property_count, |pairs| emit(name, pairs)) }
+    })
+}
+
+/// Bytes a buffer for `evq_shared_try_claim` must have on this ring (as
+/// `evq_pop_buffer_size`). 0 when `s` is NULL. Any thread.
+///
+/// # Safety
+/// `s` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_buffer_size(s: *const evq_shared) -> usize {
+    ffi_boundary!(s; {
+        // SAFETY: live handle.
+        pop_buffer_size(unsafe { shared(s) }.ring.slot_bytes())
+    })
+}
+
+/// Claims the next event for the worker group, without waiting, into the
+/// caller's `buf` (`buf_len` >= `evq_shared_buffer_size(s)`) and fills
+/// `*out` with a view into `buf`, as `evq_try_pop` does. The worker group
+/// is shared by every process on the ring: each event goes to exactly one
+/// claim, in push order. Events lost before it (overwritten) are passed
+/// over and counted; `*lost_out` (when not NULL) gets how many this call
+/// passed over, on `EVQ_OK` and `EVQ_EMPTY`. Any thread, any number at
+/// once (each with its own buffer).
+///
+/// Returns `EVQ_OK`, `EVQ_EMPTY` (nothing now: `evq_shared_wait`),
+/// `EVQ_CLOSED` (closed and drained), `EVQ_BUFFER_TOO_SMALL` (nothing
+/// taken) or `EVQ_MALFORMED` (the slot held bytes that are not an event;
+/// they were consumed).
+///
+/// # Safety
+/// `s` is a live handle; `buf` points to `buf_len` writable bytes not used
+/// by anyone else during the call; `out` is writable; `lost_out` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_try_claim(
+    s: *const evq_shared,
+    buf: *mut u8,
+    buf_len: usize,
+    out: *mut evq_payload,
+    lost_out: *mut u64,
+) -> evq_status {
+    ffi_boundary!(s, buf, out; {
+        // SAFETY: live handle.
+        let ring = &unsafe { shared(s) }.ring;
+        let slot = ring.slot_bytes();
+        let needed = pop_buffer_size(slot);
+        if buf_len < needed {
+            return fail(RecvError::BufferTooSmall { needed, got: buf_len });
+        }
+        // SAFETY: `buf` has `buf_len >= needed > slot` writable bytes used by
+        // no one else (caller's contract); the slice ends before
+        // `write_view` reads them.
+        let data = unsafe { std::slice::from_raw_parts_mut(buf, slot) };
+        let mut lost = 0u64;
+        let claim = loop {
+            match ring.try_claim(data) {
+                Ok(claim) => break claim,
+                // Lost events were passed over: count them, look again.
+                Err(RecvError::Lagged(n)) => lost += n,
+                Err(RecvError::Empty) => {
+                    // SAFETY: NULL or writable (caller's contract).
+                    unsafe { store(lost_out, lost) };
+                    return evq_status::EVQ_EMPTY;
+                }
+                Err(e) => return fail(e),
+            }
+        };
+        // SAFETY: NULL or writable (caller's contract).
+        unsafe { store(lost_out, lost + claim.lost) };
+        // SAFETY: `buf` has `buf_len >= pop_buffer_size(slot)` writable
+        // bytes, the claim's bytes in the first `slot`; `out` is writable.
+        unsafe { write_view(buf, slot, &claim, out) }
+    })
+}
+
+/// Sleeps until the worker group has something at its cursor (an event,
+/// or a lost one to pass over), the ring is closed, or `timeout_ms`
+/// milliseconds passed (`UINT64_MAX`: no limit). Returns `EVQ_OK` (claim
+/// now) or `EVQ_TIMEOUT`. Sleeps on a futex in the file: no polling, and a
+/// push from any process (`evq_shared_push`) or `evq_shared_wake` ends it.
+/// Any thread.
+///
+/// # Safety
+/// `s` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_wait(s: *const evq_shared, timeout_ms: u64) -> evq_status {
+    ffi_boundary!(s; {
+        // SAFETY: live handle.
+        let ring = &unsafe { shared(s) }.ring;
+        if ring.wait(Duration::from_millis(timeout_ms)) {
+            evq_status::EVQ_OK
+        } else {
+            evq_status::EVQ_TIMEOUT
+        }
+    })
+}
+
+/// Wakes every process sleeping in `evq_shared_wait` on this ring (they
+/// look again and sleep on if there is nothing). `evq_shared_push` already
+/// does this; it is for pushes made by other means. No system call when
+/// nobody sleeps. Any thread.
+///
+/// # Safety
+/// `s` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_wake(s: *const evq_shared) -> evq_status {
+    ffi_boundary!(s; {
+        // SAFETY: live handle.
+        unsafe { shared(s) }.ring.wake();
+        evq_status::EVQ_OK
+    })
+}
+
+/// Fills `*out` with a snapshot of the shared ring's counters: those of
+/// every process on it, kept in the file. Any thread.
+///
+/// # Safety
+/// `s` is a live handle; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_stats(
+    s: *const evq_shared,
+    out: *mut evq_shared_counters,
+) -> evq_status {
+    ffi_boundary!(s, out; {
+        // SAFETY: live handle.
+        let ring = &unsafe { shared(s) }.ring;
+        let r = ring.stats();
+        let stats = evq_shared_counters {
+            pushed: r.pushed,
+            delivered: r.delivered,
+            overwritten: r.overwritten,
+            rejected: r.rejected,
+            depth: r.depth,
+            high_water: r.high_water,
+            lost: r.lost(),
+            capacity: ring.capacity() as u64,
+            slot_bytes: ring.slot_bytes() as u64,
+        };
+        // SAFETY: writable (caller's contract).
+        unsafe { out.write(stats) };
+        evq_status::EVQ_OK
+    })
+}

@@ -1,0 +1,414 @@
+//! `evqueue.SharedQueue` (Linux): the core's `SharedRing`, a ring in a
+//! memory-mapped file that processes in any language push into and claim
+//! from. No worker threads: the caller claims (`try_claim`, or `claim`,
+//! which sleeps on the ring's futex with the GIL released and takes
+//! Ctrl-C every [`SIGNAL_CHECK`]).
+
+use crate::args::{self, count_arg, parse_overflow, Props};
+use crate::errors::{py_err, EvqueueError, QueueClosed};
+use crate::event::Event;
+use crate::gil::SIGNAL_CHECK;
+use evqueue::blocking::{deadline, time_left};
+use evqueue::{MpProducer, Overflow, Payload, RecvError, SharedRing, ShmError};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// What a handle holds while open.
+struct Inner {
+    ring: Arc<SharedRing>,
+    /// Taken at the first emit, so that a process that only claims never
+    /// marks the ring as multi-producer.
+    producer: OnceLock<MpProducer<Arc<SharedRing>>>,
+}
+
+impl Inner {
+    fn producer(&self) -> Result<&MpProducer<Arc<SharedRing>>, evqueue::Error> {
+        if let Some(p) = self.producer.get() {
+            return Ok(p);
+        }
+        let p = self.ring.mp_producer_owned()?;
+        Ok(self.producer.get_or_init(|| p))
+    }
+
+    /// Claims the next event, passing over lost ones.
+    fn try_claim(&self) -> PyResult<Option<Event>> {
+        let mut buf = vec![0u8; self.ring.slot_bytes()];
+        let claim = loop {
+            match self.ring.try_claim(&mut buf) {
+                Ok(claim) => break claim,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Empty) => return Ok(None),
+                Err(RecvError::Closed) => {
+                    return Err(QueueClosed::new_err(
+                        "the shared ring is closed and its worker group has read everything",
+                    ))
+                }
+                Err(e) => return Err(py_err(e)),
+            }
+        };
+        match claim.payload(&buf) {
+            Ok(Payload::Event(view)) => Ok(Some(Event::from(&view))),
+            Ok(Payload::Raw(raw)) => Err(EvqueueError::new_err(format!(
+                "event {} is a raw payload of {} bytes, not an event (it was claimed)",
+                raw.seq,
+                raw.bytes.len()
+            ))),
+            Err(e) => Err(EvqueueError::new_err(format!(
+                "event {} could not be decoded ({e}); it was claimed",
+                claim.seq
+            ))),
+        }
+    }
+}
+
+/// The Python exception for a shared-ring error: `OSError` (its subclass
+/// for the errno, e.g. `FileExistsError`) when a system call failed,
+/// `ValueError` for a capacity or slot size out of range, `EvqueueError`
+/// for a file that does not validate.
+fn shm_err(e: ShmError) -> PyErr {
+    let message = e.to_string();
+    match e {
+        ShmError::Io { source, path, .. } => match source.raw_os_error() {
+            Some(errno) => PyOSError::new_err((errno, message, path)),
+            None => PyOSError::new_err(message),
+        },
+        ShmError::Config(_) => PyValueError::new_err(message),
+        _ => EvqueueError::new_err(message),
+    }
+}
+
+/// A path argument: str, bytes or os.PathLike; not empty, no NUL byte.
+fn path_arg(path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    let path: PathBuf = match path.extract::<PathBuf>() {
+        Ok(p) => p,
+        Err(_) => match path.extract::<Vec<u8>>() {
+            Ok(bytes) if path.is_instance_of::<pyo3::types::PyBytes>() => {
+                PathBuf::from(OsString::from(std::ffi::OsStr::from_bytes(&bytes)))
+            }
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "path must be str, bytes or os.PathLike, not {}",
+                    args::type_name(path)
+                )))
+            }
+        },
+    };
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return Err(PyValueError::new_err("path is empty"));
+    }
+    if bytes.contains(&0) {
+        return Err(PyValueError::new_err("path contains a NUL byte"));
+    }
+    Ok(path)
+}
+
+/// A queue in shared memory (Linux): a ring in a memory-mapped file (a bare
+/// name goes under `/dev/shm`) that several processes, written in Python, C
+/// or Rust, emit into and claim from.
+///
+/// `SharedQueue.create(path, ...)` makes the file (mode 0600; fails if it
+/// exists), `SharedQueue.open(path)` attaches to an existing one (validated
+/// first: a file that is not a ring raises `EvqueueError`),
+/// `SharedQueue.remove(path)` deletes it. `emit` never blocks; `try_claim`
+/// and `claim` take events for the worker group that all processes share:
+/// each event goes to exactly one claim. `close()` (or the end of a `with`
+/// block) releases this process's handle; the ring and its events stay in
+/// the file.
+#[pyclass(module = "evqueue", frozen)]
+pub(crate) struct SharedQueue {
+    inner: Mutex<Option<Arc<Inner>>>,
+    path: PathBuf,
+}
+
+impl SharedQueue {
+    fn new(ring: SharedRing) -> Self {
+        let path = ring.slots().path().to_owned();
+        SharedQueue {
+            inner: Mutex::new(Some(Arc::new(Inner {
+                ring: Arc::new(ring),
+                producer: OnceLock::new(),
+            }))),
+            path,
+        }
+    }
+
+    /// The open handle, or `ValueError` after `close()`.
+    fn inner(&self) -> PyResult<Arc<Inner>> {
+        evqueue::blocking::lock(&self.inner)
+            .clone()
+            .ok_or_else(|| PyValueError::new_err("the SharedQueue is closed"))
+    }
+}
+
+#[pymethods]
+impl SharedQueue {
+    /// Creates the shared ring `path` (a bare name goes under `/dev/shm`)
+    /// with mode 0600 and opens it. `capacity`: slots, a power of two.
+    /// `slot_size`: bytes per slot, the largest encoded event (a multiple of
+    /// 8). `overflow`: `"overwrite"` (the oldest unclaimed event is lost and
+    /// counted) or `"reject"` (`emit` raises `QueueFull`). Raises
+    /// `FileExistsError` if the file exists, `ValueError` for sizes out of
+    /// range, `TypeError` for wrong types; nothing is left behind.
+    #[staticmethod]
+    #[pyo3(
+        signature = (path, capacity = None, slot_size = None, overflow = None),
+        text_signature = "(path, capacity=65536, slot_size=256, overflow='overwrite')"
+    )]
+    fn create(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        capacity: Option<&Bound<'_, PyAny>>,
+        slot_size: Option<&Bound<'_, PyAny>>,
+        overflow: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<SharedQueue> {
+        let path = path_arg(path)?;
+        let capacity = match capacity {
+            Some(c) => count_arg(c, "capacity")?,
+            None => 65536,
+        };
+        let slot_bytes = match slot_size {
+            Some(s) => count_arg(s, "slot_size")?,
+            None => 256,
+        };
+        let overflow = match overflow {
+            Some(o) => parse_overflow(o)?,
+            None => Overflow::Overwrite,
+        };
+        let ring = py
+            .detach(|| SharedRing::create(&path, capacity, slot_bytes, overflow))
+            .map_err(shm_err)?;
+        Ok(SharedQueue::new(ring))
+    }
+
+    /// Opens the existing shared ring `path`. Its header, length, state and
+    /// slot stamps are validated first: a file that is not a ring (or is
+    /// truncated, corrupted, of another layout version, or owned by another
+    /// user) raises `EvqueueError` saying why; a missing file
+    /// `FileNotFoundError`.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<SharedQueue> {
+        let path = path_arg(path)?;
+        let ring = py.detach(|| SharedRing::open(&path)).map_err(shm_err)?;
+        Ok(SharedQueue::new(ring))
+    }
+
+    /// Deletes the file `path`. Processes that have the ring open keep
+    /// using it until they close it. Raises `FileNotFoundError` if there is
+    /// no such file.
+    #[staticmethod]
+    fn remove(path: &Bound<'_, PyAny>) -> PyResult<()> {
+        let path = path_arg(path)?;
+        SharedRing::remove(&path).map_err(shm_err)
+    }
+
+    /// Emits an event (never blocks) and wakes the processes waiting in
+    /// `claim`; returns its sequence number. `properties`: a dict of str to
+    /// str or None; `timestamp`: ns since the Unix epoch, 0 or None for now.
+    /// Raises `InvalidEvent`, `EventTooLarge`, `QueueFull` (overflow
+    /// "reject"), `TypeError`; nothing is emitted then.
+    #[pyo3(
+        signature = (name, properties = None, timestamp = None, external = None),
+        text_signature = "($self, name, properties=None, timestamp=0, external=False)"
+    )]
+    fn emit(
+        &self,
+        name: &Bound<'_, PyAny>,
+        properties: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<&Bound<'_, PyAny>>,
+        external: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let inner = self.inner()?;
+        let name = args::str_arg(name, "the event name")?.to_str()?;
+        let timestamp = match timestamp {
+            Some(t) if !t.is_none() => args::uint(t, "timestamp")?,
+            _ => 0,
+        };
+        let external = match external {
+            Some(e) => args::bool_arg(e, "external")?,
+            None => false,
+        };
+        let props = Props::from_arg(properties)?;
+        let pairs = props.pairs()?;
+        let event = evqueue::Event::new(name)
+            .properties(&pairs)
+            .timestamp(timestamp)
+            .external(external);
+        let seq = inner
+            .producer()
+            .and_then(|p| p.push_event(&event))
+            .map_err(py_err)?;
+        inner.ring.wake();
+        Ok(seq)
+    }
+
+    /// The next event for the worker group if one is there, else None
+    /// (never blocks). Events lost before it are passed over (counted in
+    /// `stats().overwritten`). Raises `QueueClosed` once the ring is closed
+    /// and drained, `EvqueueError` for a slot that does not hold an event
+    /// (it is consumed).
+    fn try_claim(&self) -> PyResult<Option<Event>> {
+        self.inner()?.try_claim()
+    }
+
+    /// `try_claim`, waiting up to `timeout` seconds (None: no limit) for an
+    /// event; None on timeout. Sleeps on the ring's futex with the GIL
+    /// released (a push from any process wakes it); Ctrl-C interrupts it.
+    #[pyo3(signature = (timeout = None))]
+    fn claim(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Event>> {
+        let inner = self.inner()?;
+        let deadline = args::timeout(timeout)?.and_then(deadline);
+        loop {
+            if let Some(event) = inner.try_claim()? {
+                return Ok(Some(event));
+            }
+            let left = time_left(deadline);
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let slice = left.min(SIGNAL_CHECK);
+            py.detach(|| inner.ring.wait(slice));
+            py.check_signals()?;
+        }
+    }
+
+    /// Wakes every process waiting in `claim` on this ring (`emit` already
+    /// does).
+    fn wake(&self) -> PyResult<()> {
+        self.inner()?.ring.wake();
+        Ok(())
+    }
+
+    /// A snapshot of the ring's counters, common to every process on it.
+    fn stats(&self) -> PyResult<SharedStats> {
+        let inner = self.inner()?;
+        Ok(SharedStats {
+            ring: inner.ring.stats(),
+            capacity: inner.ring.capacity(),
+        })
+    }
+
+    /// Releases this process's handle (the file and its events stay; see
+    /// `remove`). Further calls raise ValueError; closing again does
+    /// nothing.
+    fn close(&self) {
+        evqueue::blocking::lock(&self.inner).take();
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        evqueue::blocking::lock(&self.inner).is_none()
+    }
+
+    /// The file's path (a bare name given to `create`/`open` resolved under
+    /// `/dev/shm`).
+    #[getter]
+    fn path(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Slots in the ring.
+    #[getter]
+    fn capacity(&self) -> PyResult<usize> {
+        Ok(self.inner()?.ring.capacity())
+    }
+
+    /// Bytes per slot.
+    #[getter]
+    fn slot_size(&self) -> PyResult<usize> {
+        Ok(self.inner()?.ring.slot_bytes())
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().inner()?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        match evqueue::blocking::lock(&self.inner).as_ref() {
+            Some(inner) => format!(
+                "SharedQueue(path={:?}, capacity={}, slot_size={})",
+                self.path.display().to_string(),
+                inner.ring.capacity(),
+                inner.ring.slot_bytes()
+            ),
+            None => format!(
+                "SharedQueue(path={:?}, closed)",
+                self.path.display().to_string()
+            ),
+        }
+    }
+}
+
+/// A snapshot of a shared ring's counters, from `SharedQueue.stats()`:
+/// those of every process on the ring. Once it is quiet,
+/// `pushed == delivered + lost + depth`, where
+/// `lost == overwritten + rejected`.
+#[pyclass(module = "evqueue", frozen)]
+pub(crate) struct SharedStats {
+    ring: evqueue::Stats,
+    capacity: usize,
+}
+
+#[pymethods]
+impl SharedStats {
+    /// Events pushed while the ring was open (accepted or rejected).
+    #[getter]
+    fn pushed(&self) -> u64 {
+        self.ring.pushed
+    }
+    /// Events claimed by the worker group (in any process).
+    #[getter]
+    fn delivered(&self) -> u64 {
+        self.ring.delivered
+    }
+    /// Events lost because newer ones overwrote them before anyone claimed them.
+    #[getter]
+    fn overwritten(&self) -> u64 {
+        self.ring.overwritten
+    }
+    /// Emits refused with QueueFull (overflow="reject").
+    #[getter]
+    fn rejected(&self) -> u64 {
+        self.ring.rejected
+    }
+    /// Events lost: `overwritten + rejected`.
+    #[getter]
+    fn lost(&self) -> u64 {
+        self.ring.lost()
+    }
+    /// Events waiting to be claimed.
+    #[getter]
+    fn depth(&self) -> u64 {
+        self.ring.depth
+    }
+    /// Highest depth sampled.
+    #[getter]
+    fn high_water(&self) -> u64 {
+        self.ring.high_water
+    }
+    /// Slots in the ring.
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+    fn __repr__(&self) -> String {
+        let s = &self.ring;
+        format!(
+            "SharedStats(pushed={}, delivered={}, overwritten={}, rejected={}, lost={}, depth={}, high_water={})",
+            s.pushed, s.delivered, s.overwritten, s.rejected, s.lost(), s.depth, s.high_water
+        )
+    }
+}

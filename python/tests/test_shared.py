@@ -1,0 +1,302 @@
+"""Tests of evqueue.SharedQueue, the shared-memory ring (Linux), and the
+cross-language test: a C producer process (tests/c/shared_producer.c, built
+here against the C library) and this Python process claiming from one ring,
+with exact accounting across the two.
+
+The C library is looked for in $EVQUEUE_C_LIB_DIR, else in target/release of
+this repository (tests/c/run.sh builds it there). Without it or without a C
+compiler the cross-language tests are skipped, unless
+EVQUEUE_REQUIRE_C_PRODUCER=1 (scripts/test.sh sets it), which makes them fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Literal
+
+import pytest
+
+import evqueue
+
+if sys.platform != "linux":
+    pytest.skip("the shared ring is Linux-only", allow_module_level=True)
+
+from evqueue import Event, EvqueueError, SharedQueue
+
+T = 10.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Iterator[str]:
+    p = str(tmp_path / "ring")
+    yield p
+    if os.path.exists(p):
+        os.unlink(p)
+
+
+# --- the API ---------------------------------------------------------------
+
+
+def test_create_emit_claim_stats(path: str) -> None:
+    with SharedQueue.create(path, capacity=64, slot_size=128) as q:
+        assert (q.capacity, q.slot_size, q.path) == (64, 128, path)
+        assert q.emit("purchase", {"sku": "gem_pack"}, timestamp=1234) == 0
+        assert q.emit("café") == 1
+        other = SharedQueue.open(path)
+        e = other.try_claim()
+        assert e is not None
+        assert (e.name, e.properties, e.timestamp, e.seq) == ("purchase", {"sku": "gem_pack"}, 1234, 0)
+        e = q.claim(timeout=T)
+        assert e is not None and (e.name, e.seq) == ("café", 1) and e.timestamp > 0
+        assert q.try_claim() is None
+        s = other.stats()
+        assert (s.pushed, s.delivered, s.overwritten, s.rejected, s.depth, s.lost) == (2, 2, 0, 0, 0, 0)
+        assert s.capacity == 64
+        assert "pushed=2" in repr(s)
+        other.close()
+    assert q.closed
+    with pytest.raises(ValueError, match="closed"):
+        q.emit("x")
+    q.close()  # again: nothing
+    SharedQueue.remove(path)
+    assert not os.path.exists(path)
+
+
+def test_overwrite_accounting(path: str) -> None:
+    q = SharedQueue.create(path, capacity=16, slot_size=64)
+    for i in range(100):
+        assert q.emit("tick", {"i": str(i)}) == i
+    seqs = []
+    while (e := q.try_claim()) is not None:
+        assert e.properties["i"] == str(e.seq)
+        seqs.append(e.seq)
+    assert seqs == sorted(seqs) and len(seqs) <= 16
+    s = q.stats()
+    assert s.pushed == 100 and s.delivered == len(seqs) and s.depth == 0
+    assert s.overwritten == 100 - len(seqs) and s.pushed == s.delivered + s.lost + s.depth
+
+
+def test_reject_policy(path: str) -> None:
+    q = SharedQueue.create(path, capacity=4, slot_size=64, overflow="reject")
+    for _ in range(4):
+        q.emit("x")
+    with pytest.raises(evqueue.QueueFull):
+        q.emit("x")
+    assert q.stats().rejected == 1
+    assert q.try_claim() is not None
+    q.emit("x")
+
+
+def test_claim_waits_and_times_out(path: str) -> None:
+    q = SharedQueue.create(path, capacity=64, slot_size=64)
+    start = time.monotonic()
+    assert q.claim(timeout=0.05) is None
+    assert time.monotonic() - start >= 0.04
+    assert q.claim(timeout=0) is None
+    other = SharedQueue.open(path)
+    timer = threading.Timer(0.1, lambda: other.emit("late"))
+    timer.start()
+    e = q.claim(timeout=T)
+    timer.join()
+    assert e is not None and e.name == "late"
+    q.wake()
+
+
+def test_claim_releases_the_gil(path: str) -> None:
+    q = SharedQueue.create(path, capacity=64, slot_size=64)
+    ticks = 0
+    stop = False
+
+    def spin() -> None:
+        nonlocal ticks
+        while not stop:
+            ticks += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=spin)
+    t.start()
+    assert q.claim(timeout=0.3) is None
+    stop = True
+    t.join()
+    assert ticks > 20
+
+
+def test_claim_takes_ctrl_c(path: str) -> None:
+    q = SharedQueue.create(path, capacity=64, slot_size=64)
+    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        q.claim()
+    timer.join()
+    assert time.monotonic() - start < 5
+
+
+def test_bad_arguments(path: str) -> None:
+    with pytest.raises(TypeError):
+        SharedQueue.create(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty"):
+        SharedQueue.create("")
+    with pytest.raises(ValueError, match="NUL"):
+        SharedQueue.create("a\0b")
+    with pytest.raises(ValueError):
+        SharedQueue.create(path, capacity=63)
+    with pytest.raises(ValueError):
+        SharedQueue.create(path, slot_size=12)
+    with pytest.raises(ValueError):
+        SharedQueue.create(path, overflow="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        SharedQueue.create(path, capacity="64")  # type: ignore[arg-type]
+    assert not os.path.exists(path)  # nothing left behind
+    with pytest.raises(FileNotFoundError):
+        SharedQueue.open(path)
+    with pytest.raises(FileNotFoundError):
+        SharedQueue.remove(path)
+    q = SharedQueue.create(Path(path), capacity=64, slot_size=64)
+    with pytest.raises(FileExistsError):
+        SharedQueue.create(os.fsencode(path))
+    assert SharedQueue.open(os.fsencode(path)).path == path
+    with pytest.raises(evqueue.InvalidEvent):
+        q.emit("")
+    with pytest.raises(TypeError):
+        q.emit("x", {"k": 1})  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        q.emit(b"x")  # type: ignore[arg-type]
+    with pytest.raises(evqueue.EventTooLarge):
+        q.emit("x", {"k": "v" * 100})
+    with pytest.raises(ValueError):
+        q.claim(timeout=-1)
+    assert q.stats().pushed == 0
+
+
+def test_open_refuses_files_that_are_not_rings(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"not a ring")
+    with pytest.raises(EvqueueError, match="shorter than"):
+        SharedQueue.open(garbage)
+    garbage.write_bytes(b"\x5a" * 4096)
+    with pytest.raises(EvqueueError, match="magic"):
+        SharedQueue.open(str(garbage))
+    with pytest.raises(IsADirectoryError):
+        SharedQueue.open(tmp_path)
+
+
+# --- C producer process, Python consumer ------------------------------------
+
+
+def c_producer(tmp_path: Path) -> Path:
+    """Builds tests/c/shared_producer.c against the C library, or skips."""
+    required = os.environ.get("EVQUEUE_REQUIRE_C_PRODUCER") == "1"
+
+    def missing(reason: str) -> None:
+        if required:
+            pytest.fail(f"{reason} (EVQUEUE_REQUIRE_C_PRODUCER=1)")
+        pytest.skip(reason)
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        missing("no C compiler (cc or gcc) on PATH")
+    assert cc is not None
+    lib_dir = Path(os.environ.get("EVQUEUE_C_LIB_DIR", REPO / "target" / "release"))
+    if not (lib_dir / "libevqueue.so").exists():
+        missing(f"{lib_dir}/libevqueue.so not found (cargo build --release -p evqueue-ffi)")
+    exe = tmp_path / "shared_producer"
+    subprocess.run(
+        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", f"-I{REPO / 'include'}",
+         str(REPO / "tests" / "c" / "shared_producer.c"), "-o", str(exe),
+         f"-L{lib_dir}", "-levqueue", f"-Wl,-rpath,{lib_dir}"],
+        check=True,
+    )
+    return exe
+
+
+def pad_for(i: int) -> str:
+    digits = str(i)
+    return "".join(digits[k % len(digits)] for k in range(48))
+
+
+def check_event(e: Event) -> None:
+    assert e.name == "tick"
+    i = int(e.properties["i"])
+    assert e.seq == i, (e.seq, i)
+    assert e.properties == {"i": str(i), "pad": pad_for(i)}, "torn or mixed-up event"
+
+
+@pytest.mark.parametrize("overflow", ["overwrite", "reject"])
+def test_c_producer_python_consumer(tmp_path: Path, overflow: Literal["overwrite", "reject"]) -> None:
+    exe = c_producer(tmp_path)
+    n = 200_000
+    path = str(tmp_path / "ring")
+    q = SharedQueue.create(path, capacity=256, slot_size=128, overflow=overflow)
+    proc = subprocess.Popen([str(exe), path, str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: set[int] = set()
+    last = -1
+    deadline = time.monotonic() + 120
+
+    def take(e: Event) -> None:
+        nonlocal last
+        check_event(e)
+        assert e.seq > last, "out of order or claimed twice"
+        last = e.seq
+        seen.add(e.seq)
+
+    while True:
+        e = q.claim(timeout=0.05)
+        if e is not None:
+            take(e)
+            continue
+        if proc.poll() is not None:
+            # The producer is gone: every push it made is committed.
+            while (e := q.try_claim()) is not None:
+                take(e)
+            break
+        assert time.monotonic() < deadline, "the producer did not finish"
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    words = out.split()
+    assert words[0] == "pushed" and int(words[1]) == n
+    c_rejected = int(words[3])
+    s = q.stats()
+    # Every push the C side made reached the ring; each is delivered to this
+    # process or counted lost, once.
+    assert s.pushed == n + c_rejected
+    assert s.rejected == c_rejected
+    assert s.delivered == len(seen)
+    assert s.depth == 0
+    assert s.pushed == s.delivered + s.overwritten + s.rejected
+    assert seen <= set(range(n))
+    if overflow == "reject":
+        assert s.overwritten == 0 and seen == set(range(n))
+    else:
+        assert s.rejected == 0 and s.overwritten == n - len(seen)
+    q.close()
+    SharedQueue.remove(path)
+
+
+def test_c_producer_with_an_open_python_producer(tmp_path: Path) -> None:
+    """Both languages push into one ring at once; a claim sees each seq once."""
+    exe = c_producer(tmp_path)
+    path = str(tmp_path / "ring")
+    q = SharedQueue.create(path, capacity=1 << 16, slot_size=128)
+    proc = subprocess.Popen([str(exe), path, "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for i in range(20_000):
+        q.emit("py", {"i": str(i)})
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    seqs = []
+    names = {"py": 0, "tick": 0}
+    while (e := q.try_claim()) is not None:
+        seqs.append(e.seq)
+        names[e.name] += 1
+    assert seqs == list(range(40_000))
+    assert names == {"py": 20_000, "tick": 20_000}
+    s = q.stats()
+    assert (s.pushed, s.delivered, s.overwritten, s.depth) == (40_000, 40_000, 0, 0)
