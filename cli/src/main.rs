@@ -17,13 +17,14 @@
 //! a `{"lagged": n}` line.
 //!
 //! `forward` is a worker of the ring's worker group: it claims events in
-//! batches and hands them to the crate's `RedisForwarder` (a bounded
-//! buffer, one `XADD` pipeline per batch, retried until written), sleeping
-//! in `wait` when the ring is empty. It claims only what the forwarder's
-//! buffer has room for: while Redis is down, events stay in the ring (where
-//! the ring's overflow policy counts what it loses). SIGTERM or SIGINT (or
-//! `--count`, `--idle-exit`, or the ring closed and drained) stops it: it
-//! flushes the forwarder (at most `--close-timeout`) and prints one line,
+//! batches and hands them to the crate's `RedisForwarder` (a buffer of 4
+//! batches, one `XADD` pipeline per batch, retried until written),
+//! sleeping in `wait` when the ring is empty. It claims only what the
+//! forwarder's buffer has room for: while Redis is down, events stay in the
+//! ring (where the ring's overflow policy counts what it loses). SIGTERM or
+//! SIGINT (or `--count`, `--idle-exit`, or the ring closed and drained)
+//! stops it, a second signal at once: it flushes the forwarder (at most
+//! `--close-timeout`) and prints one line,
 //! `claimed=C written=W lost=L overwritten=O unforwardable=U dropped=D
 //! failed=F abandoned=A`: `overwritten` events were lost in the ring before
 //! it could claim them, `unforwardable` ones were claimed but are not
@@ -332,14 +333,17 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-/// Routes SIGTERM and SIGINT to [`STOP`] instead of ending the process.
+/// Routes the first SIGTERM or SIGINT to [`STOP`] instead of ending the
+/// process; `SA_RESETHAND` puts the default back, so a second one ends it
+/// at once (a forwarder stuck retrying a dead server can still be stopped).
 fn catch_stop_signals() -> Result<()> {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         // SAFETY: `sigaction` is plain data, for which zero is valid (an
-        // empty mask, no flags); the handler only stores to an atomic,
-        // which is async-signal-safe, and lives for the whole program.
+        // empty mask); the handler only stores to an atomic, which is
+        // async-signal-safe, and lives for the whole program.
         let installed = unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_flags = libc::SA_RESETHAND;
             action.sa_sigaction =
                 on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
             libc::sigaction(signal, &action, std::ptr::null_mut())
@@ -354,9 +358,11 @@ fn catch_stop_signals() -> Result<()> {
 /// The longest `forward` sleeps in `wait` before it looks at [`STOP`]
 /// again: a signal does not end the futex wait early (`wait` resumes it).
 const STOP_CHECK: Duration = Duration::from_millis(200);
-/// Events the forwarder may hold unwritten; `forward` claims only what
-/// fits.
-const FORWARD_BUFFER: usize = 65536;
+/// Batches the forwarder may hold unwritten; `forward` claims only what
+/// fits. Enough to keep a batch in flight while the next is claimed, and
+/// small, because what `forward` claimed is no longer in the ring: a
+/// `forward` killed with SIGKILL loses what it held.
+const FORWARD_BATCHES: usize = 4;
 
 /// What `forward` did, for its summary line.
 #[derive(Default)]
@@ -377,9 +383,8 @@ fn forward(m: &ArgMatches) -> Result<()> {
         .map(|&ms| Duration::from_millis(ms));
     let close_timeout =
         Duration::from_millis(*m.get_one::<u64>("close-timeout").expect("defaulted"));
-    let mut config = RedisConfig::new(url, stream)
-        .batch(batch)
-        .buffer(FORWARD_BUFFER);
+    let buffer = FORWARD_BATCHES * batch;
+    let mut config = RedisConfig::new(url, stream).batch(batch).buffer(buffer);
     if let Some(&n) = m.get_one::<u64>("maxlen") {
         config = config.maxlen(n);
     }
@@ -400,7 +405,7 @@ fn forward(m: &ArgMatches) -> Result<()> {
         };
         // Claim only what the forwarder can take: while Redis is down the
         // events wait in the ring, not in a buffer that would refuse them.
-        if fwd.stats().pending as usize + max > FORWARD_BUFFER {
+        if fwd.stats().pending as usize + max > buffer {
             let _ = fwd.flush(STOP_CHECK);
             continue;
         }

@@ -1,7 +1,8 @@
 //! `evqueue forward` against a real redis-server: events pushed into a
 //! shared ring by this process reach the stream, in order and field for
 //! field; SIGTERM stops it cleanly; events overwritten in the ring are
-//! counted.
+//! counted. Without a server: a bad URL is refused, and with Redis
+//! unreachable the events stay in the ring.
 //!
 //! Needs `EVQUEUE_REDIS_URL` (scripts/test.sh starts a server and sets it,
 //! as for core/tests/redis.rs); without it the tests that need a server say
@@ -273,5 +274,59 @@ fn a_bad_url_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad redis url"), "{err}");
     assert_eq!(SharedRing::open(&path).unwrap().stats().delivered, 0);
+    SharedRing::remove(&path).unwrap();
+}
+
+/// No server needed: with Redis unreachable, `forward` claims no more than
+/// the forwarder's buffer (4 batches) and leaves the rest in the ring;
+/// SIGTERM gives up on what it holds after `--close-timeout`, counts it
+/// lost, and exits nonzero.
+#[test]
+fn with_redis_down_events_stay_in_the_ring() {
+    let (path, _) = unique("down");
+    let p = path.to_str().unwrap();
+    ok(&["create", p, "--capacity", "4096", "--slot-bytes", "128"]);
+    let ring = SharedRing::open(&path).unwrap();
+    push_events(&ring, 0, 2000);
+    // Port 1 on loopback: nothing listens, every connect is refused.
+    let child = Command::new(env!("CARGO_BIN_EXE_evqueue"))
+        .args([
+            "forward",
+            p,
+            "--redis",
+            "redis://127.0.0.1:1/",
+            "--stream",
+            "s",
+        ])
+        .args(["--batch", "64", "--close-timeout", "300"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ring.stats().delivered < 4 * 64 {
+        assert!(Instant::now() < deadline, "forward claimed nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ring.stats().delivered, 4 * 64, "claimed past its buffer");
+    assert_eq!(ring.stats().depth, 2000 - 4 * 64);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("did not finish"), "{stderr}");
+    let s = summary(&stdout);
+    assert_eq!(
+        (s["claimed"], s["written"], s["lost"]),
+        (256, 0, 256),
+        "{stdout}"
+    );
+    assert_eq!(s["failed"] + s["abandoned"], 256, "{stdout}");
     SharedRing::remove(&path).unwrap();
 }
