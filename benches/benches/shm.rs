@@ -490,6 +490,13 @@ fn child_idle(path: &str, ms: u64) {
 }
 
 fn child(args: &str) {
+    // A parent that panicked must not leave this child spinning or
+    // sleeping forever.
+    // SAFETY: prctl with integer arguments only; it sets a flag of this
+    // process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
     let a: Vec<&str> = args.split_whitespace().collect();
     let num = |i: usize| -> u64 { a[i].parse().expect("a number") };
     match a[0] {
