@@ -83,7 +83,9 @@ stage "dispatcher tests with the async feature" cargo test -p evqueue --features
 # consumer processes killed with SIGKILL (about 10 s).
 stage "shm: shared ring across processes" cargo test -p evqueue --features shm --test shm
 # Seconds: the `evqueue` tool (cli/) end to end: create, push from the test
-# process, stats (Prometheus text), tail (JSON lines), push, remove.
+# process, stats (Prometheus text), tail (JSON lines), push, remove. (Its
+# `forward` tests need Redis: they print SKIPPED here and run for real in
+# the Redis section below.)
 stage "cli: evqueue create, stats, tail, push, remove" cargo test -p evqueue-cli
 # About 1 minute on 2 cores (3 models of lane ownership, LOOM_MAX_PREEMPTIONS=2).
 stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
@@ -160,7 +162,9 @@ stage "ffi windows: evqueue.dll + import library, C/C++ tests linked, run under 
 # feature, starts a throwaway redis-server (apt-get installs it when missing)
 # on a free loopback port with no persistence, runs the Redis tests against it
 # (one starts, kills and restarts a server of its own), the fan-in example as a
-# smoke test, and always stops the server.
+# smoke test, `evqueue forward` from a shared ring into the stream (cli/tests/
+# forward.rs: 1000 events field for field, SIGTERM, overwritten counted; a
+# few seconds), and always stops the server.
 redis_tests() (
   dir=$(mktemp -d)
   trap 'scripts/redis-test-server.sh stop "$dir"; rm -rf "$dir"' EXIT
@@ -169,10 +173,11 @@ redis_tests() (
   echo "redis-server at $EVQUEUE_REDIS_URL"
   cargo test -p evqueue --features redis --test redis -- --nocapture &&
     cargo test -p evqueue --features redis --doc forward &&
-    cargo run -p evqueue --features redis --example redis_fanin -- "$url" 5000
+    cargo run -p evqueue --features redis --example redis_fanin -- "$url" 5000 &&
+    cargo test -p evqueue-cli --test forward -- --nocapture
 )
 # (clippy with the redis feature: the workspace clippy stage runs --all-features)
-stage "redis streams bridge (real redis-server)" redis_tests
+stage "redis streams bridge and evqueue forward (real redis-server)" redis_tests
 
 # --- HTTP front door (gateway/): real requests over loopback to a server on
 # port 0 (good, bad, oversized, concurrent, a full Reject queue, /metrics)

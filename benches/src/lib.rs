@@ -1,7 +1,8 @@
 //! Helpers shared by the benchmark targets in `benches/`: the ring geometry
 //! every bench uses, deterministic payloads and events, the store floor, a
 //! barrier-started two-thread timer, CPU pinning, a spin-then-yield backoff,
-//! run sizes by mode, quantiles and median ranges, and the extra CSV files.
+//! run sizes by mode, quantiles and median ranges, the extra CSV files, and
+//! the steady-state loop ([`steady`]).
 //!
 //! Run the benches with `cargo bench -p benches`; `cargo test -p benches
 //! --benches` runs each once so they keep compiling and working.
@@ -17,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod peers;
+pub mod steady;
 
 /// Slots in every ring and peer queue the benches build.
 pub const CAPACITY: usize = 65536;

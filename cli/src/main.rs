@@ -1,26 +1,48 @@
-//! `evqueue`: create, inspect, tail and remove the shared-memory rings of
-//! the evqueue crate (feature `shm`, Linux).
+//! `evqueue`: create, inspect, tail, forward and remove the shared-memory
+//! rings of the evqueue crate (feature `shm`, Linux).
 //!
 //! ```text
-//! evqueue create NAME [--capacity N] [--slot-bytes B] [--reject]
-//! evqueue stats  NAME                     Prometheus text
-//! evqueue tail   NAME [--from now|oldest] [--count N] [--idle-exit MS]
-//! evqueue push   NAME EVENT [KEY=VALUE...]
-//! evqueue remove NAME
+//! evqueue create  NAME [--capacity N] [--slot-bytes B] [--reject]
+//! evqueue stats   NAME                     Prometheus text
+//! evqueue tail    NAME [--from now|oldest] [--count N] [--idle-exit MS]
+//! evqueue forward NAME --redis URL --stream STREAM [--batch N] [--maxlen N]
+//!                      [--count N] [--idle-exit MS] [--close-timeout MS]
+//! evqueue push    NAME EVENT [KEY=VALUE...]
+//! evqueue remove  NAME
 //! ```
 //!
 //! A bare NAME is a file under /dev/shm; anything with a `/` is a path.
 //! `tail` is a subscriber: it reads every event without taking any from
 //! the worker group, one JSON object per line; a lap it fell behind by is
 //! a `{"lagged": n}` line.
+//!
+//! `forward` is a worker of the ring's worker group: it claims events in
+//! batches and hands them to the crate's `RedisForwarder` (a buffer of 4
+//! batches, one `XADD` pipeline per batch, retried until written),
+//! sleeping in `wait` when the ring is empty. It claims only what the
+//! forwarder's buffer has room for: while Redis is down, events stay in the
+//! ring (where the ring's overflow policy counts what it loses). SIGTERM or
+//! SIGINT (or `--count`, `--idle-exit`, or the ring closed and drained)
+//! stops it, a second signal at once: it flushes the forwarder (at most
+//! `--close-timeout`) and prints one line,
+//! `claimed=C written=W lost=L overwritten=O unforwardable=U dropped=D
+//! failed=F abandoned=A`: `overwritten` events were lost in the ring before
+//! it could claim them, `unforwardable` ones were claimed but are not
+//! events (raw payloads, undecodable bytes), the last three are the
+//! forwarder's; `lost` is their sum, and `claimed = written +
+//! unforwardable + dropped + failed + abandoned`. It exits nonzero when
+//! the forwarder could not write everything by the deadline.
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+use evqueue::forward::redis::{RedisConfig, RedisForwarder};
 use evqueue::{
-    Claim, Event, Overflow, Payload, QueueStats, RecvError, SharedRing, ShmOptions, Start,
+    Claim, Event, Overflow, OwnedEvent, Payload, QueueStats, RecvError, SharedRing, ShmOptions,
+    Start,
 };
 use serde_json::{json, Map, Value};
 use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -33,7 +55,7 @@ fn name_arg() -> Arg {
 
 fn cli() -> Command {
     Command::new("evqueue")
-        .about("Create, inspect, tail and remove evqueue shared-memory rings")
+        .about("Create, inspect, tail, forward and remove evqueue shared-memory rings")
         .version(env!("CARGO_PKG_VERSION"))
         .subcommand_required(true)
         .arg_required_else_help(true)
@@ -99,6 +121,55 @@ fn cli() -> Command {
                 ),
         )
         .subcommand(
+            Command::new("forward")
+                .about("Drain the worker group into a Redis stream (XADD), until SIGTERM/SIGINT")
+                .arg(name_arg())
+                .arg(
+                    Arg::new("redis")
+                        .long("redis")
+                        .required(true)
+                        .help("redis://host:port/db"),
+                )
+                .arg(
+                    Arg::new("stream")
+                        .long("stream")
+                        .required(true)
+                        .help("the stream to append to"),
+                )
+                .arg(
+                    Arg::new("batch")
+                        .long("batch")
+                        .value_parser(value_parser!(u32).range(1..=65536))
+                        .default_value("256")
+                        .help("events per claim and per XADD pipeline"),
+                )
+                .arg(
+                    Arg::new("maxlen")
+                        .long("maxlen")
+                        .value_parser(value_parser!(u64).range(1..))
+                        .help("trim the stream to about this many entries (MAXLEN ~)"),
+                )
+                .arg(
+                    Arg::new("count")
+                        .long("count")
+                        .value_parser(value_parser!(u64))
+                        .help("exit after claiming this many events"),
+                )
+                .arg(
+                    Arg::new("idle-exit")
+                        .long("idle-exit")
+                        .value_parser(value_parser!(u64))
+                        .help("exit after this many milliseconds without an event"),
+                )
+                .arg(
+                    Arg::new("close-timeout")
+                        .long("close-timeout")
+                        .value_parser(value_parser!(u64))
+                        .default_value("10000")
+                        .help("milliseconds to write what is buffered when stopping"),
+                ),
+        )
+        .subcommand(
             Command::new("push")
                 .about("Push one event (and wake sleeping consumers)")
                 .arg(name_arg())
@@ -122,6 +193,7 @@ fn main() -> ExitCode {
         Some(("create", m)) => create(m),
         Some(("stats", m)) => stats(m),
         Some(("tail", m)) => tail(m),
+        Some(("forward", m)) => forward(m),
         Some(("push", m)) => push(m),
         Some(("remove", m)) => remove(m),
         _ => unreachable!("clap requires a subcommand"),
@@ -251,6 +323,135 @@ fn to_json(claim: &Claim, buf: &[u8]) -> Value {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Set by SIGTERM and SIGINT: `forward` stops at its next look.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Async-signal-safe: one atomic store.
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Routes the first SIGTERM or SIGINT to [`STOP`] instead of ending the
+/// process; `SA_RESETHAND` puts the default back, so a second one ends it
+/// at once (a forwarder stuck retrying a dead server can still be stopped).
+fn catch_stop_signals() -> Result<()> {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: `sigaction` is plain data, for which zero is valid (an
+        // empty mask); the handler only stores to an atomic, which is
+        // async-signal-safe, and lives for the whole program.
+        let installed = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_flags = libc::SA_RESETHAND;
+            action.sa_sigaction =
+                on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigaction(signal, &action, std::ptr::null_mut())
+        };
+        if installed != 0 {
+            return Err(format!("sigaction: {}", std::io::Error::last_os_error()).into());
+        }
+    }
+    Ok(())
+}
+
+/// The longest `forward` sleeps in `wait` before it looks at [`STOP`]
+/// again: a signal does not end the futex wait early (`wait` resumes it).
+const STOP_CHECK: Duration = Duration::from_millis(200);
+/// Batches the forwarder may hold unwritten; `forward` claims only what
+/// fits. Enough to keep a batch in flight while the next is claimed, and
+/// small, because what `forward` claimed is no longer in the ring: a
+/// `forward` killed with SIGKILL loses what it held.
+const FORWARD_BATCHES: usize = 4;
+
+/// What `forward` did, for its summary line.
+#[derive(Default)]
+struct Forwarded {
+    claimed: u64,
+    overwritten: u64,
+    unforwardable: u64,
+}
+
+fn forward(m: &ArgMatches) -> Result<()> {
+    let ring = open(m)?;
+    let url = m.get_one::<String>("redis").expect("required");
+    let stream = m.get_one::<String>("stream").expect("required");
+    let batch = *m.get_one::<u32>("batch").expect("defaulted") as usize;
+    let count = m.get_one::<u64>("count").copied();
+    let idle_exit = m
+        .get_one::<u64>("idle-exit")
+        .map(|&ms| Duration::from_millis(ms));
+    let close_timeout =
+        Duration::from_millis(*m.get_one::<u64>("close-timeout").expect("defaulted"));
+    let buffer = FORWARD_BATCHES * batch;
+    let mut config = RedisConfig::new(url, stream).batch(batch).buffer(buffer);
+    if let Some(&n) = m.get_one::<u64>("maxlen") {
+        config = config.maxlen(n);
+    }
+    let fwd = RedisForwarder::new(config)?;
+    let sink = fwd.sink();
+    catch_stop_signals()?;
+
+    let slot = ring.slot_bytes();
+    let mut buf = vec![0u8; batch * slot];
+    let mut claims = vec![Claim::default(); batch];
+    let mut done = Forwarded::default();
+    let mut last_event = Instant::now();
+    while !STOP.load(Ordering::Relaxed) {
+        let max = match count {
+            Some(c) if done.claimed >= c => break,
+            Some(c) => batch.min((c - done.claimed) as usize),
+            None => batch,
+        };
+        // Claim only what the forwarder can take: while Redis is down the
+        // events wait in the ring, not in a buffer that would refuse them.
+        if fwd.stats().pending as usize + max > buffer {
+            let _ = fwd.flush(STOP_CHECK);
+            continue;
+        }
+        match ring.try_claim_batch(&mut buf[..max * slot], &mut claims[..max]) {
+            Ok(n) => {
+                done.claimed += n as u64;
+                done.overwritten += claims[0].lost;
+                last_event = Instant::now();
+                let mut events = Vec::with_capacity(n);
+                for (i, claim) in claims[..n].iter().enumerate() {
+                    match claim.payload(&buf[i * slot..(i + 1) * slot]) {
+                        Ok(Payload::Event(e)) => events.push(OwnedEvent::from(&e)),
+                        // A raw payload has no name to put in a stream entry.
+                        _ => done.unforwardable += 1,
+                    }
+                }
+                // The only refusal is a full buffer, which the check above
+                // prevents, and the forwarder counts it as dropped anyway.
+                let _ = sink.write_owned(events);
+            }
+            Err(RecvError::Lagged(n)) => done.overwritten += n,
+            Err(RecvError::Closed) => break,
+            Err(RecvError::Empty) => {
+                let wait = match idle_exit {
+                    Some(idle) => {
+                        let left = idle.saturating_sub(last_event.elapsed());
+                        if left.is_zero() {
+                            break;
+                        }
+                        left.min(STOP_CHECK)
+                    }
+                    None => STOP_CHECK,
+                };
+                ring.wait(wait);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let closed = fwd.close(close_timeout);
+    let s = fwd.stats();
+    let lost = done.overwritten + done.unforwardable + s.dropped + s.failed + s.abandoned;
+    println!(
+        "claimed={} written={} lost={lost} overwritten={} unforwardable={} dropped={} failed={} abandoned={}",
+        done.claimed, s.written, done.overwritten, done.unforwardable, s.dropped, s.failed, s.abandoned
+    );
+    closed.map_err(|e| format!("forward: the forwarder did not finish: {e}").into())
 }
 
 fn push(m: &ArgMatches) -> Result<()> {
