@@ -235,7 +235,7 @@ python_install_wheel() {
 python_typing() {
   local mypy=(norust $pywheel/mypy --strict --cache-dir target/mypy-cache) out
   "${mypy[@]}" python/tests/typing/typed_example.py python/tests/test_evqueue.py python/tests/test_redis.py \
-    python/tests/test_shared.py || return 1
+    python/tests/test_shared.py python/tests/conftest.py || return 1
   norust $pywheel/python python/tests/typing/typed_example.py || return 1
   out=$("${mypy[@]}" python/tests/typing/typed_wrong.py 2>&1)
   if ! grep -q '^Found 7 errors in 1 file' <<<"$out"; then

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import textwrap
 import gc
@@ -809,16 +808,6 @@ def test_worker_thread_states_are_released() -> None:
         assert thread_states() > before  # the workers keep theirs across batches
         q.close(T)
     assert thread_states() == before
-
-
-@pytest.fixture
-def sigint_raises() -> Any:
-    """Python's own SIGINT handler for the test: a shell that runs the suite
-    in the background starts it with SIGINT ignored, and then
-    `_thread.interrupt_main()` does nothing."""
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, before)
 
 
 def test_waits_can_be_interrupted(sigint_raises: None) -> None:

@@ -129,7 +129,7 @@ def test_claim_releases_the_gil(path: str) -> None:
     assert ticks > 20
 
 
-def test_claim_takes_ctrl_c(path: str) -> None:
+def test_claim_takes_ctrl_c(path: str, sigint_raises: None) -> None:
     q = SharedQueue.create(path, capacity=64, slot_size=64)
     timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
