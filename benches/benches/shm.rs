@@ -1,5 +1,5 @@
 //! The shared-memory ring (`SharedRing`, feature `shm`) against the heap
-//! ring and against an in-process peer: issue 21's speed goals. Rounds
+//! ring and against an in-process peer: the shared ring's speed goals. Rounds
 //! interleaved (`SHM_ROUNDS`, default 5; the side that goes first
 //! alternates), every sample in steady state, ratios per round reported as
 //! median [min, max]. The cross-process rows re-run this binary as a child
