@@ -341,8 +341,8 @@ if sys.platform == "linux":
         def emit(
             self,
             name: str,
-            properties: _Props = None,
-            timestamp: int | None = 0,
+            props: _Props = None,
+            timestamp: int | None = None,
             external: bool = False,
         ) -> int:
             """Emits an event (never blocks), wakes waiting claims, returns its sequence number."""

@@ -208,18 +208,18 @@ impl SharedQueue {
     }
 
     /// Emits an event (never blocks) and wakes the processes waiting in
-    /// `claim`; returns its sequence number. `properties`: a dict of str to
+    /// `claim`; returns its sequence number. `props`: a dict of str to
     /// str or None; `timestamp`: ns since the Unix epoch, 0 or None for now.
     /// Raises `InvalidEvent`, `EventTooLarge`, `QueueFull` (overflow
     /// "reject"), `TypeError`; nothing is emitted then.
     #[pyo3(
-        signature = (name, properties = None, timestamp = None, external = None),
-        text_signature = "($self, name, properties=None, timestamp=0, external=False)"
+        signature = (name, props = None, timestamp = None, external = None),
+        text_signature = "($self, name, props=None, timestamp=None, external=False)"
     )]
     fn emit(
         &self,
         name: &Bound<'_, PyAny>,
-        properties: Option<&Bound<'_, PyAny>>,
+        props: Option<&Bound<'_, PyAny>>,
         timestamp: Option<&Bound<'_, PyAny>>,
         external: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
@@ -233,7 +233,7 @@ impl SharedQueue {
             Some(e) => args::bool_arg(e, "external")?,
             None => false,
         };
-        let props = Props::from_arg(properties)?;
+        let props = Props::from_arg(props)?;
         let pairs = props.pairs()?;
         let event = evqueue::Event::new(name)
             .properties(&pairs)
