@@ -131,6 +131,20 @@ pub(crate) fn bool_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<bool> {
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a bool, not {}", type_name(obj))))
 }
 
+/// An event's optional `timestamp` argument: ns since the Unix epoch;
+/// None or absent is 0 (stamped at push).
+pub(crate) fn timestamp_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    match obj {
+        Some(t) if !t.is_none() => uint(t, "timestamp"),
+        _ => Ok(0),
+    }
+}
+
+/// An event's optional `external` argument, `default` when absent.
+pub(crate) fn external_arg(obj: Option<&Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
+    obj.map_or(Ok(default), |e| bool_arg(e, "external"))
+}
+
 /// An ordering key argument: None (no key), str (its UTF-8 bytes) or bytes.
 pub(crate) fn key_arg<'a>(key: Option<&'a Bound<'_, PyAny>>) -> PyResult<Option<&'a [u8]>> {
     match key {

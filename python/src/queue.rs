@@ -344,14 +344,8 @@ impl EventQueue {
         key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let key = key_arg(key)?;
-        let timestamp = match timestamp {
-            Some(t) if !t.is_none() => args::uint(t, "timestamp")?,
-            _ => 0,
-        };
-        let external = match external {
-            Some(e) => args::bool_arg(e, "external")?,
-            None => false,
-        };
+        let timestamp = args::timestamp_arg(timestamp)?;
+        let external = args::external_arg(external, false)?;
         self.emit_one(name, props, timestamp, external, key)
     }
 
@@ -374,10 +368,7 @@ impl EventQueue {
     ) -> PyResult<u64> {
         self.check_process()?;
         let key = key_arg(key)?;
-        let external = match external {
-            Some(e) => args::bool_arg(e, "external")?,
-            None => true,
-        };
+        let external = args::external_arg(external, true)?;
         let bytes: &[u8] = if let Ok(b) = body.cast::<PyBytes>() {
             b.as_bytes()
         } else if let Ok(s) = body.cast::<PyString>() {

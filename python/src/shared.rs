@@ -225,14 +225,8 @@ impl SharedQueue {
     ) -> PyResult<u64> {
         let inner = self.inner()?;
         let name = args::str_arg(name, "the event name")?.to_str()?;
-        let timestamp = match timestamp {
-            Some(t) if !t.is_none() => args::uint(t, "timestamp")?,
-            _ => 0,
-        };
-        let external = match external {
-            Some(e) => args::bool_arg(e, "external")?,
-            None => false,
-        };
+        let timestamp = args::timestamp_arg(timestamp)?;
+        let external = args::external_arg(external, false)?;
         let props = Props::from_arg(props)?;
         let pairs = props.pairs()?;
         let event = evqueue::Event::new(name)
