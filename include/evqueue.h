@@ -274,6 +274,18 @@ typedef struct evq_queue evq_queue;
 typedef struct evq_shared evq_shared;
 #endif
 
+#if defined(__linux__)
+/**
+ * A broadcast subscriber on a shared ring: a private cursor that sees
+ * every event pushed by any process, independently of the worker group
+ * (it takes nothing from `evq_shared_try_claim`). Created by
+ * `evq_shared_subscribe`, destroyed by `evq_shared_subscriber_free`. It
+ * keeps its own mapping of the ring, so it may outlive the `evq_shared` it
+ * came from. Used by one thread at a time (it may move between threads).
+ */
+typedef struct evq_shared_subscriber evq_shared_subscriber;
+#endif
+
 /**
  * A broadcast subscriber: sees every event pushed after it was created
  * (or every retained one), independently of the workers. Created by
@@ -1343,6 +1355,97 @@ enum evq_status evq_shared_wake(const struct evq_shared *s);
  * `s` is a live handle; `out` is writable.
  */
 enum evq_status evq_shared_stats(const struct evq_shared *s, struct evq_shared_counters *out);
+#endif
+
+#if defined(__linux__)
+/**
+ * Creates a broadcast subscriber on the shared ring: it sees every event
+ * pushed from now on (`start` = `EVQ_START_NOW`) or every one the ring
+ * still holds (`EVQ_START_OLDEST`), as `evq_subscribe`; a subscriber that
+ * falls a whole ring behind is told how many it missed (`EVQ_LAGGED`).
+ * Workers claiming on the ring are not affected, and a slow subscriber
+ * slows no producer. Linux only.
+ *
+ * Ownership: the caller owns `*out` and frees it with
+ * `evq_shared_subscriber_free`; it shares the mapping, so `evq_shared_free`
+ * of `s` may come first. Errors: `EVQ_NULL_POINTER`,
+ * `EVQ_INVALID_ARGUMENT` for an unknown `start` (`*out` is then NULL).
+ * Any thread.
+ *
+ * # Safety
+ * `s` is a live handle; `out` points to a writable `evq_shared_subscriber*`.
+ */
+enum evq_status evq_shared_subscribe(const struct evq_shared *s,
+                                     uint32_t start,
+                                     struct evq_shared_subscriber **out);
+#endif
+
+#if defined(__linux__)
+/**
+ * Receives the subscriber's next event, without waiting, into the
+ * caller's `buf` (`buf_len` >= `evq_shared_buffer_size` of its ring) and
+ * fills `*out` with a view into `buf`, as `evq_shared_try_claim` does:
+ * valid until the caller reuses or frees `buf`.
+ *
+ * Returns `EVQ_OK`, `EVQ_EMPTY` (nothing yet: `evq_shared_subscriber_wait`),
+ * `EVQ_LAGGED` (lapped: `*lagged_out`, when not NULL, is set to how many
+ * events it lost; `*out` is untouched and the next call continues a little
+ * past the oldest retained event, as `evq_subscriber_try_recv`),
+ * `EVQ_CLOSED` (closed and everything read), `EVQ_BUFFER_TOO_SMALL`
+ * (nothing read) or `EVQ_MALFORMED` (the slot held bytes that are not an
+ * event; they were passed over). One thread at a time per subscriber.
+ *
+ * # Safety
+ * `sub` is a live subscriber used by no other thread; `buf` points to
+ * `buf_len` writable bytes not used by anyone else during the call; `out`
+ * is writable; `lagged_out` is NULL or writable.
+ */
+enum evq_status evq_shared_subscriber_try_recv(struct evq_shared_subscriber *sub,
+                                               uint8_t *buf,
+                                               size_t buf_len,
+                                               struct evq_payload *out,
+                                               uint64_t *lagged_out);
+#endif
+
+#if defined(__linux__)
+/**
+ * Sleeps until this subscriber has something to receive (an event, a lap
+ * to report), the ring is closed, or `timeout_ms` milliseconds passed
+ * (`UINT64_MAX`: no limit). Returns `EVQ_OK` (receive now) or
+ * `EVQ_TIMEOUT`. Sleeps on the ring's futex, as `evq_shared_wait`: a push
+ * from any process (`evq_shared_push`) or `evq_shared_wake` ends it. One
+ * thread at a time per subscriber.
+ *
+ * # Safety
+ * `sub` is a live subscriber used by no other thread.
+ */
+enum evq_status evq_shared_subscriber_wait(const struct evq_shared_subscriber *sub,
+                                           uint64_t timeout_ms);
+#endif
+
+#if defined(__linux__)
+/**
+ * How many events this subscriber lost to lapping so far (the sum of its
+ * `EVQ_LAGGED` counts) in `*missed`. One thread at a time per subscriber.
+ *
+ * # Safety
+ * `sub` is a live subscriber; `missed` is writable.
+ */
+enum evq_status evq_shared_subscriber_missed(const struct evq_shared_subscriber *sub,
+                                             uint64_t *missed);
+#endif
+
+#if defined(__linux__)
+/**
+ * Destroys a subscriber and its share of the mapping. NULL does nothing.
+ * Call once, when no other thread uses it; before or after
+ * `evq_shared_free` of its ring.
+ *
+ * # Safety
+ * `sub` is NULL or a live subscriber used by no other thread, not used
+ * after this call.
+ */
+void evq_shared_subscriber_free(struct evq_shared_subscriber *sub);
 #endif
 
 #ifdef __cplusplus

@@ -2,7 +2,9 @@
 //! processes, in any language, push into and claim from. `evq_shared` is
 //! the core's `SharedRing` with a multi-producer handle taken at the first
 //! push. No workers run here: a consumer claims with `evq_shared_try_claim`
-//! and sleeps in `evq_shared_wait` (a futex in the file, no polling).
+//! and sleeps in `evq_shared_wait` (a futex in the file, no polling); an
+//! observer subscribes (`evq_shared_subscribe`) and sees every event
+//! without taking any from the workers.
 
 use crate::args::{ascii_event, store, text, with_pairs, Text, INLINE_PROPERTIES};
 use crate::boundary::ffi_boundary;
@@ -10,9 +12,9 @@ use crate::pull::{pop_buffer_size, write_view};
 use crate::status::{fail, fail_with};
 use crate::{
     evq_event, evq_payload, evq_shared_counters, evq_status, EVQ_OVERFLOW_OVERWRITE,
-    EVQ_OVERFLOW_REJECT,
+    EVQ_OVERFLOW_REJECT, EVQ_START_NOW, EVQ_START_OLDEST,
 };
-use evq_core::{Event, MpProducer, Overflow, RecvError, SharedRing};
+use evq_core::{Event, MpProducer, Overflow, RecvError, SharedRing, Start, Subscriber};
 use std::ffi::{c_char, OsStr};
 use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
@@ -431,5 +433,175 @@ pub unsafe extern "C" fn evq_shared_stats(
         // SAFETY: writable (caller's contract).
         unsafe { out.write(stats) };
         evq_status::EVQ_OK
+    })
+}
+
+/// A broadcast subscriber on a shared ring: a private cursor that sees
+/// every event pushed by any process, independently of the worker group
+/// (it takes nothing from `evq_shared_try_claim`). Created by
+/// `evq_shared_subscribe`, destroyed by `evq_shared_subscriber_free`. It
+/// keeps its own mapping of the ring, so it may outlive the `evq_shared` it
+/// came from. Used by one thread at a time (it may move between threads).
+pub struct evq_shared_subscriber {
+    /// The ring the subscriber reads (its slot size, its futex).
+    ring: Arc<SharedRing>,
+    sub: Subscriber<Arc<SharedRing>>,
+}
+
+/// Creates a broadcast subscriber on the shared ring: it sees every event
+/// pushed from now on (`start` = `EVQ_START_NOW`) or every one the ring
+/// still holds (`EVQ_START_OLDEST`), as `evq_subscribe`; a subscriber that
+/// falls a whole ring behind is told how many it missed (`EVQ_LAGGED`).
+/// Workers claiming on the ring are not affected, and a slow subscriber
+/// slows no producer. Linux only.
+///
+/// Ownership: the caller owns `*out` and frees it with
+/// `evq_shared_subscriber_free`; it shares the mapping, so `evq_shared_free`
+/// of `s` may come first. Errors: `EVQ_NULL_POINTER`,
+/// `EVQ_INVALID_ARGUMENT` for an unknown `start` (`*out` is then NULL).
+/// Any thread.
+///
+/// # Safety
+/// `s` is a live handle; `out` points to a writable `evq_shared_subscriber*`.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_subscribe(
+    s: *const evq_shared,
+    start: u32,
+    out: *mut *mut evq_shared_subscriber,
+) -> evq_status {
+    ffi_boundary!(s, out; {
+        // SAFETY: `out` is not NULL (checked) and writable (caller's contract).
+        unsafe { out.write(std::ptr::null_mut()) };
+        let start = match start {
+            EVQ_START_NOW => Start::Now,
+            EVQ_START_OLDEST => Start::Oldest,
+            other => {
+                return fail_with(
+                    evq_status::EVQ_INVALID_ARGUMENT,
+                    &format!("start {other} is invalid: it must be EVQ_START_NOW (0) or EVQ_START_OLDEST (1)"),
+                )
+            }
+        };
+        // SAFETY: live handle.
+        let ring = &unsafe { shared(s) }.ring;
+        let sub = evq_shared_subscriber {
+            ring: ring.clone(),
+            sub: ring.subscribe_owned(start),
+        };
+        // SAFETY: writable (as above).
+        unsafe { out.write(Box::into_raw(Box::new(sub))) };
+        evq_status::EVQ_OK
+    })
+}
+
+/// Receives the subscriber's next event, without waiting, into the
+/// caller's `buf` (`buf_len` >= `evq_shared_buffer_size` of its ring) and
+/// fills `*out` with a view into `buf`, as `evq_shared_try_claim` does:
+/// valid until the caller reuses or frees `buf`.
+///
+/// Returns `EVQ_OK`, `EVQ_EMPTY` (nothing yet: `evq_shared_subscriber_wait`),
+/// `EVQ_LAGGED` (lapped: `*lagged_out`, when not NULL, is set to how many
+/// events it lost; `*out` is untouched and the next call continues a little
+/// past the oldest retained event, as `evq_subscriber_try_recv`),
+/// `EVQ_CLOSED` (closed and everything read), `EVQ_BUFFER_TOO_SMALL`
+/// (nothing read) or `EVQ_MALFORMED` (the slot held bytes that are not an
+/// event; they were passed over). One thread at a time per subscriber.
+///
+/// # Safety
+/// `sub` is a live subscriber used by no other thread; `buf` points to
+/// `buf_len` writable bytes not used by anyone else during the call; `out`
+/// is writable; `lagged_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_subscriber_try_recv(
+    sub: *mut evq_shared_subscriber,
+    buf: *mut u8,
+    buf_len: usize,
+    out: *mut evq_payload,
+    lagged_out: *mut u64,
+) -> evq_status {
+    ffi_boundary!(sub, buf, out; {
+        // SAFETY: live subscriber, exclusive (caller's contract).
+        let s = unsafe { &mut *sub };
+        let slot = s.ring.slot_bytes();
+        let needed = pop_buffer_size(slot);
+        if buf_len < needed {
+            return fail(RecvError::BufferTooSmall { needed, got: buf_len });
+        }
+        // SAFETY: `buf` has `buf_len >= needed > slot` writable bytes used by
+        // no one else (caller's contract); the slice ends before
+        // `write_view` reads them.
+        let data = unsafe { std::slice::from_raw_parts_mut(buf, slot) };
+        match s.sub.try_recv(data) {
+            // SAFETY: `buf` has `buf_len >= pop_buffer_size(slot)` writable
+            // bytes, the event's bytes in the first `slot`; `out` is writable.
+            Ok(claim) => unsafe { write_view(buf, slot, &claim, out) },
+            Err(RecvError::Empty) => evq_status::EVQ_EMPTY,
+            Err(RecvError::Lagged(n)) => {
+                // SAFETY: NULL or writable (caller's contract).
+                unsafe { store(lagged_out, n) };
+                evq_status::EVQ_LAGGED
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Sleeps until this subscriber has something to receive (an event, a lap
+/// to report), the ring is closed, or `timeout_ms` milliseconds passed
+/// (`UINT64_MAX`: no limit). Returns `EVQ_OK` (receive now) or
+/// `EVQ_TIMEOUT`. Sleeps on the ring's futex, as `evq_shared_wait`: a push
+/// from any process (`evq_shared_push`) or `evq_shared_wake` ends it. One
+/// thread at a time per subscriber.
+///
+/// # Safety
+/// `sub` is a live subscriber used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_subscriber_wait(
+    sub: *const evq_shared_subscriber,
+    timeout_ms: u64,
+) -> evq_status {
+    ffi_boundary!(sub; {
+        // SAFETY: live subscriber (caller's contract).
+        let s = unsafe { &*sub };
+        if s.ring.wait_for(s.sub.next_seq(), Duration::from_millis(timeout_ms)) {
+            evq_status::EVQ_OK
+        } else {
+            evq_status::EVQ_TIMEOUT
+        }
+    })
+}
+
+/// How many events this subscriber lost to lapping so far (the sum of its
+/// `EVQ_LAGGED` counts) in `*missed`. One thread at a time per subscriber.
+///
+/// # Safety
+/// `sub` is a live subscriber; `missed` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_subscriber_missed(
+    sub: *const evq_shared_subscriber,
+    missed: *mut u64,
+) -> evq_status {
+    ffi_boundary!(sub, missed; {
+        // SAFETY: live subscriber; writable (caller's contract).
+        unsafe { missed.write((*sub).sub.missed()) };
+        evq_status::EVQ_OK
+    })
+}
+
+/// Destroys a subscriber and its share of the mapping. NULL does nothing.
+/// Call once, when no other thread uses it; before or after
+/// `evq_shared_free` of its ring.
+///
+/// # Safety
+/// `sub` is NULL or a live subscriber used by no other thread, not used
+/// after this call.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_subscriber_free(sub: *mut evq_shared_subscriber) {
+    ffi_boundary!(; {
+        if !sub.is_null() {
+            // SAFETY: from Box::into_raw in evq_shared_subscribe, freed once
+            // (caller's contract).
+            drop(unsafe { Box::from_raw(sub) });
+        }
     })
 }

@@ -58,9 +58,9 @@ __all__ = [
 
 if sys.platform == "linux":
     # The shared-memory ring is Linux-only.
-    from ._evqueue import SharedQueue, SharedStats
+    from ._evqueue import SharedQueue, SharedStats, SharedSubscriber
 
-    __all__ += ["SharedQueue", "SharedStats"]
+    __all__ += ["SharedQueue", "SharedStats", "SharedSubscriber"]
 
 # Close every open queue while the interpreter still runs: a worker thread
 # must never try to take the GIL of a finalizing interpreter.

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 if sys.platform == "linux":
-    __all__ += ["SharedQueue", "SharedStats"]
+    __all__ += ["SharedQueue", "SharedStats", "SharedSubscriber"]
 
 MAX_NAME_LEN: int
 
@@ -350,6 +350,9 @@ if sys.platform == "linux":
             """The next event for the worker group, or None."""
         def claim(self, timeout: float | None = None) -> Event | None:
             """Waits up to `timeout` seconds for an event (GIL released); None on timeout."""
+        def subscribe(self, from_oldest: bool = False) -> SharedSubscriber:
+            """A broadcast subscriber: every event from now on (or every one the
+            ring holds), taking none from the worker group."""
         def wake(self) -> None:
             """Wakes every process waiting in `claim` on this ring."""
         def stats(self) -> SharedStats:
@@ -372,6 +375,21 @@ if sys.platform == "linux":
             tb: TracebackType | None,
             /,
         ) -> bool: ...
+
+    @final
+    class SharedSubscriber:
+        """A broadcast subscriber on a shared ring, from `SharedQueue.subscribe()`."""
+
+        def try_recv(self) -> Event | None:
+            """The next event if one is there, else None (never blocks)."""
+        def recv(self, timeout: float | None = None) -> Event | None:
+            """Waits for the next event (GIL released, Ctrl-C honoured); None on timeout."""
+        @property
+        def lagged(self) -> int:
+            """Events this subscriber missed so far (overwritten before it read
+            them)."""
+        def __iter__(self) -> SharedSubscriber: ...
+        def __next__(self) -> Event: ...
 
 def _after_fork_in_child() -> None: ...
 def _close_all() -> None: ...

@@ -29,6 +29,7 @@ fn _evqueue(m: &Bound<'_, PyModule>) -> PyResult<()> {
     {
         m.add_class::<shared::SharedQueue>()?;
         m.add_class::<shared::SharedStats>()?;
+        m.add_class::<shared::SharedSubscriber>()?;
     }
     m.add("EvqueueError", py.get_type::<errors::EvqueueError>())?;
     m.add("InvalidEvent", py.get_type::<errors::InvalidEvent>())?;

@@ -2,21 +2,26 @@
 //! memory-mapped file that processes in any language push into and claim
 //! from. No worker threads: the caller claims (`try_claim`, or `claim`,
 //! which sleeps on the ring's futex with the GIL released and takes
-//! Ctrl-C every [`SIGNAL_CHECK`]).
+//! Ctrl-C every [`SIGNAL_CHECK`]). `SharedQueue.subscribe` gives a
+//! `SharedSubscriber`: a broadcast reader that sees every event and takes
+//! none from the worker group.
 
 use crate::args::{self, count_arg, parse_overflow, Props};
 use crate::errors::{py_err, EvqueueError, QueueClosed};
 use crate::event::Event;
 use crate::gil::SIGNAL_CHECK;
 use evqueue::blocking::{deadline, time_left};
-use evqueue::{MpProducer, Overflow, Payload, RecvError, SharedRing, ShmError};
+use evqueue::{
+    Claim, MpProducer, Overflow, Payload, RecvError, SharedRing, ShmError, Start, Subscriber,
+};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 
 /// What a handle holds while open.
 struct Inner {
@@ -51,18 +56,24 @@ impl Inner {
                 Err(e) => return Err(py_err(e)),
             }
         };
-        match claim.payload(&buf) {
-            Ok(Payload::Event(view)) => Ok(Some(Event::from(&view))),
-            Ok(Payload::Raw(raw)) => Err(EvqueueError::new_err(format!(
-                "event {} is a raw payload of {} bytes, not an event (it was claimed)",
-                raw.seq,
-                raw.bytes.len()
-            ))),
-            Err(e) => Err(EvqueueError::new_err(format!(
-                "event {} could not be decoded ({e}); it was claimed",
-                claim.seq
-            ))),
-        }
+        decode(&claim, &buf, "claimed").map(Some)
+    }
+}
+
+/// The event in `buf` described by `claim`; `EvqueueError` for a raw
+/// payload or bytes that are not an event (`what` says what became of it).
+fn decode(claim: &Claim, buf: &[u8], what: &str) -> PyResult<Event> {
+    match claim.payload(buf) {
+        Ok(Payload::Event(view)) => Ok(Event::from(&view)),
+        Ok(Payload::Raw(raw)) => Err(EvqueueError::new_err(format!(
+            "event {} is a raw payload of {} bytes, not an event (it was {what})",
+            raw.seq,
+            raw.bytes.len()
+        ))),
+        Err(e) => Err(EvqueueError::new_err(format!(
+            "event {} could not be decoded ({e}); it was {what}",
+            claim.seq
+        ))),
     }
 }
 
@@ -271,6 +282,29 @@ impl SharedQueue {
         }
     }
 
+    /// A broadcast subscriber: it sees every event emitted from now on (or,
+    /// with `from_oldest=True`, every one the ring still holds), from any
+    /// process, without taking any from the worker group. It keeps its own
+    /// share of the mapping, so it outlives `close()`.
+    #[pyo3(signature = (from_oldest = false))]
+    fn subscribe(&self, from_oldest: bool) -> PyResult<SharedSubscriber> {
+        let inner = self.inner()?;
+        let start = if from_oldest {
+            Start::Oldest
+        } else {
+            Start::Now
+        };
+        let ring = inner.ring.clone();
+        Ok(SharedSubscriber {
+            state: Mutex::new(SubState {
+                sub: ring.subscribe_owned(start),
+                buf: vec![0u8; ring.slot_bytes()],
+                ring,
+            }),
+            lagged: AtomicU64::new(0),
+        })
+    }
+
     /// Wakes every process waiting in `claim` on this ring (`emit` already
     /// does).
     fn wake(&self) -> PyResult<()> {
@@ -404,5 +438,149 @@ impl SharedStats {
             "SharedStats(pushed={}, delivered={}, overwritten={}, rejected={}, lost={}, depth={}, high_water={})",
             s.pushed, s.delivered, s.overwritten, s.rejected, s.lost(), s.depth, s.high_water
         )
+    }
+}
+
+/// A subscriber's cursor and the buffer it reads into, behind a mutex that
+/// `recv` takes only with the GIL released (and `try_recv` only with
+/// `try_lock`), as `Subscriber` does.
+struct SubState {
+    ring: Arc<SharedRing>,
+    sub: Subscriber<Arc<SharedRing>>,
+    buf: Vec<u8>,
+}
+
+/// What one receive attempt found.
+enum Got {
+    Event(Event),
+    Nothing,
+    Closed,
+    Failed(PyErr),
+}
+
+impl SubState {
+    /// The next event, passing over lost ones (counted in `lagged`).
+    fn try_recv(&mut self, lagged: &AtomicU64) -> Got {
+        loop {
+            let got = self.sub.try_recv(&mut self.buf);
+            lagged.store(self.sub.missed(), Relaxed);
+            return match got {
+                Ok(claim) => match decode(&claim, &self.buf, "passed over") {
+                    Ok(event) => Got::Event(event),
+                    Err(e) => Got::Failed(e),
+                },
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Empty) => Got::Nothing,
+                Err(RecvError::Closed) => Got::Closed,
+                Err(e) => Got::Failed(py_err(e)),
+            };
+        }
+    }
+}
+
+fn sub_closed() -> PyErr {
+    QueueClosed::new_err("the shared ring is closed and this subscriber has read everything")
+}
+
+/// A broadcast subscriber on a shared ring, from `SharedQueue.subscribe()`:
+/// it sees every event emitted by any process, independently of the worker
+/// group and of other subscribers. No producer waits for it: when it falls
+/// a whole ring behind, the events it missed are counted in `lagged` and it
+/// goes on a little past the oldest one kept.
+///
+/// `try_recv()` returns an `Event` or None; `recv(timeout)` sleeps on the
+/// ring's futex with the GIL released (Ctrl-C interrupts it); `for event in
+/// sub` runs until the ring is closed and everything was read.
+#[pyclass(module = "evqueue", frozen)]
+pub(crate) struct SharedSubscriber {
+    state: Mutex<SubState>,
+    lagged: AtomicU64,
+}
+
+impl SharedSubscriber {
+    fn recv_inner(
+        &self,
+        py: Python<'_>,
+        timeout: Option<std::time::Duration>,
+    ) -> PyResult<Option<Event>> {
+        // No timeout, or one too long to add: no deadline.
+        let deadline = timeout.and_then(deadline);
+        loop {
+            let slice = time_left(deadline).min(SIGNAL_CHECK);
+            let got = py.detach(|| {
+                let mut state = evqueue::blocking::lock(&self.state);
+                match state.try_recv(&self.lagged) {
+                    Got::Nothing => {
+                        state.ring.wait_for(state.sub.next_seq(), slice);
+                        state.try_recv(&self.lagged)
+                    }
+                    got => got,
+                }
+            });
+            match got {
+                Got::Event(event) => return Ok(Some(event)),
+                Got::Closed => return Err(sub_closed()),
+                Got::Failed(e) => return Err(e),
+                Got::Nothing => {}
+            }
+            if time_left(deadline).is_zero() {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+}
+
+#[pymethods]
+impl SharedSubscriber {
+    /// The next event if one is there, else None (never blocks: also None
+    /// while another thread is inside `recv` on this subscriber). Raises
+    /// `QueueClosed` once the ring is closed and everything was read,
+    /// `EvqueueError` for a slot that does not hold an event (it is passed
+    /// over).
+    fn try_recv(&self) -> PyResult<Option<Event>> {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(None),
+        };
+        match state.try_recv(&self.lagged) {
+            Got::Event(event) => Ok(Some(event)),
+            Got::Nothing => Ok(None),
+            Got::Closed => Err(sub_closed()),
+            Got::Failed(e) => Err(e),
+        }
+    }
+
+    /// Waits for the next event, at most `timeout` seconds (None: no
+    /// limit), sleeping on the ring's futex with the GIL released (a push
+    /// from any process wakes it); returns None on timeout. Ctrl-C
+    /// interrupts it. Raises as `try_recv`.
+    #[pyo3(signature = (timeout = None))]
+    fn recv(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Event>> {
+        let timeout = args::timeout(timeout)?;
+        self.recv_inner(py, timeout)
+    }
+
+    /// Events this subscriber missed so far because the ring overwrote
+    /// them before it read them.
+    #[getter]
+    fn lagged(&self) -> u64 {
+        self.lagged.load(Relaxed)
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Event>> {
+        match self.recv_inner(py, None) {
+            Err(e) if e.is_instance_of::<QueueClosed>(py) => Ok(None),
+            other => other,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("SharedSubscriber(lagged={})", self.lagged.load(Relaxed))
     }
 }

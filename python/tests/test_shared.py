@@ -140,6 +140,97 @@ def test_claim_takes_ctrl_c(path: str, sigint_raises: None) -> None:
     assert time.monotonic() - start < 5
 
 
+# --- broadcast subscribers --------------------------------------------------
+
+
+def test_subscribe_from_oldest_and_now(path: str) -> None:
+    q = SharedQueue.create(path, capacity=16, slot_size=128)
+    for i in range(3):
+        q.emit("tick", {"i": str(i)})
+    oldest = q.subscribe(from_oldest=True)
+    now = q.subscribe()
+    q.emit("tick", {"i": "3"})
+    got = [oldest.try_recv() for _ in range(4)]
+    assert [(e.seq, e.name, e.properties) for e in got if e is not None] == [
+        (i, "tick", {"i": str(i)}) for i in range(4)
+    ]
+    assert oldest.try_recv() is None
+    e = now.try_recv()
+    assert e is not None and e.seq == 3
+    assert now.try_recv() is None
+    assert (oldest.lagged, now.lagged) == (0, 0)
+    # Subscribers take nothing from the worker group.
+    assert [e.seq for e in iter(q.try_claim, None)] == [0, 1, 2, 3]
+
+
+def test_two_subscribers_each_see_all(path: str) -> None:
+    q = SharedQueue.create(path, capacity=64, slot_size=64)
+    a = q.subscribe()
+    b = SharedQueue.open(path).subscribe()  # as another process would
+    for i in range(10):
+        q.emit(f"e{i}")
+    for sub in (a, b):
+        assert [e.name for e in iter(sub.try_recv, None)] == [f"e{i}" for i in range(10)]
+
+
+def test_subscriber_lagged_when_lapped(path: str) -> None:
+    q = SharedQueue.create(path, capacity=16, slot_size=64)
+    sub = q.subscribe()
+    for i in range(40):
+        q.emit("e", {"i": str(i)})
+    # Head 40 on a 16-slot ring: oldest kept 24; the subscriber goes on two
+    # past it (an eighth of the ring), having missed 26.
+    seqs = [e.seq for e in iter(sub.try_recv, None)]
+    assert seqs == list(range(26, 40))
+    assert sub.lagged == 26
+    assert "lagged=26" in repr(sub)
+
+
+def test_subscriber_recv_waits_and_times_out(path: str) -> None:
+    q = SharedQueue.create(path, capacity=64, slot_size=64)
+    sub = q.subscribe()
+    start = time.monotonic()
+    assert sub.recv(timeout=0.05) is None
+    assert time.monotonic() - start >= 0.04
+    assert sub.recv(timeout=0) is None
+    other = SharedQueue.open(path)
+    timer = threading.Timer(0.1, lambda: other.emit("late"))
+    timer.start()
+    e = sub.recv(timeout=T)
+    timer.join()
+    assert e is not None and e.name == "late"
+    q.emit("again")
+    it = iter(sub)
+    assert next(it).name == "again"
+    with pytest.raises(ValueError):
+        sub.recv(timeout=-1)
+    with pytest.raises(TypeError):
+        sub.recv(timeout="1")  # type: ignore[arg-type]
+
+
+def test_subscriber_outlives_close(path: str) -> None:
+    q = SharedQueue.create(path, capacity=64, slot_size=64)
+    sub = q.subscribe()
+    q.emit("x")
+    q.close()
+    with pytest.raises(ValueError):
+        q.subscribe()
+    e = sub.try_recv()
+    assert e is not None and e.name == "x"
+
+
+def test_subscriber_recv_takes_ctrl_c(path: str, sigint_raises: None) -> None:
+    q = SharedQueue.create(path, capacity=64, slot_size=64)
+    sub = q.subscribe()
+    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sub.recv()
+    timer.join()
+    assert time.monotonic() - start < 5
+
+
 def test_bad_arguments(path: str) -> None:
     with pytest.raises(TypeError):
         SharedQueue.create(42)  # type: ignore[arg-type]

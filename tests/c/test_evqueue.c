@@ -1119,6 +1119,109 @@ static void test_shared_ring_threads(void) {
   CHECK_STATUS(evq_shared_remove(path, strlen(path)), EVQ_OK);
 }
 
+/* Broadcast subscribers on the shared ring: each sees every event, without
+ * taking any from the worker group; lapped ones are told exactly how many
+ * they missed. */
+static void test_shared_subscriber(void) {
+  char path[128];
+  shared_path(path, sizeof path, "sub");
+  unlink(path);
+  evq_shared *s = NULL;
+  CHECK_STATUS(evq_shared_create(path, strlen(path), 16, 128, EVQ_OVERFLOW_OVERWRITE, &s), EVQ_OK);
+  evq_property prop = PROP("k", "v");
+  evq_event e = make_event("tick", &prop, 1);
+  for (int i = 0; i < 3; i++) CHECK_STATUS(evq_shared_push(s, &e, NULL), EVQ_OK);
+
+  /* From the oldest: the three already pushed, then the next; two
+   * subscribers (one on another handle, as another process) each see all,
+   * and the worker group still claims every event. */
+  evq_shared *other = NULL;
+  CHECK_STATUS(evq_shared_open(path, strlen(path), &other), EVQ_OK);
+  evq_shared_subscriber *a = NULL, *b = NULL, *now = NULL;
+  CHECK_STATUS(evq_shared_subscribe(s, EVQ_START_OLDEST, &a), EVQ_OK);
+  CHECK_STATUS(evq_shared_subscribe(other, EVQ_START_OLDEST, &b), EVQ_OK);
+  CHECK_STATUS(evq_shared_subscribe(s, EVQ_START_NOW, &now), EVQ_OK);
+  CHECK(a != NULL && b != NULL && now != NULL);
+  CHECK_STATUS(evq_shared_push(s, &e, NULL), EVQ_OK);
+  size_t len = evq_shared_buffer_size(s);
+  unsigned char *buf = malloc(len);
+  CHECK(buf != NULL);
+  evq_payload p;
+  uint64_t lagged = 7;
+  evq_shared_subscriber *both[2] = {a, b};
+  for (int k = 0; k < 2; k++) {
+    for (uint64_t i = 0; i < 4; i++) {
+      CHECK_STATUS(evq_shared_subscriber_try_recv(both[k], buf, len, &p, &lagged), EVQ_OK);
+      CHECK(p.kind == EVQ_PAYLOAD_EVENT && p.event.seq == i);
+      CHECK(text_is(p.event.name, p.event.name_len, "tick"));
+      CHECK(p.event.property_count == 1);
+      CHECK(text_is(p.event.properties[0].value, p.event.properties[0].value_len, "v"));
+    }
+    CHECK_STATUS(evq_shared_subscriber_try_recv(both[k], buf, len, &p, &lagged), EVQ_EMPTY);
+  }
+  CHECK(lagged == 7); /* untouched unless lapped */
+  CHECK_STATUS(evq_shared_subscriber_try_recv(now, buf, len, &p, NULL), EVQ_OK);
+  CHECK(p.event.seq == 3);
+  CHECK_STATUS(evq_shared_subscriber_try_recv(now, buf, len, &p, NULL), EVQ_EMPTY);
+  for (uint64_t i = 0; i < 4; i++) {
+    CHECK_STATUS(evq_shared_try_claim(s, buf, len, &p, NULL), EVQ_OK);
+    CHECK(p.event.seq == i);
+  }
+
+  /* Wait: times out with nothing new, returns once a push arrives. */
+  CHECK_STATUS(evq_shared_subscriber_wait(a, 20), EVQ_TIMEOUT);
+  CHECK_STATUS(evq_shared_push(other, &e, NULL), EVQ_OK);
+  CHECK_STATUS(evq_shared_subscriber_wait(a, 10000), EVQ_OK);
+  CHECK_STATUS(evq_shared_subscriber_try_recv(a, buf, len, &p, NULL), EVQ_OK);
+  CHECK(p.event.seq == 4);
+
+  /* Lapped: b is at 4; 36 more make head 41 on a 16-slot ring, oldest 25,
+   * and b continues two past it (an eighth of the ring): 27 - 4 = 23
+   * missed, then 27..40 received. */
+  for (int i = 0; i < 36; i++) CHECK_STATUS(evq_shared_push(s, &e, NULL), EVQ_OK);
+  CHECK_STATUS(evq_shared_subscriber_wait(b, 0), EVQ_OK);
+  CHECK_STATUS(evq_shared_subscriber_try_recv(b, buf, len, &p, &lagged), EVQ_LAGGED);
+  CHECK(lagged == 23);
+  uint64_t missed = 0;
+  CHECK_STATUS(evq_shared_subscriber_missed(b, &missed), EVQ_OK);
+  CHECK(missed == 23);
+  for (uint64_t i = 27; i < 41; i++) {
+    CHECK_STATUS(evq_shared_subscriber_try_recv(b, buf, len, &p, &lagged), EVQ_OK);
+    CHECK(p.event.seq == i);
+  }
+  CHECK_STATUS(evq_shared_subscriber_try_recv(b, buf, len, &p, &lagged), EVQ_EMPTY);
+  CHECK(lagged == 23);
+
+  /* Bad arguments: refused, nothing read. */
+  evq_shared_subscriber *bad = (evq_shared_subscriber *)1;
+  CHECK_STATUS(evq_shared_subscribe(s, 2, &bad), EVQ_INVALID_ARGUMENT);
+  CHECK(bad == NULL);
+  CHECK(strstr(evq_last_error(), "start") != NULL);
+  CHECK_STATUS(evq_shared_subscribe(NULL, EVQ_START_NOW, &bad), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_subscribe(s, EVQ_START_NOW, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_subscriber_try_recv(NULL, buf, len, &p, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_subscriber_try_recv(a, NULL, len, &p, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_subscriber_try_recv(a, buf, len, NULL, NULL), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_subscriber_try_recv(a, buf, len - 1, &p, NULL), EVQ_BUFFER_TOO_SMALL);
+  CHECK_STATUS(evq_shared_subscriber_wait(NULL, 0), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_subscriber_missed(NULL, &missed), EVQ_NULL_POINTER);
+  CHECK_STATUS(evq_shared_subscriber_missed(a, NULL), EVQ_NULL_POINTER);
+  /* The buffer-too-small call took nothing: a is still at 5. */
+  CHECK_STATUS(evq_shared_subscriber_try_recv(a, buf, len, &p, &lagged), EVQ_LAGGED);
+  evq_shared_subscriber_free(NULL);
+
+  /* A subscriber keeps its mapping: it outlives its handle. */
+  evq_shared_free(s);
+  evq_shared_free(other);
+  CHECK_STATUS(evq_shared_subscriber_try_recv(now, buf, len, &p, &lagged), EVQ_LAGGED);
+  CHECK_STATUS(evq_shared_subscriber_try_recv(now, buf, len, &p, NULL), EVQ_OK);
+  evq_shared_subscriber_free(a);
+  evq_shared_subscriber_free(b);
+  evq_shared_subscriber_free(now);
+  free(buf);
+  CHECK_STATUS(evq_shared_remove(path, strlen(path)), EVQ_OK);
+}
+
 /* The shared ring (Linux): create, push, claim, stats, wait, and every bad
  * input refused with a status and a message, changing nothing. */
 static void test_shared_ring(void) {
@@ -1292,6 +1395,7 @@ int main(void) {
 #if defined(__linux__)
   test_shared_ring();
   test_shared_ring_threads();
+  test_shared_subscriber();
 #endif
   printf("C11 tests of evqueue %s: %d checks passed\n", evq_version(), checks);
   return 0;
