@@ -232,9 +232,14 @@ impl<R: RingRef + Clone> Clone for MpProducer<R> {
 
 impl<R: RingRef> MpProducer<R> {
     /// A multi-producer handle for the ring behind `ring`. Fails with
-    /// [`Error::ProducerTaken`] while a single [`Producer`] is live.
+    /// [`Error::ProducerTaken`] while a single [`Producer`] is live (or, on
+    /// a [`SharedRing`](crate::SharedRing), when every writer entry is
+    /// held by other processes).
     pub fn new(ring: R) -> Result<Self, Error> {
         let r = ring.ring();
+        if !r.slots.attach_writer() {
+            return Err(Error::ProducerTaken);
+        }
         let mut control = r.state().control.load(Acquire);
         while control & MULTI == 0 {
             if control & SINGLE_LIVE != 0 {
@@ -268,7 +273,14 @@ impl<R: RingRef> MpProducer<R> {
         if r.overflow() == Overflow::Reject {
             return self.push_reject(write);
         }
-        let ticket = self.take_ticket()?;
+        r.slots.writing_begin();
+        let ticket = match self.take_ticket() {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                r.slots.writing_end();
+                return Err(e);
+            }
+        };
         if let Some(slot) = self.claim_slot(ticket) {
             // Same protocol as the single producer (see there), except the
             // commit is a CAS: a newer ticket may have marked our slot while
@@ -284,33 +296,53 @@ impl<R: RingRef> MpProducer<R> {
         // accepted and lost, as an overwritten one is. No retry: a push that
         // returned `Ok` is counted once, as pushed and then overwritten, and
         // the ticket (a hole) reads as a lost event to every reader.
+        r.slots.writing_end();
         Ok(ticket)
     }
 
     /// The push under `Reject`: one CAS (the ticket), then the single
     /// producer's plain stores. Ticket `t` is taken only once the worker
     /// group has claimed `t - capacity` (acquired through the room check),
-    /// so the writer of that event has committed and nobody else writes the
-    /// slot: no newer ticket exists before ours is claimed, and no ticket is
-    /// ever lapped or abandoned under this policy.
+    /// so the writer of that event has committed (or, on a shared ring,
+    /// died and had its ticket recovered: see [`Ring::recover`]) and nobody
+    /// else writes the slot: no newer ticket exists before ours is claimed,
+    /// and no live writer's ticket is ever lapped or abandoned under this
+    /// policy.
     #[inline(always)]
     fn push_reject(&self, write: impl Fn(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
-        let ticket = self.take_ticket()?;
+        r.slots.writing_begin();
+        let ticket = match self.take_ticket() {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                r.slots.writing_end();
+                return Err(e);
+            }
+        };
         let slot = r.slot(ticket);
         slot.stamp.store(stamp::writing(ticket), Relaxed);
         fence(Release);
         write(slot);
         slot.stamp.store(stamp::committed(ticket), Release);
+        r.slots.writing_end();
         r.sample_depth(ticket);
         Ok(ticket)
     }
 
     /// Takes the next sequence number with a CAS on `head`, which also checks
     /// the closed bit; under `Reject`, only if the worker group has room.
+    ///
+    /// Where writers are counted, the CAS is also acquire-release: a
+    /// reader that sees `head` past our ticket sees our process counted in
+    /// flight, and we see every earlier ticket's writer counted.
     #[inline(always)]
     pub(crate) fn take_ticket(&self) -> Result<u64, Error> {
         let r = self.ring.ring();
+        let taken = if R::Storage::COUNTS_WRITERS {
+            AcqRel
+        } else {
+            Relaxed
+        };
         let mut head = r.state().head.load(Relaxed);
         loop {
             if head & CLOSED != 0 {
@@ -326,7 +358,7 @@ impl<R: RingRef> MpProducer<R> {
             match r
                 .state()
                 .head
-                .compare_exchange_weak(head, head + 1, Relaxed, Relaxed)
+                .compare_exchange_weak(head, head + 1, taken, Relaxed)
             {
                 Ok(_) => return Ok(head),
                 Err(now) => head = now,
@@ -337,15 +369,21 @@ impl<R: RingRef> MpProducer<R> {
 
     /// Makes us the writer of `ticket`'s slot, or marks the ticket a hole:
     /// when a later ticket already took the slot (we were lapped), or when a
-    /// stale producer is still writing it (we do not wait for it).
+    /// stale producer is still writing it (we do not wait for it). A slot
+    /// still marked busy by a writer whose process died is taken over.
     pub(crate) fn claim_slot(&self, ticket: u64) -> Option<SlotRef<'_>> {
-        let slot = self.ring.ring().slot(ticket);
+        let r = self.ring.ring();
+        let slot = r.slot(ticket);
         let mut current = slot.stamp.load(Acquire);
         loop {
             if stamp::seq_plus_one(current) > ticket {
                 return None;
             }
-            let next = if stamp::is_busy(current) {
+            // Busy from an earlier lap: its writer is stale, or dead. Dead
+            // only if no process but ours (this push alone) is writing.
+            let next = if stamp::is_busy(current)
+                && !(R::Storage::COUNTS_WRITERS && r.slots.writers_gone(1))
+            {
                 stamp::hole_busy(ticket)
             } else {
                 stamp::writing(ticket)

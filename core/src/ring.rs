@@ -455,6 +455,40 @@ impl<S: Storage> Ring<S> {
         }
     }
 
+    /// Recovers ticket `seq` from a dead multi-producer: if `seq` was handed
+    /// out (`seq < next_seq()`) but its slot shows it neither committed nor
+    /// lost, and no process may still be writing any slot (every process
+    /// with a multi-producer push in flight has died), marks it a hole, so
+    /// that readers count it lost and pass it. Returns whether the slot of
+    /// `seq` now shows readers something to do (the event, or its loss).
+    ///
+    /// Only a [`SharedRing`](crate::SharedRing) can recover: in one process,
+    /// a writer that stopped mid-push is alive (preempted) and will finish.
+    /// [`wait`](crate::SharedRing::wait) and
+    /// [`wait_for`](crate::SharedRing::wait_for) call it before they sleep.
+    pub fn recover(&self, seq: u64) -> bool {
+        let slot = self.slot(seq);
+        let observed = slot.stamp.load(Acquire);
+        if stamp::view(observed, seq) != View::NotYet {
+            return true;
+        }
+        if !S::COUNTS_WRITERS || self.state().control.load(Acquire) & MULTI == 0 {
+            return false;
+        }
+        // Acquire: every writer that took a ticket up to `seq` counted its
+        // process in flight before it did (`take_ticket`), so the look at
+        // the counts below sees them.
+        if self.head_seq() <= seq || !self.slots.writers_gone(0) {
+            return false;
+        }
+        // Nobody writes the slot any more: neither its stamp's writer nor
+        // the holder of `seq`. The CAS fails if either finished meanwhile.
+        slot.stamp
+            .compare_exchange(observed, stamp::hole(seq), AcqRel, Acquire)
+            .is_ok()
+            || stamp::view(slot.stamp.load(Acquire), seq) != View::NotYet
+    }
+
     /// A snapshot of the counters (each read atomically, not all at once).
     pub fn stats(&self) -> Stats {
         let cap = self.capacity() as u64;

@@ -38,7 +38,8 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A ring in a memory-mapped file, shared by processes. Create it with
@@ -64,21 +65,31 @@ pub type SharedRing = Ring<MappedSlots>;
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"EVQUEUE\x7f";
 /// The layout version this build writes and reads.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Where a bare file name (no `/`) is placed.
 pub const DEFAULT_DIR: &str = "/dev/shm";
 
 /// Bytes of the header block.
 const HEADER_BYTES: usize = 128;
-/// Byte offsets of the wake block, the state and the slots.
+/// Byte offsets of the wake block, the state, the writer table and the slots.
 const WAKE_OFFSET: usize = 128;
 const STATE_OFFSET: usize = 256;
-const SLOTS_OFFSET: usize = STATE_OFFSET + layout::BYTES;
+const WRITERS_OFFSET: usize = STATE_OFFSET + layout::BYTES;
+const SLOTS_OFFSET: usize = WRITERS_OFFSET + WRITER_ENTRIES * WRITER_ENTRY_BYTES;
+/// Processes that may push through multi-producer handles at once: each
+/// takes an entry of the writer table, a count of its pushes in flight on
+/// a cache line of its own.
+pub const WRITER_ENTRIES: usize = 128;
+const WRITER_ENTRY_BYTES: usize = 64;
+/// File byte locked (`F_OFD_SETLK`) by the holder of writer entry `i`:
+/// `WRITER_LOCK_BASE + i`. Byte 0 is the single-producer lease.
+const WRITER_LOCK_BASE: usize = 1;
 /// Written native-endian: a file from a machine of the other byte order
 /// reads as `0x04030201`.
 const BYTE_ORDER: u32 = 0x0102_0304;
 
 const _: () = assert!(SLOTS_OFFSET % layout::ALIGN == 0 && STATE_OFFSET % layout::ALIGN == 0);
+const _: () = assert!(SLOTS_OFFSET == 9088 && WRITERS_OFFSET == 896);
 const _: () = assert!(WAKE_OFFSET >= HEADER_BYTES && WAKE_OFFSET + 8 <= STATE_OFFSET);
 
 /// The header fields, in file order (all native-endian).
@@ -97,7 +108,9 @@ mod field {
     pub(super) const SLOTS_OFFSET: usize = 72; // u64
     pub(super) const FILE_BYTES: usize = 80; // u64
     pub(super) const STATE_BYTES: usize = 88; // u64
-    pub(super) const BYTE_ORDER: usize = 96; // u32; 100..128 reserved, zero
+    pub(super) const BYTE_ORDER: usize = 96; // u32
+    pub(super) const WRITER_ENTRIES: usize = 100; // u32
+    pub(super) const WRITERS_OFFSET: usize = 104; // u64; 112..128 reserved, zero
 }
 
 /// Why a shared ring could not be created or opened. Nothing is mapped
@@ -261,6 +274,18 @@ struct Wake {
     waiters: AtomicU32,
 }
 
+/// One entry of the writer table: how many multi-producer pushes of the
+/// process holding it are between `writing_begin` and `writing_end`.
+#[repr(C, align(64))]
+struct WriterEntry {
+    in_flight: AtomicU64,
+}
+
+const _: () = assert!(core::mem::size_of::<WriterEntry>() == WRITER_ENTRY_BYTES);
+
+/// `MappedSlots::writer` before this open of the file holds an entry.
+const NO_WRITER: usize = usize::MAX;
+
 /// A shared, writable mapping of a whole file; unmapped on drop.
 struct Mapping {
     ptr: NonNull<u8>,
@@ -374,11 +399,13 @@ impl Geometry {
             (field::SLOTS_OFFSET, SLOTS_OFFSET),
             (field::FILE_BYTES, self.file_bytes),
             (field::STATE_BYTES, layout::BYTES),
+            (field::WRITERS_OFFSET, WRITERS_OFFSET),
         ];
         for (at, value) in u64s {
             put(at, &(value as u64).to_ne_bytes());
         }
         put(field::BYTE_ORDER, &BYTE_ORDER.to_ne_bytes());
+        put(field::WRITER_ENTRIES, &(WRITER_ENTRIES as u32).to_ne_bytes());
         h
     }
 
@@ -429,9 +456,21 @@ impl Geometry {
             WORD_BYTES,
             "8",
         )?;
-        if h[100..].iter().any(|&b| b != 0) {
-            return Err(bad("reserved", 0, "bytes 100..128 all zero"));
+        if h[112..].iter().any(|&b| b != 0) {
+            return Err(bad("reserved", 0, "bytes 112..128 all zero"));
         }
+        exactly(
+            "writer_entries",
+            u32_at(field::WRITER_ENTRIES).into(),
+            WRITER_ENTRIES,
+            "128",
+        )?;
+        exactly(
+            "writers_offset",
+            u64_at(field::WRITERS_OFFSET),
+            WRITERS_OFFSET,
+            "896",
+        )?;
         let overflow = match u32_at(field::OVERFLOW) {
             0 => Overflow::Overwrite,
             1 => Overflow::Reject,
@@ -485,7 +524,7 @@ impl Geometry {
             "slots_offset",
             u64_at(field::SLOTS_OFFSET),
             SLOTS_OFFSET,
-            "896",
+            "9088",
         )?;
         exactly(
             "state_bytes",
@@ -497,7 +536,7 @@ impl Geometry {
             "file_bytes",
             u64_at(field::FILE_BYTES),
             geometry.file_bytes,
-            "896 + capacity * slot_stride",
+            "9088 + capacity * slot_stride",
         )?;
         if len != geometry.file_bytes as u64 {
             return Err(ShmError::LengthMismatch {
@@ -540,6 +579,11 @@ pub struct MappedSlots {
     file: File,
     /// This mapping holds the lease (a live `Producer` of this process).
     holds_role: AtomicBool,
+    /// The writer entry this open of the file holds (locked through
+    /// `file`), or `NO_WRITER`; taken by the first multi-producer handle.
+    writer: AtomicUsize,
+    /// Serialises taking the entry.
+    attaching: Mutex<()>,
 }
 
 impl MappedSlots {
@@ -567,22 +611,56 @@ impl MappedSlots {
         &self.path
     }
 
-    /// Takes (`F_WRLCK`) or drops (`F_UNLCK`) the single-producer lease: an
-    /// open-file-description lock on the file's first byte, without
-    /// waiting. Such a lock belongs to this open of the file, so two opens
-    /// in one process exclude each other too, and the kernel drops it when
-    /// the last descriptor closes, which a killed process's exit does.
-    /// (A child forked while holding it shares it.)
-    fn lease(&self, kind: libc::c_int) -> bool {
-        // SAFETY: `flock` is plain integers, for which zero is valid.
-        let mut lock: libc::flock = unsafe { core::mem::zeroed() };
-        lock.l_type = kind as libc::c_short;
-        lock.l_whence = libc::SEEK_SET as libc::c_short;
-        lock.l_start = 0;
-        lock.l_len = 1;
+    /// Takes (`F_WRLCK`) or drops (`F_UNLCK`) the lock on file byte
+    /// `byte` (0: the single-producer lease; `WRITER_LOCK_BASE + i`: writer
+    /// entry `i`), without waiting: an open-file-description lock. It
+    /// belongs to this open of the file, so two opens in one process
+    /// exclude each other too, and the kernel drops it when the last
+    /// descriptor closes, which a killed process's exit does. (A child
+    /// forked while holding it shares it.)
+    fn lock_byte(&self, byte: usize, kind: libc::c_int) -> bool {
+        let mut lock = byte_lock(byte, kind);
         // SAFETY: a valid descriptor we own and a live `flock` struct.
-        unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_SETLK, &lock) == 0 }
+        unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) == 0 }
     }
+
+    /// Whether another open of the file (another process, or another open
+    /// in this one) locks byte `byte`. An error counts as locked: callers
+    /// then assume a live holder, which is the safe side.
+    fn locked_elsewhere(&self, byte: usize) -> bool {
+        let mut lock = byte_lock(byte, libc::F_WRLCK as libc::c_int);
+        // SAFETY: a valid descriptor we own and a live `flock` struct,
+        // which F_OFD_GETLK overwrites with the conflicting lock, if any.
+        let ok = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) == 0 };
+        !ok || lock.l_type != libc::F_UNLCK as libc::c_short
+    }
+
+    /// The writer table.
+    fn writer_entries(&self) -> &[WriterEntry] {
+        // SAFETY: `WRITERS_OFFSET + WRITER_ENTRIES * 64 = SLOTS_OFFSET <=
+        // file_bytes`, 64-aligned in a page-aligned mapping; entries are
+        // atomics only; borrowed for as long as the mapping lives.
+        unsafe {
+            core::slice::from_raw_parts(self.map.at::<WriterEntry>(WRITERS_OFFSET), WRITER_ENTRIES)
+        }
+    }
+
+    /// This open's own entry, once taken.
+    #[inline(always)]
+    fn own_writer_entry(&self) -> Option<&WriterEntry> {
+        self.writer_entries().get(self.writer.load(Relaxed))
+    }
+}
+
+/// A lock request for the one byte `byte` of the file.
+fn byte_lock(byte: usize, kind: libc::c_int) -> libc::flock {
+    // SAFETY: `flock` is plain integers, for which zero is valid.
+    let mut lock: libc::flock = unsafe { core::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = byte as libc::off_t;
+    lock.l_len = 1;
+    lock
 }
 
 impl sealed::Sealed for MappedSlots {}
@@ -625,7 +703,7 @@ impl Storage for MappedSlots {
         if self.holds_role.swap(true, AcqRel) {
             return false;
         }
-        if self.lease(libc::F_WRLCK as libc::c_int) {
+        if self.lock_byte(0, libc::F_WRLCK as libc::c_int) {
             return true;
         }
         self.holds_role.store(false, Release);
@@ -637,8 +715,57 @@ impl Storage for MappedSlots {
         true
     }
     fn unlock_single(&self) {
-        self.lease(libc::F_UNLCK as libc::c_int);
+        self.lock_byte(0, libc::F_UNLCK as libc::c_int);
         self.holds_role.store(false, Release);
+    }
+
+    const COUNTS_WRITERS: bool = true;
+
+    /// Takes the first writer entry no other open of the file locks, and
+    /// zeroes its count: a previous holder is dead (or detached idle).
+    fn attach_writer(&self) -> bool {
+        if self.writer.load(Acquire) != NO_WRITER {
+            return true;
+        }
+        let _one_at_a_time = crate::blocking::lock(&self.attaching);
+        if self.writer.load(Acquire) != NO_WRITER {
+            return true;
+        }
+        for (i, entry) in self.writer_entries().iter().enumerate() {
+            if self.lock_byte(WRITER_LOCK_BASE + i, libc::F_WRLCK as libc::c_int) {
+                entry.in_flight.store(0, Release);
+                self.writer.store(i, Release);
+                return true;
+            }
+        }
+        false
+    }
+
+    #[inline(always)]
+    fn writing_begin(&self) {
+        if let Some(entry) = self.own_writer_entry() {
+            entry.in_flight.fetch_add(1, Relaxed);
+        }
+    }
+
+    #[inline(always)]
+    fn writing_end(&self) {
+        if let Some(entry) = self.own_writer_entry() {
+            // Release: a reader that sees the count drop sees our slot done.
+            entry.in_flight.fetch_sub(1, Release);
+        }
+    }
+
+    fn writers_gone(&self, own: u64) -> bool {
+        let mine = self.writer.load(Acquire);
+        self.writer_entries().iter().enumerate().all(|(i, entry)| {
+            let n = entry.in_flight.load(Acquire);
+            if i == mine {
+                n <= own
+            } else {
+                n == 0 || !self.locked_elsewhere(WRITER_LOCK_BASE + i)
+            }
+        })
     }
 }
 
@@ -684,6 +811,8 @@ impl Ring<MappedSlots> {
                     path: path.clone(),
                     file,
                     holds_role: AtomicBool::new(false),
+                    writer: AtomicUsize::new(NO_WRITER),
+                    attaching: Mutex::new(()),
                 },
                 geometry.overflow,
             ))
@@ -776,6 +905,8 @@ impl Ring<MappedSlots> {
                 path,
                 file,
                 holds_role: AtomicBool::new(false),
+                writer: AtomicUsize::new(NO_WRITER),
+                attaching: Mutex::new(()),
             },
             geometry.overflow,
         );
@@ -884,9 +1015,9 @@ impl Ring<MappedSlots> {
     /// sealed, or `timeout` passed; returns whether one of those happened.
     ///
     /// It looks at the slot, not at [`next_seq`](Ring::next_seq): a ticket
-    /// taken by a multi-producer that died before committing it stays
-    /// unreadable until the ring laps it, and a reader waiting there sleeps
-    /// through it instead of spinning.
+    /// taken by a multi-producer still writing it is not ready. Before it
+    /// sleeps it tries [`recover`](Ring::recover): a ticket whose writer's
+    /// process died is marked lost, and the wait returns.
     ///
     /// ```
     /// use evqueue::{Overflow, SharedRing, Start};
@@ -909,7 +1040,7 @@ impl Ring<MappedSlots> {
         let wake = self.slots.wake_block();
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            if ready() {
+            if ready() || self.recover(seq) {
                 return true;
             }
             // Read the word before registering: a `wake` after this changes
@@ -919,10 +1050,15 @@ impl Ring<MappedSlots> {
             // Pairs with the fence in `wake`: either that producer sees us
             // registered, or we see its push here.
             fence(SeqCst);
-            let left = match deadline {
+            let mut left = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()),
                 None => Duration::MAX,
             };
+            if self.head_seq() > seq {
+                // A writer is on the ticket: look again soon, in case its
+                // process dies before it wakes us.
+                left = left.min(WRITER_RECHECK);
+            }
             if !ready() && !left.is_zero() {
                 futex_wait(&wake.seq, word, left);
             }
@@ -958,6 +1094,10 @@ impl Ring<MappedSlots> {
         self.slots.wake_block().waiters.load(Relaxed)
     }
 }
+
+/// How long a reader sleeps at a ticket that is being written before it
+/// looks again whether the writer's process died.
+const WRITER_RECHECK: Duration = Duration::from_millis(50);
 
 /// Sleeps while `word` holds `expected`, at most `timeout` (spurious
 /// returns allowed: the caller re-checks). Not `FUTEX_PRIVATE_FLAG`: the

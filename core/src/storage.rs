@@ -61,6 +61,37 @@ pub trait Storage: sealed::Sealed + Sync {
     #[doc(hidden)]
     #[inline(always)]
     fn unlock_single(&self) {}
+
+    /// Whether multi-producer pushes are counted in flight per process
+    /// ([`writing_begin`](Self::writing_begin)), so that a slot a dead
+    /// process left half-written can be recovered. Only shared rings: in
+    /// one process, a writer cannot die while others go on.
+    #[doc(hidden)]
+    const COUNTS_WRITERS: bool = false;
+    /// Before a multi-producer handle of this process pushes: registers the
+    /// process as a writer. `false` if it cannot be (no entry left).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn attach_writer(&self) -> bool {
+        true
+    }
+    /// A multi-producer push of this process begins (before its ticket).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn writing_begin(&self) {}
+    /// That push is done with its slot.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn writing_end(&self) {}
+    /// Whether no multi-producer push may still write a slot, beyond `own`
+    /// pushes of this process: every other writing process is idle or dead.
+    /// Never for in-process storages.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn writers_gone(&self, own: u64) -> bool {
+        let _ = own;
+        false
+    }
 }
 
 pub(crate) mod sealed {

@@ -7,13 +7,18 @@
 //! set, filtered to the `child` test, which does nothing otherwise.
 #![cfg(target_os = "linux")]
 
-use evqueue::{Error, Overflow, RecvError, SharedRing, ShmError, ShmOptions, Start};
+use evqueue::{Error, Lag, Overflow, RecvError, SharedRing, ShmError, ShmOptions, Start};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// Byte offsets in the file: the ring state, the writer table, the slots.
+const STATE: usize = 256;
+const WRITERS: usize = 896;
+const SLOTS: usize = 9088;
 
 /// A fresh path, removed on drop.
 struct TempRing(PathBuf);
@@ -48,7 +53,18 @@ fn decode(buf: &[u8]) -> u64 {
     i
 }
 
+/// Held while a child is spawned, and by the tests that need a dropped
+/// file lock to be gone: between its fork and its exec a child shares
+/// every descriptor of this process (close-on-exec or not), and with them
+/// the locks of its open file descriptions.
+static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn no_spawning() -> std::sync::MutexGuard<'static, ()> {
+    SPAWNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn spawn_child(role: &str) -> Child {
+    let _forking = no_spawning();
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env("EVQ_SHM_CHILD", role)
@@ -95,11 +111,13 @@ fn child() {
                 Box::new(move |b| p.push(b))
             };
             for i in 0..n {
+                let since = Instant::now();
                 loop {
                     match push(&payload(i)) {
                         Ok(_) => break,
                         Err(Error::Full) => {
                             full += 1;
+                            assert!(since.elapsed() < Duration::from_secs(30), "ring stalled");
                             std::thread::yield_now();
                         }
                         Err(e) => panic!("push: {e}"),
@@ -118,8 +136,13 @@ fn child() {
             // Pushes `base + i` until killed.
             let base: u64 = args[2].parse().unwrap();
             let p = ring.mp_producer().unwrap();
-            for i in 0.. {
-                p.push(&payload(base + i)).unwrap();
+            let mut i = 0;
+            loop {
+                match p.push(&payload(base + i)) {
+                    Ok(_) => i += 1,
+                    Err(Error::Full) => std::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
                 ring.wake();
             }
         }
@@ -260,7 +283,7 @@ fn set_u64(bytes: &mut [u8], at: usize, value: u64) {
 #[test]
 fn open_refuses_bad_files_with_errors() {
     let valid = valid_file();
-    assert_eq!(valid.len(), 896 + 16 * 64);
+    assert_eq!(valid.len(), SLOTS + 16 * 64);
     assert!(open_bytes(&valid).is_ok());
 
     let t = TempRing::new("missing");
@@ -283,9 +306,9 @@ fn open_refuses_bad_files_with_errors() {
     expect(&b, "magic", |e| matches!(e, ShmError::BadMagic));
 
     let mut b = valid.clone();
-    b[8..12].copy_from_slice(&2u32.to_ne_bytes());
+    b[8..12].copy_from_slice(&1u32.to_ne_bytes());
     expect(&b, "version", |e| {
-        matches!(e, ShmError::BadVersion { found: 2 })
+        matches!(e, ShmError::BadVersion { found: 1 })
     });
 
     expect(&valid[..100], "shorter than the 128-byte header", |e| {
@@ -330,7 +353,7 @@ fn open_refuses_bad_files_with_errors() {
             }
         )
     });
-    set_u64(&mut b, 80, 896 + 32 * 64);
+    set_u64(&mut b, 80, (SLOTS + 32 * 64) as u64);
     expect(&b, "file_bytes", |e| {
         matches!(e, ShmError::LengthMismatch { .. })
     });
@@ -343,11 +366,18 @@ fn open_refuses_bad_files_with_errors() {
         (64, "state_offset"),
         (72, "slots_offset"),
         (88, "state_bytes"),
+        (104, "writers_offset"),
     ] {
         let mut b = valid.clone();
         set_u64(&mut b, at, 7);
         expect(&b, field, |e| matches!(e, ShmError::BadField { .. }));
     }
+    let mut b = valid.clone();
+    b[100] = 1;
+    expect(&b, "writer_entries", |e| matches!(e, ShmError::BadField { .. }));
+    let mut b = valid.clone();
+    b[112] = 1;
+    expect(&b, "reserved", |e| matches!(e, ShmError::BadField { .. }));
     let mut b = valid.clone();
     b[20] = 2;
     expect(&b, "overflow", |e| matches!(e, ShmError::BadField { .. }));
@@ -364,7 +394,7 @@ fn open_refuses_bad_files_with_errors() {
     set_u64(&mut b, 256 + 128, 5);
     expect(&b, "worker", |e| matches!(e, ShmError::BadState { .. }));
     let mut b = valid.clone();
-    set_u64(&mut b, 896, 1 << 40);
+    set_u64(&mut b, SLOTS, 1 << 40);
     expect(&b, "stamp", |e| matches!(e, ShmError::BadState { .. }));
     let mut b = valid.clone();
     b[256 + 512] = 0x80;
@@ -544,16 +574,15 @@ impl XorShift {
 const KILL_ROUNDS: u64 = 100;
 
 /// `kill -9` of a multi-producer process mid-stream, 100 times, while this
-/// process claims (`Overwrite`): no torn event, no event twice, each
-/// producer's events in order, and once a last producer has lapped the
-/// ring, every sequence number delivered or counted as overwritten. (A
-/// producer killed holding a slot leaves that slot lost on every later lap:
-/// docs/ARCHITECTURE.md, "Crash semantics today".)
-#[test]
-fn producers_killed_mid_stream() {
+/// process claims: no torn event, no event twice, each producer's events in
+/// order, and once a last producer has pushed four laps, every sequence
+/// number delivered or counted lost. A ticket a killed producer held is
+/// recovered by the waiting consumer, so under `Reject` the ring never
+/// stalls: every event of the last producer is delivered.
+fn producers_killed_mid_stream(overflow: Overflow) {
     let t = TempRing::new("killprod");
     let capacity = 1024;
-    let ring = SharedRing::create(&t.0, capacity, 32, Overflow::Overwrite).unwrap();
+    let ring = SharedRing::create(&t.0, capacity, 32, overflow).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
     let (delivered, lost, ids) = std::thread::scope(|s| {
@@ -596,9 +625,13 @@ fn producers_killed_mid_stream() {
         consumer.join().unwrap()
     });
     let s = ring.stats();
-    eprintln!("{KILL_ROUNDS} producers killed: {s:?}");
+    eprintln!("{KILL_ROUNDS} producers killed ({overflow:?}): {s:?}");
     assert_eq!((s.delivered, s.overwritten, s.depth), (delivered, lost, 0));
-    assert_eq!(s.pushed, s.delivered + s.overwritten);
+    assert_eq!(s.pushed, s.delivered + s.lost());
+    let last_producers = ids.iter().filter(|&&id| id >> 40 == 0).count();
+    if overflow == Overflow::Reject {
+        assert_eq!(last_producers as u64, 4 * capacity as u64);
+    }
     let mut seen = std::collections::HashSet::new();
     let mut last_of = std::collections::HashMap::new();
     for id in ids {
@@ -608,8 +641,17 @@ fn producers_killed_mid_stream() {
             assert!(i > prev, "producer {producer}: {i} after {prev}");
         }
     }
-    // The last producer's events at least were mostly delivered.
-    assert!(s.delivered > 0);
+    assert!(last_producers > 0);
+}
+
+#[test]
+fn producers_killed_mid_stream_overwrite() {
+    producers_killed_mid_stream(Overflow::Overwrite);
+}
+
+#[test]
+fn producers_killed_mid_stream_reject() {
+    producers_killed_mid_stream(Overflow::Reject);
 }
 
 /// `kill -9` of a consumer process mid-stream, 100 times, while this
@@ -790,6 +832,7 @@ fn single_producers_killed_reject() {
 
 #[test]
 fn the_single_producer_role_is_exclusive_across_opens() {
+    let _locks = no_spawning();
     let t = TempRing::new("lease");
     let a = SharedRing::create(&t.0, 16, 16, Overflow::Overwrite).unwrap();
     let b = SharedRing::open(&t.0).unwrap();
@@ -811,6 +854,7 @@ fn the_single_producer_role_is_exclusive_across_opens() {
 /// holder was dead is sealed by whoever tries to take the role.
 #[test]
 fn takeover_after_an_unpublished_commit_and_a_close() {
+    let _locks = no_spawning();
     use std::os::unix::fs::FileExt;
     let t = TempRing::new("takeover");
     {
@@ -823,13 +867,13 @@ fn takeover_after_an_unpublished_commit_and_a_close() {
         std::mem::forget(p);
     }
     // Event 3 committed, `head` still 3: stamp (3 + 1) << 2 | COMMITTED,
-    // length 16, the payload, in slot 3 (offset 896 + 3 * 64).
+    // length 16, the payload, in slot 3.
     let file = std::fs::OpenOptions::new().write(true).open(&t.0).unwrap();
     let mut slot = Vec::new();
     slot.extend_from_slice(&(4u64 << 2).to_ne_bytes());
     slot.extend_from_slice(&16u64.to_ne_bytes());
     slot.extend_from_slice(&payload(3));
-    file.write_all_at(&slot, 896 + 3 * 64).unwrap();
+    file.write_all_at(&slot, (SLOTS + 3 * 64) as u64).unwrap();
 
     let b = SharedRing::open(&t.0).unwrap();
     assert_eq!(b.next_seq(), 3);
@@ -859,30 +903,116 @@ fn takeover_after_an_unpublished_commit_and_a_close() {
     assert_eq!(c.try_claim(&mut buf), Err(RecvError::Closed));
 }
 
-/// A multi-producer that died holding ticket 0 (`head` 1, slot 0 stamped
-/// `WRITING(0)`): the worker group cannot read past it until the ring is
-/// lapped, and a consumer waiting there sleeps instead of spinning.
+/// A ring file whose multi-producer died holding ticket 0 (`head` 1,
+/// slot 0 stamped `WRITING(0)`), in a file kept until the guard drops.
+fn ring_with_a_dead_ticket(overflow: Overflow) -> (TempRing, SharedRing) {
+    let mut b = valid_file();
+    b[20] = (overflow == Overflow::Reject) as u8;
+    set_u64(&mut b, STATE, 1); // head
+    b[STATE + 512] = 2; // control: MULTI
+    set_u64(&mut b, SLOTS, (1 << 2) | 1); // slot 0: WRITING(0)
+    let t = TempRing::new("dead-ticket");
+    std::fs::write(&t.0, &b).unwrap();
+    let ring = SharedRing::open(&t.0).unwrap();
+    (t, ring)
+}
+
+/// Sets writer entry `i`'s count of pushes in flight, as its process would.
+fn set_in_flight(path: &Path, i: usize, n: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(&n.to_ne_bytes(), (WRITERS + i * 64) as u64)
+        .unwrap();
+}
+
+/// A ticket whose writer is alive is waited for (the consumer sleeps, it
+/// does not spin, and under `Reject` the ring fills); once the writer's
+/// process is gone with the push still in flight, the next wait marks the
+/// ticket lost and the ring goes on.
 #[test]
-fn wait_sleeps_at_a_dead_writers_slot() {
-    let valid = valid_file();
-    let mut b = valid.clone();
-    set_u64(&mut b, 256, 1); // head
-    b[256 + 512] = 2; // control: MULTI
-    set_u64(&mut b, 896, (1 << 2) | 1); // slot 0: WRITING(0)
-    let ring = open_bytes(&b).unwrap();
+fn a_dead_writers_ticket_is_recovered() {
+    let _locks = no_spawning();
+    let (t, ring) = ring_with_a_dead_ticket(Overflow::Reject);
+    // Another open of the file stands for the writer's process: it holds a
+    // writer entry (0, the first), with one push in flight.
+    let writer = SharedRing::open(&t.0).unwrap();
+    writer.mp_producer().unwrap();
+    set_in_flight(&t.0, 0, 1);
+
     let mut buf = [0u8; 16];
     assert_eq!(ring.try_claim(&mut buf), Err(RecvError::Empty));
     let start = Instant::now();
-    assert!(!ring.wait(Duration::from_millis(200)));
+    assert!(!ring.wait(Duration::from_millis(200)), "a live writer's ticket is waited for");
     assert!(start.elapsed() >= Duration::from_millis(200));
-    // Producers go on; once they lap the dead ticket, it is skipped.
+    assert!(!ring.recover(0));
     let p = ring.mp_producer().unwrap();
-    for i in 1..=16 {
-        p.push(&payload(i)).unwrap();
+    for i in 1..16 {
+        assert_eq!(p.push(&payload(i)), Ok(i));
     }
-    ring.wake();
+    assert_eq!(p.push(&payload(16)), Err(Error::Full));
+
+    // The writer's process dies mid-push: its lock goes, its count stays.
+    drop(writer);
+    let start = Instant::now();
     assert!(ring.wait(Duration::from_secs(10)));
-    let c = ring.try_claim(&mut buf).unwrap();
-    assert!(c.lost >= 1, "{c:?}");
-    assert_eq!(decode(&buf), c.seq);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let first = ring.try_claim(&mut buf).unwrap();
+    assert_eq!((first.seq, first.lost), (1, 1));
+    for i in 2..16 {
+        assert_eq!(ring.try_claim(&mut buf).unwrap().seq, i);
+        assert_eq!(decode(&buf), i);
+    }
+    assert_eq!(p.push(&payload(16)), Ok(16));
+    let s = ring.stats();
+    assert_eq!(
+        (s.pushed, s.delivered, s.overwritten, s.rejected, s.depth),
+        (18, 15, 1, 1, 1)
+    );
+    assert_eq!(s.pushed, s.delivered + s.lost() + s.depth);
+}
+
+/// Under `Overwrite`, a slot a dead writer left busy is taken over by the
+/// next lap's producer (not marked lost again every lap), and nothing of a
+/// live writer's is: while the writer lives, that producer's event is lost.
+#[test]
+fn a_dead_writers_slot_is_taken_over_on_the_next_lap() {
+    let _locks = no_spawning();
+    for writer_alive in [true, false] {
+        let (t, ring) = ring_with_a_dead_ticket(Overflow::Overwrite);
+        let ring = ring.with_lag(Lag::Oldest);
+        let writer = SharedRing::open(&t.0).unwrap();
+        writer.mp_producer().unwrap();
+        set_in_flight(&t.0, 0, 1);
+        if !writer_alive {
+            drop(writer);
+        }
+        let p = ring.mp_producer().unwrap();
+        for i in 1..=16 {
+            p.push(&payload(i)).unwrap(); // ticket 16 is slot 0's next lap
+        }
+        let mut buf = [0u8; 16];
+        let first = ring.try_claim(&mut buf).unwrap();
+        assert_eq!((first.seq, first.lost), (1, 1));
+        let mut seen = vec![decode(&buf)];
+        loop {
+            match ring.try_claim(&mut buf) {
+                Ok(c) => {
+                    assert_eq!(decode(&buf), c.seq);
+                    seen.push(c.seq);
+                }
+                Err(RecvError::Empty) => break,
+                Err(RecvError::Lagged(n)) => {
+                    assert!(writer_alive, "lost {n}");
+                    assert_eq!(n, 1);
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let expect: Vec<u64> = if writer_alive {
+            (1..16).collect()
+        } else {
+            (1..=16).collect()
+        };
+        assert_eq!(seen, expect, "writer alive: {writer_alive}");
+    }
 }
