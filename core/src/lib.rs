@@ -133,6 +133,9 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 #[cfg(test)]
 mod tests;
 
+#[cfg(all(test, evqueue_loom, feature = "alloc"))]
+mod recovery_models;
+
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

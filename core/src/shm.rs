@@ -405,7 +405,10 @@ impl Geometry {
             put(at, &(value as u64).to_ne_bytes());
         }
         put(field::BYTE_ORDER, &BYTE_ORDER.to_ne_bytes());
-        put(field::WRITER_ENTRIES, &(WRITER_ENTRIES as u32).to_ne_bytes());
+        put(
+            field::WRITER_ENTRIES,
+            &(WRITER_ENTRIES as u32).to_ne_bytes(),
+        );
         h
     }
 

@@ -374,7 +374,9 @@ fn open_refuses_bad_files_with_errors() {
     }
     let mut b = valid.clone();
     b[100] = 1;
-    expect(&b, "writer_entries", |e| matches!(e, ShmError::BadField { .. }));
+    expect(&b, "writer_entries", |e| {
+        matches!(e, ShmError::BadField { .. })
+    });
     let mut b = valid.clone();
     b[112] = 1;
     expect(&b, "reserved", |e| matches!(e, ShmError::BadField { .. }));
@@ -942,7 +944,10 @@ fn a_dead_writers_ticket_is_recovered() {
     let mut buf = [0u8; 16];
     assert_eq!(ring.try_claim(&mut buf), Err(RecvError::Empty));
     let start = Instant::now();
-    assert!(!ring.wait(Duration::from_millis(200)), "a live writer's ticket is waited for");
+    assert!(
+        !ring.wait(Duration::from_millis(200)),
+        "a live writer's ticket is waited for"
+    );
     assert!(start.elapsed() >= Duration::from_millis(200));
     assert!(!ring.recover(0));
     let p = ring.mp_producer().unwrap();
