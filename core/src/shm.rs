@@ -71,25 +71,26 @@ pub const DEFAULT_DIR: &str = "/dev/shm";
 
 /// Bytes of the header block.
 const HEADER_BYTES: usize = 128;
-/// Byte offsets of the wake block, the state, the writer table and the slots.
+/// Byte offsets of the wake block, the state, the process table and the slots.
 const WAKE_OFFSET: usize = 128;
 const STATE_OFFSET: usize = 256;
-const WRITERS_OFFSET: usize = STATE_OFFSET + layout::BYTES;
-const SLOTS_OFFSET: usize = WRITERS_OFFSET + WRITER_ENTRIES * WRITER_ENTRY_BYTES;
-/// Processes that may push through multi-producer handles at once: each
-/// takes an entry of the writer table, a count of its pushes in flight on
-/// a cache line of its own.
-pub const WRITER_ENTRIES: usize = 128;
-const WRITER_ENTRY_BYTES: usize = 64;
-/// File byte locked (`F_OFD_SETLK`) by the holder of writer entry `i`:
-/// `WRITER_LOCK_BASE + i`. Byte 0 is the single-producer lease.
-const WRITER_LOCK_BASE: usize = 1;
+const PROCESSES_OFFSET: usize = STATE_OFFSET + layout::BYTES;
+const SLOTS_OFFSET: usize = PROCESSES_OFFSET + PROCESS_ENTRIES * PROCESS_ENTRY_BYTES;
+/// Processes that may push through multi-producer handles or wait at once:
+/// each takes an entry of the process table (its pushes in flight and its
+/// sleepers, on a cache line of its own), held by a file lock the kernel
+/// drops when it dies.
+pub const PROCESS_ENTRIES: usize = 128;
+const PROCESS_ENTRY_BYTES: usize = 64;
+/// File byte locked (`F_OFD_SETLK`) by the holder of process entry `i`:
+/// `PROCESS_LOCK_BASE + i`. Byte 0 is the single-producer lease.
+const PROCESS_LOCK_BASE: usize = 1;
 /// Written native-endian: a file from a machine of the other byte order
 /// reads as `0x04030201`.
 const BYTE_ORDER: u32 = 0x0102_0304;
 
 const _: () = assert!(SLOTS_OFFSET % layout::ALIGN == 0 && STATE_OFFSET % layout::ALIGN == 0);
-const _: () = assert!(SLOTS_OFFSET == 9088 && WRITERS_OFFSET == 896);
+const _: () = assert!(SLOTS_OFFSET == 9088 && PROCESSES_OFFSET == 896);
 const _: () = assert!(WAKE_OFFSET >= HEADER_BYTES && WAKE_OFFSET + 8 <= STATE_OFFSET);
 
 /// The header fields, in file order (all native-endian).
@@ -109,8 +110,8 @@ mod field {
     pub(super) const FILE_BYTES: usize = 80; // u64
     pub(super) const STATE_BYTES: usize = 88; // u64
     pub(super) const BYTE_ORDER: usize = 96; // u32
-    pub(super) const WRITER_ENTRIES: usize = 100; // u32
-    pub(super) const WRITERS_OFFSET: usize = 104; // u64; 112..128 reserved, zero
+    pub(super) const PROCESS_ENTRIES: usize = 100; // u32
+    pub(super) const PROCESSES_OFFSET: usize = 104; // u64; 112..128 reserved, zero
 }
 
 /// Why a shared ring could not be created or opened. Nothing is mapped
@@ -274,17 +275,21 @@ struct Wake {
     waiters: AtomicU32,
 }
 
-/// One entry of the writer table: how many multi-producer pushes of the
-/// process holding it are between `writing_begin` and `writing_end`.
+/// One entry of the process table, for the process (open of the file)
+/// holding its lock.
 #[repr(C, align(64))]
-struct WriterEntry {
+struct ProcessEntry {
+    /// Its multi-producer pushes between `writing_begin` and `writing_end`.
     in_flight: AtomicU64,
+    /// Its threads inside `wait_for`, counted in the wake block's `waiters`
+    /// too: what a `wake` subtracts from there once the process is dead.
+    sleeping: AtomicU64,
 }
 
-const _: () = assert!(core::mem::size_of::<WriterEntry>() == WRITER_ENTRY_BYTES);
+const _: () = assert!(core::mem::size_of::<ProcessEntry>() == PROCESS_ENTRY_BYTES);
 
 /// `MappedSlots::writer` before this open of the file holds an entry.
-const NO_WRITER: usize = usize::MAX;
+const NO_ENTRY: usize = usize::MAX;
 
 /// A shared, writable mapping of a whole file; unmapped on drop.
 struct Mapping {
@@ -399,15 +404,15 @@ impl Geometry {
             (field::SLOTS_OFFSET, SLOTS_OFFSET),
             (field::FILE_BYTES, self.file_bytes),
             (field::STATE_BYTES, layout::BYTES),
-            (field::WRITERS_OFFSET, WRITERS_OFFSET),
+            (field::PROCESSES_OFFSET, PROCESSES_OFFSET),
         ];
         for (at, value) in u64s {
             put(at, &(value as u64).to_ne_bytes());
         }
         put(field::BYTE_ORDER, &BYTE_ORDER.to_ne_bytes());
         put(
-            field::WRITER_ENTRIES,
-            &(WRITER_ENTRIES as u32).to_ne_bytes(),
+            field::PROCESS_ENTRIES,
+            &(PROCESS_ENTRIES as u32).to_ne_bytes(),
         );
         h
     }
@@ -463,15 +468,15 @@ impl Geometry {
             return Err(bad("reserved", 0, "bytes 112..128 all zero"));
         }
         exactly(
-            "writer_entries",
-            u32_at(field::WRITER_ENTRIES).into(),
-            WRITER_ENTRIES,
+            "process_entries",
+            u32_at(field::PROCESS_ENTRIES).into(),
+            PROCESS_ENTRIES,
             "128",
         )?;
         exactly(
-            "writers_offset",
-            u64_at(field::WRITERS_OFFSET),
-            WRITERS_OFFSET,
+            "processes_offset",
+            u64_at(field::PROCESSES_OFFSET),
+            PROCESSES_OFFSET,
             "896",
         )?;
         let overflow = match u32_at(field::OVERFLOW) {
@@ -582,11 +587,15 @@ pub struct MappedSlots {
     file: File,
     /// This mapping holds the lease (a live `Producer` of this process).
     holds_role: AtomicBool,
-    /// The writer entry this open of the file holds (locked through
-    /// `file`), or `NO_WRITER`; taken by the first multi-producer handle.
-    writer: AtomicUsize,
+    /// The process entry this open of the file holds (locked through
+    /// `file`), or `NO_ENTRY`; taken by the first multi-producer handle or
+    /// the first wait.
+    entry: AtomicUsize,
     /// Serialises taking the entry.
     attaching: Mutex<()>,
+    /// `wake`s that woke nobody while `waiters` said someone sleeps: every
+    /// 64th looks for sleepers of dead processes.
+    empty_wakes: AtomicU32,
 }
 
 impl MappedSlots {
@@ -615,7 +624,7 @@ impl MappedSlots {
     }
 
     /// Takes (`F_WRLCK`) or drops (`F_UNLCK`) the lock on file byte
-    /// `byte` (0: the single-producer lease; `WRITER_LOCK_BASE + i`: writer
+    /// `byte` (0: the single-producer lease; `PROCESS_LOCK_BASE + i`: writer
     /// entry `i`), without waiting: an open-file-description lock. It
     /// belongs to this open of the file, so two opens in one process
     /// exclude each other too, and the kernel drops it when the last
@@ -638,20 +647,77 @@ impl MappedSlots {
         !ok || lock.l_type != libc::F_UNLCK as libc::c_short
     }
 
-    /// The writer table.
-    fn writer_entries(&self) -> &[WriterEntry] {
-        // SAFETY: `WRITERS_OFFSET + WRITER_ENTRIES * 64 = SLOTS_OFFSET <=
+    /// The process table.
+    fn process_entries(&self) -> &[ProcessEntry] {
+        // SAFETY: `PROCESSES_OFFSET + PROCESS_ENTRIES * 64 = SLOTS_OFFSET <=
         // file_bytes`, 64-aligned in a page-aligned mapping; entries are
         // atomics only; borrowed for as long as the mapping lives.
         unsafe {
-            core::slice::from_raw_parts(self.map.at::<WriterEntry>(WRITERS_OFFSET), WRITER_ENTRIES)
+            core::slice::from_raw_parts(
+                self.map.at::<ProcessEntry>(PROCESSES_OFFSET),
+                PROCESS_ENTRIES,
+            )
         }
     }
 
     /// This open's own entry, once taken.
     #[inline(always)]
-    fn own_writer_entry(&self) -> Option<&WriterEntry> {
-        self.writer_entries().get(self.writer.load(Relaxed))
+    fn own_entry(&self) -> Option<&ProcessEntry> {
+        self.process_entries().get(self.entry.load(Relaxed))
+    }
+
+    /// Takes the first process entry no other open of the file locks, and
+    /// zeroes its counts: a previous holder is dead (or left idle), and
+    /// its sleepers are forgotten. `false` if every entry is held.
+    fn attach(&self) -> bool {
+        if self.entry.load(Acquire) != NO_ENTRY {
+            return true;
+        }
+        let _one_at_a_time = crate::blocking::lock(&self.attaching);
+        if self.entry.load(Acquire) != NO_ENTRY {
+            return true;
+        }
+        for (i, entry) in self.process_entries().iter().enumerate() {
+            if self.lock_byte(PROCESS_LOCK_BASE + i, libc::F_WRLCK as libc::c_int) {
+                entry.in_flight.store(0, Release);
+                self.forget_sleepers(entry.sleeping.swap(0, AcqRel));
+                self.entry.store(i, Release);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Subtracts from the wake block's `waiters` the sleepers of processes
+    /// that died in `wait_for` (their entry's lock is gone, its count not),
+    /// so that `wake` stops making a system call for them.
+    fn forget_dead_sleepers(&self) {
+        let mine = self.entry.load(Acquire);
+        for (i, entry) in self.process_entries().iter().enumerate() {
+            let n = entry.sleeping.load(Acquire);
+            if n == 0 || i == mine || self.locked_elsewhere(PROCESS_LOCK_BASE + i) {
+                continue;
+            }
+            // Whoever zeroes the count subtracts it, once. A sleeper adds
+            // to `waiters` before its entry and subtracts after, so an
+            // entry never holds more than it put there.
+            if entry
+                .sleeping
+                .compare_exchange(n, 0, AcqRel, Relaxed)
+                .is_ok()
+            {
+                self.forget_sleepers(n);
+            }
+        }
+    }
+
+    /// Takes `n` dead sleepers off the wake block's `waiters`.
+    fn forget_sleepers(&self, n: u64) {
+        if n != 0 {
+            let n = n.min(u64::from(u32::MAX)) as u32;
+            let waiters = &self.wake_block().waiters;
+            let _ = waiters.fetch_update(SeqCst, Relaxed, |w| Some(w.saturating_sub(n)));
+        }
     }
 }
 
@@ -724,49 +790,33 @@ impl Storage for MappedSlots {
 
     const COUNTS_WRITERS: bool = true;
 
-    /// Takes the first writer entry no other open of the file locks, and
-    /// zeroes its count: a previous holder is dead (or detached idle).
     fn attach_writer(&self) -> bool {
-        if self.writer.load(Acquire) != NO_WRITER {
-            return true;
-        }
-        let _one_at_a_time = crate::blocking::lock(&self.attaching);
-        if self.writer.load(Acquire) != NO_WRITER {
-            return true;
-        }
-        for (i, entry) in self.writer_entries().iter().enumerate() {
-            if self.lock_byte(WRITER_LOCK_BASE + i, libc::F_WRLCK as libc::c_int) {
-                entry.in_flight.store(0, Release);
-                self.writer.store(i, Release);
-                return true;
-            }
-        }
-        false
+        self.attach()
     }
 
     #[inline(always)]
     fn writing_begin(&self) {
-        if let Some(entry) = self.own_writer_entry() {
+        if let Some(entry) = self.own_entry() {
             entry.in_flight.fetch_add(1, Relaxed);
         }
     }
 
     #[inline(always)]
     fn writing_end(&self) {
-        if let Some(entry) = self.own_writer_entry() {
+        if let Some(entry) = self.own_entry() {
             // Release: a reader that sees the count drop sees our slot done.
             entry.in_flight.fetch_sub(1, Release);
         }
     }
 
     fn writers_gone(&self, own: u64) -> bool {
-        let mine = self.writer.load(Acquire);
-        self.writer_entries().iter().enumerate().all(|(i, entry)| {
+        let mine = self.entry.load(Acquire);
+        self.process_entries().iter().enumerate().all(|(i, entry)| {
             let n = entry.in_flight.load(Acquire);
             if i == mine {
                 n <= own
             } else {
-                n == 0 || !self.locked_elsewhere(WRITER_LOCK_BASE + i)
+                n == 0 || !self.locked_elsewhere(PROCESS_LOCK_BASE + i)
             }
         })
     }
@@ -814,8 +864,9 @@ impl Ring<MappedSlots> {
                     path: path.clone(),
                     file,
                     holds_role: AtomicBool::new(false),
-                    writer: AtomicUsize::new(NO_WRITER),
+                    entry: AtomicUsize::new(NO_ENTRY),
                     attaching: Mutex::new(()),
+                    empty_wakes: AtomicU32::new(0),
                 },
                 geometry.overflow,
             ))
@@ -908,8 +959,9 @@ impl Ring<MappedSlots> {
                 path,
                 file,
                 holds_role: AtomicBool::new(false),
-                writer: AtomicUsize::new(NO_WRITER),
+                entry: AtomicUsize::new(NO_ENTRY),
                 attaching: Mutex::new(()),
+                empty_wakes: AtomicU32::new(0),
             },
             geometry.overflow,
         );
@@ -1042,6 +1094,11 @@ impl Ring<MappedSlots> {
         };
         let wake = self.slots.wake_block();
         let deadline = Instant::now().checked_add(timeout);
+        // Our sleepers are counted in our entry too, so that a `wake` can
+        // forget them if this process dies asleep. (Without an entry, all
+        // taken, they are counted in `waiters` only.)
+        self.slots.attach();
+        let entry = self.slots.own_entry();
         loop {
             if ready() || self.recover(seq) {
                 return true;
@@ -1050,6 +1107,9 @@ impl Ring<MappedSlots> {
             // it, and FUTEX_WAIT then returns at once.
             let word = wake.seq.load(Acquire);
             wake.waiters.fetch_add(1, SeqCst);
+            if let Some(entry) = entry {
+                entry.sleeping.fetch_add(1, AcqRel);
+            }
             // Pairs with the fence in `wake`: either that producer sees us
             // registered, or we see its push here.
             fence(SeqCst);
@@ -1064,6 +1124,9 @@ impl Ring<MappedSlots> {
             }
             if !ready() && !left.is_zero() {
                 futex_wait(&wake.seq, word, left);
+            }
+            if let Some(entry) = entry {
+                entry.sleeping.fetch_sub(1, AcqRel);
             }
             wake.waiters.fetch_sub(1, SeqCst);
             if ready() {
@@ -1080,6 +1143,9 @@ impl Ring<MappedSlots> {
     /// batch of pushes), and after [`close`](Ring::close): pushes do not
     /// wake by themselves. When nobody sleeps it costs one `SeqCst` fence
     /// and one load, no system call.
+    ///
+    /// A process killed while it waited stays counted until a `wake` that
+    /// woke nobody finds it dead (the first, then every 64th such `wake`).
     pub fn wake(&self) {
         let wake = self.slots.wake_block();
         // Pairs with the sleeper's fence: our pushes are visible to its
@@ -1087,12 +1153,16 @@ impl Ring<MappedSlots> {
         fence(SeqCst);
         if wake.waiters.load(Relaxed) != 0 {
             wake.seq.fetch_add(1, Release);
-            futex_wake(&wake.seq);
+            if futex_wake(&wake.seq) == 0 && self.slots.empty_wakes.fetch_add(1, Relaxed) % 64 == 0
+            {
+                self.slots.forget_dead_sleepers();
+            }
         }
     }
 
-    /// Processes in [`wait`](Self::wait) right now (a process killed while
-    /// waiting stays counted: see `docs/ARCHITECTURE.md`).
+    /// Threads inside [`wait`](Self::wait) or [`wait_for`](Self::wait_for)
+    /// right now, in every process (one killed while waiting stays counted
+    /// until a [`wake`](Self::wake) finds it dead).
     pub fn waiters(&self) -> u32 {
         self.slots.wake_block().waiters.load(Relaxed)
     }
@@ -1123,11 +1193,9 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     }
 }
 
-/// Wakes every sleeper on `word`.
-fn futex_wake(word: &AtomicU32) {
+/// Wakes every sleeper on `word`; returns how many there were.
+fn futex_wake(word: &AtomicU32) -> libc::c_long {
     // SAFETY: `word` is a live, 4-aligned u32; FUTEX_WAKE does not touch
     // user memory.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
-    }
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) }
 }

@@ -15,9 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Byte offsets in the file: the ring state, the writer table, the slots.
+/// Byte offsets in the file: the ring state, the process table, the slots.
 const STATE: usize = 256;
-const WRITERS: usize = 896;
+const PROCESSES: usize = 896;
 const SLOTS: usize = 9088;
 
 /// A fresh path, removed on drop.
@@ -366,7 +366,7 @@ fn open_refuses_bad_files_with_errors() {
         (64, "state_offset"),
         (72, "slots_offset"),
         (88, "state_bytes"),
-        (104, "writers_offset"),
+        (104, "processes_offset"),
     ] {
         let mut b = valid.clone();
         set_u64(&mut b, at, 7);
@@ -374,7 +374,7 @@ fn open_refuses_bad_files_with_errors() {
     }
     let mut b = valid.clone();
     b[100] = 1;
-    expect(&b, "writer_entries", |e| {
+    expect(&b, "process_entries", |e| {
         matches!(e, ShmError::BadField { .. })
     });
     let mut b = valid.clone();
@@ -529,6 +529,43 @@ fn a_sleeping_process_is_woken_and_burns_no_cpu() {
     assert_eq!(ready, "true");
     let ms: u64 = ms.parse().unwrap();
     assert!((500..15_000).contains(&ms), "woke after {ms} ms");
+    assert_eq!(ring.waiters(), 0);
+}
+
+/// A process killed while it waits stays counted in `waiters` until a
+/// `wake` that woke nobody finds it dead (or its process entry is taken
+/// again); then `wake` makes no system call for it any more.
+#[test]
+fn a_wake_forgets_a_sleeper_killed_in_wait() {
+    let t = TempRing::new("deadsleeper");
+    let ring = SharedRing::create(&t.0, 16, 16, Overflow::Overwrite).unwrap();
+    let waiters_reach = |n: u32| {
+        let start = Instant::now();
+        while ring.waiters() != n {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "waiters never {n}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let asleep = spawn_child(&format!("wait {}", t.0.display()));
+    let mut killed = spawn_child(&format!("wait {}", t.0.display()));
+    waiters_reach(2);
+    // Both asleep in FUTEX_WAIT (not between registering and sleeping).
+    std::thread::sleep(Duration::from_millis(100));
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert_eq!(ring.waiters(), 2, "the dead sleeper is still counted");
+    // This wake wakes the live one: nothing is forgotten. (A single
+    // producer: a multi-producer would take the dead process's entry,
+    // which forgets its sleepers too.)
+    ring.producer().unwrap().push(b"x").unwrap();
+    ring.wake();
+    assert_eq!(child_result(asleep, "WOKE").split(' ').next(), Some("true"));
+    assert_eq!(ring.waiters(), 1);
+    // The next finds nobody, and forgets the dead one.
+    ring.wake();
     assert_eq!(ring.waiters(), 0);
 }
 
@@ -923,7 +960,7 @@ fn ring_with_a_dead_ticket(overflow: Overflow) -> (TempRing, SharedRing) {
 fn set_in_flight(path: &Path, i: usize, n: u64) {
     use std::os::unix::fs::FileExt;
     let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    file.write_all_at(&n.to_ne_bytes(), (WRITERS + i * 64) as u64)
+    file.write_all_at(&n.to_ne_bytes(), (PROCESSES + i * 64) as u64)
         .unwrap();
 }
 
