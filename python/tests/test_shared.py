@@ -1,7 +1,8 @@
 """Tests of evqueue.SharedQueue, the shared-memory ring (Linux), and the
 cross-language test: a C producer process (tests/c/shared_producer.c, built
 here against the C library) and this Python process claiming from one ring,
-with exact accounting across the two.
+with exact accounting across the two; and C producers killed with SIGKILL
+mid-stream while this process claims.
 
 The C library is looked for in $EVQUEUE_C_LIB_DIR, else in target/release of
 this repository (tests/c/run.sh builds it there). Without it or without a C
@@ -12,6 +13,7 @@ EVQUEUE_REQUIRE_C_PRODUCER=1 (scripts/test.sh sets it), which makes them fail.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -391,3 +393,108 @@ def test_c_producer_with_an_open_python_producer(tmp_path: Path) -> None:
     assert names == {"py": 20_000, "tick": 20_000}
     s = q.stats()
     assert (s.pushed, s.delivered, s.overwritten, s.depth) == (40_000, 40_000, 0, 0)
+
+
+# --- C producers killed with SIGKILL mid-stream, Python consumer ------------
+
+KILL_ROUNDS = 100
+# Long events: a push's write (the window a kill must land in to leave a
+# ticket half-written) is then a large part of a producer's time, also
+# under "reject", where a producer mostly waits for room.
+KILL_PAD = 16000
+
+
+def tag_pad(producer: int, i: int) -> str:
+    tag = f"{producer}.{i}"
+    return (tag * (KILL_PAD // len(tag) + 1))[:KILL_PAD]
+
+
+@pytest.mark.parametrize("overflow", ["overwrite", "reject"])
+def test_c_producers_killed_python_consumer(tmp_path: Path, overflow: Literal["overwrite", "reject"]) -> None:
+    """100 C producer processes, one after another, each SIGKILLed after a
+    random 5-30 ms (often in the middle of a push), then one that runs to
+    completion and pushes 4x the capacity; this process claims throughout.
+    No torn event, none twice, each producer's events in order, exact
+    accounting; under "reject" the ring never stalls on a dead producer's
+    ticket (a waiting claim marks it lost once its writer is dead), so every
+    event of the last producer arrives."""
+    exe = c_producer(tmp_path)
+    capacity = 64
+    path = str(tmp_path / "ring")
+    q = SharedQueue.create(path, capacity=capacity, slot_size=16384, overflow=overflow)
+    rng = random.Random(os.getpid())
+    last_of: dict[int, int] = {}
+    seqs: set[int] = set()
+    count_of: dict[int, int] = {}
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def take(e: Event) -> None:
+        p, i = int(e.properties["p"]), int(e.properties["i"])
+        assert e.name == "tick"
+        assert e.properties == {"p": str(p), "i": str(i), "pad": tag_pad(p, i)}, "torn or mixed-up event"
+        assert e.seq not in seqs, f"seq {e.seq} delivered twice"
+        seqs.add(e.seq)
+        assert last_of.get(p, -1) < i, f"producer {p}: event {i} after {last_of.get(p)}"
+        last_of[p] = i
+        count_of[p] = count_of.get(p, 0) + 1
+
+    def consume() -> None:
+        try:
+            while not stop.is_set():
+                e = q.claim(timeout=0.05)
+                if e is not None:
+                    take(e)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    last_id = KILL_ROUNDS
+    proc: subprocess.Popen[str] | None = None
+    try:
+        for producer in range(KILL_ROUNDS):
+            proc = subprocess.Popen([str(exe), "--producer", str(producer), path, "0", str(KILL_PAD)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(rng.uniform(0.005, 0.030))
+            proc.kill()
+            _, err = proc.communicate(timeout=T)
+            assert proc.returncode == -signal.SIGKILL, f"producer {producer} exited early: {err}"
+            assert not errors, errors
+        # The last producer laps the ring past every dead ticket.
+        n = 4 * capacity
+        proc = subprocess.Popen([str(exe), "--producer", str(last_id), path, str(n), str(KILL_PAD)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert out.split()[:2] == ["pushed", str(n)]
+    finally:
+        # A failed check must not leave a producer spinning on a full ring.
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=T)
+        stop.set()
+        consumer.join(timeout=T)
+    assert not consumer.is_alive(), "the consumer did not stop"
+    assert not errors, errors
+    # Every producer is gone: what is left is committed, or a dead ticket
+    # that a waiting claim marks lost.
+    deadline = time.monotonic() + T
+    while (e := q.claim(timeout=0.2)) is not None:
+        take(e)
+        assert time.monotonic() < deadline, "the ring did not drain"
+    s = q.stats()
+    print(f"{KILL_ROUNDS} C producers killed ({overflow}): {s!r}, {len(count_of)} producers seen")
+    assert s.depth == 0, s
+    assert s.delivered == len(seqs), s
+    assert s.pushed == s.delivered + s.overwritten + s.rejected, s
+    assert count_of.get(last_id, 0) > 0
+    if overflow == "reject":
+        # Nothing is overwritten under "reject": each lost event is the
+        # ticket of a producer killed mid-push (one in flight at most each).
+        assert s.overwritten <= KILL_ROUNDS, s
+        assert count_of[last_id] == n, f"{count_of[last_id]} of the last producer's {n} events arrived"
+    else:
+        assert s.rejected == 0
+    q.close()
+    SharedQueue.remove(path)
