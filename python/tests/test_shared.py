@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -268,6 +269,90 @@ def test_bad_arguments(path: str) -> None:
     with pytest.raises(ValueError):
         q.claim(timeout=-1)
     assert q.stats().pushed == 0
+
+
+# --- raw payloads ------------------------------------------------------------
+
+
+def test_raw_payloads(path: str) -> None:
+    q = SharedQueue.create(path, capacity=16, slot_size=64)
+    reading = struct.pack("<Ifq", 7, 21.5, 1234567)
+    assert q.emit_raw(reading) == 0
+    assert q.emit_raw(bytearray(b"\x00\xff")) == 1
+    assert q.emit_raw(b"") == 2
+    most = bytes(range(52))  # slot_size - 12
+    assert q.emit_raw(most) == 3
+    other = SharedQueue.open(path)  # as another process would
+    got = other.try_claim_raw()
+    assert got is not None and got[0] == 0
+    assert struct.unpack("<Ifq", got[1]) == (7, 21.5, 1234567)
+    assert other.try_claim_raw() == (1, b"\x00\xff")
+    assert other.claim_raw(timeout=T) == (2, b"")
+    assert other.try_claim_raw() == (3, most)
+    assert other.try_claim_raw() is None
+    assert other.claim_raw(timeout=0.01) is None
+    s = q.stats()
+    assert (s.pushed, s.delivered, s.depth) == (4, 4, 0)
+
+
+def test_raw_claim_waits(path: str) -> None:
+    q = SharedQueue.create(path, capacity=16, slot_size=64)
+    other = SharedQueue.open(path)
+    timer = threading.Timer(0.1, lambda: other.emit_raw(b"late"))
+    timer.start()
+    got = q.claim_raw(timeout=T)
+    timer.join()
+    assert got == (0, b"late")
+
+
+def test_raw_mixed_with_events(path: str) -> None:
+    """Each claim reads its kind; the wrong kind raises, naming the seq,
+    and is consumed (the worker group's cursor has moved past it)."""
+    q = SharedQueue.create(path, capacity=16, slot_size=64)
+    q.emit("tick")
+    q.emit_raw(b"raw")
+    q.emit("tock")
+    with pytest.raises(EvqueueError, match="event 0 .*not a raw payload"):
+        q.try_claim_raw()
+    with pytest.raises(EvqueueError, match="event 1 is a raw payload of 3 bytes"):
+        q.try_claim()
+    e = q.try_claim()
+    assert e is not None and (e.seq, e.name) == (2, "tock")
+    sub = q.subscribe(from_oldest=True)
+    with pytest.raises(EvqueueError, match="raw payload"):
+        for _ in range(3):
+            sub.try_recv()
+    s = q.stats()
+    assert (s.pushed, s.delivered, s.depth) == (3, 3, 0)
+
+
+def test_raw_bad_arguments(path: str) -> None:
+    q = SharedQueue.create(path, capacity=4, slot_size=64, overflow="reject")
+    for bad in ("text", 42, None, [1, 2], memoryview(b"x")):
+        with pytest.raises(TypeError, match="bytes or bytearray"):
+            q.emit_raw(bad)  # type: ignore[arg-type]
+    with pytest.raises(evqueue.EventTooLarge, match="53"):
+        q.emit_raw(bytes(53))
+    with pytest.raises(TypeError):
+        q.claim_raw(timeout="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        q.claim_raw(timeout=-1)
+    s = q.stats()
+    assert (s.pushed, s.rejected) == (0, 0)  # nothing emitted, nothing counted
+    for i in range(4):
+        assert q.emit_raw(bytes([i])) == i
+    with pytest.raises(evqueue.QueueFull):
+        q.emit_raw(b"x")
+    assert q.try_claim_raw() == (0, b"\x00")
+    assert q.emit_raw(b"y") == 4
+    q.close()
+    for call in (lambda: q.emit_raw(b"x"), q.try_claim_raw, q.claim_raw):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+    other = SharedQueue.open(path)
+    s = other.stats()
+    assert (s.pushed, s.rejected, s.delivered, s.depth) == (6, 1, 1, 4)
+    assert [other.try_claim_raw() for _ in range(4)] == [(1, b"\x01"), (2, b"\x02"), (3, b"\x03"), (4, b"y")]
 
 
 def test_open_refuses_files_that_are_not_rings(tmp_path: Path) -> None:
