@@ -250,8 +250,9 @@ typedef enum evq_status {
   EVQ_PRODUCER_TAKEN = 31,
   /**
    * A claimed slot holds bytes that are neither an event nor a framed
-   * raw payload (pushed by something other than evqueue's event calls);
-   * it was consumed all the same.
+   * raw payload (pushed by something other than evqueue's event calls),
+   * or an event where `evq_shared_try_claim_raw` reads raw payloads; it
+   * was consumed all the same.
    */
   EVQ_MALFORMED = 32,
 } evq_status;
@@ -1281,6 +1282,32 @@ enum evq_status evq_shared_push(const struct evq_shared *s,
 
 #if defined(__linux__)
 /**
+ * Pushes a raw payload into the shared ring: the `len` bytes at `data`
+ * (a struct of your own), copied as they are behind the event header, as
+ * `evq_push_raw` frames them (timestamp: now), so raw payloads and events
+ * may share a ring. At most `slot_bytes - 12` bytes. Through the handle's
+ * multi-producer and wake, as `evq_shared_push`: any thread, any number at
+ * once, any number of processes; never blocks. Stores the sequence number
+ * in `*seq_out` when not NULL. Consumers get it with
+ * `evq_shared_try_claim_raw`, or as `EVQ_PAYLOAD_RAW` from
+ * `evq_shared_try_claim` and subscribers.
+ *
+ * Fails, pushing nothing, with `EVQ_NULL_POINTER` (`s` NULL, or `data`
+ * NULL with `len` > 0), `EVQ_TOO_LARGE`, `EVQ_FULL` (reject policy),
+ * `EVQ_CLOSED` or `EVQ_PRODUCER_TAKEN` (a single producer holds the ring).
+ *
+ * # Safety
+ * `s` is a live handle; `data` points to `len` readable bytes (or is NULL
+ * with `len` 0); `seq_out` is NULL or writable.
+ */
+enum evq_status evq_shared_push_raw(const struct evq_shared *s,
+                                    const uint8_t *data,
+                                    size_t len,
+                                    uint64_t *seq_out);
+#endif
+
+#if defined(__linux__)
+/**
  * Bytes a buffer for `evq_shared_try_claim` must have on this ring (as
  * `evq_pop_buffer_size`). 0 when `s` is NULL. Any thread.
  *
@@ -1316,6 +1343,37 @@ enum evq_status evq_shared_try_claim(const struct evq_shared *s,
                                      size_t buf_len,
                                      struct evq_payload *out,
                                      uint64_t *lost_out);
+#endif
+
+#if defined(__linux__)
+/**
+ * Claims the next raw payload (pushed with `evq_shared_push_raw`, or a
+ * Rust `push_framed_raw`) for the worker group, without waiting, into the
+ * caller's `buf` (`buf_len` >= `evq_shared_buffer_size(s)`): its bytes are
+ * moved to the start of `buf`, `*len_out` gets their count, `*seq_out`
+ * (when not NULL) its sequence number. The worker group and the lost
+ * events passed over (`*lost_out`, when not NULL, on `EVQ_OK` and
+ * `EVQ_EMPTY`) are those of `evq_shared_try_claim`. Any thread, any number
+ * at once (each with its own buffer).
+ *
+ * Returns `EVQ_OK`, `EVQ_EMPTY` (nothing now: `evq_shared_wait`),
+ * `EVQ_CLOSED` (closed and drained), `EVQ_BUFFER_TOO_SMALL` (nothing
+ * taken) or `EVQ_MALFORMED` (the slot held an event or bytes that are not
+ * a framed raw payload; they were consumed, and `evq_last_error` names the
+ * sequence number). A ring that carries events and raw payloads both is
+ * read with `evq_shared_try_claim`, whose `evq_payload` says which.
+ *
+ * # Safety
+ * `s` is a live handle; `buf` points to `buf_len` writable bytes not used
+ * by anyone else during the call; `len_out` is writable; `seq_out` and
+ * `lost_out` are NULL or writable.
+ */
+enum evq_status evq_shared_try_claim_raw(const struct evq_shared *s,
+                                         uint8_t *buf,
+                                         size_t buf_len,
+                                         size_t *len_out,
+                                         uint64_t *seq_out,
+                                         uint64_t *lost_out);
 #endif
 
 #if defined(__linux__)

@@ -14,7 +14,10 @@ use crate::{
     evq_event, evq_payload, evq_shared_counters, evq_status, EVQ_OVERFLOW_OVERWRITE,
     EVQ_OVERFLOW_REJECT, EVQ_START_NOW, EVQ_START_OLDEST,
 };
-use evq_core::{Event, MpProducer, Overflow, RecvError, SharedRing, Start, Subscriber};
+use evq_core::{
+    Event, MpProducer, Overflow, Payload, RecvError, SharedRing, Start, Subscriber,
+    EVENT_HEADER_BYTES,
+};
 use std::ffi::{c_char, OsStr};
 use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
@@ -294,6 +297,66 @@ pub unsafe extern "C" fn evq_shared_push(
     })
 }
 
+/// Pushes a raw payload into the shared ring: the `len` bytes at `data`
+/// (a struct of your own), copied as they are behind the event header, as
+/// `evq_push_raw` frames them (timestamp: now), so raw payloads and events
+/// may share a ring. At most `slot_bytes - 12` bytes. Through the handle's
+/// multi-producer and wake, as `evq_shared_push`: any thread, any number at
+/// once, any number of processes; never blocks. Stores the sequence number
+/// in `*seq_out` when not NULL. Consumers get it with
+/// `evq_shared_try_claim_raw`, or as `EVQ_PAYLOAD_RAW` from
+/// `evq_shared_try_claim` and subscribers.
+///
+/// Fails, pushing nothing, with `EVQ_NULL_POINTER` (`s` NULL, or `data`
+/// NULL with `len` > 0), `EVQ_TOO_LARGE`, `EVQ_FULL` (reject policy),
+/// `EVQ_CLOSED` or `EVQ_PRODUCER_TAKEN` (a single producer holds the ring).
+///
+/// # Safety
+/// `s` is a live handle; `data` points to `len` readable bytes (or is NULL
+/// with `len` 0); `seq_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_push_raw(
+    s: *const evq_shared,
+    data: *const u8,
+    len: usize,
+    seq_out: *mut u64,
+) -> evq_status {
+    ffi_boundary!(s; {
+        // SAFETY: live handle (caller's contract; non-NULL checked).
+        let shared = unsafe { shared(s) };
+        // Checked before the producer is taken: a refused push leaves this
+        // process's handle as it was.
+        let max = shared.ring.slot_bytes().saturating_sub(EVENT_HEADER_BYTES);
+        if len > max {
+            return fail(evq_core::Error::TooLarge { size: len, max });
+        }
+        let payload: &[u8] = if len == 0 {
+            &[]
+        } else if data.is_null() {
+            return fail_with(
+                evq_status::EVQ_NULL_POINTER,
+                &format!("raw payload pointer is NULL with a length of {len}"),
+            );
+        } else {
+            // SAFETY: `len` readable bytes (caller's contract), bounded by
+            // the slot size.
+            unsafe { std::slice::from_raw_parts(data, len) }
+        };
+        let pushed = shared
+            .producer()
+            .and_then(|p| p.push_framed_raw(payload, 0));
+        match pushed {
+            Ok(seq) => {
+                shared.ring.wake();
+                // SAFETY: NULL or writable (caller's contract).
+                unsafe { store(seq_out, seq) };
+                evq_status::EVQ_OK
+            }
+            Err(err) => fail(err),
+        }
+    })
+}
+
 /// Bytes a buffer for `evq_shared_try_claim` must have on this ring (as
 /// `evq_pop_buffer_size`). 0 when `s` is NULL. Any thread.
 ///
@@ -364,6 +427,95 @@ pub unsafe extern "C" fn evq_shared_try_claim(
         // SAFETY: `buf` has `buf_len >= pop_buffer_size(slot)` writable
         // bytes, the claim's bytes in the first `slot`; `out` is writable.
         unsafe { write_view(buf, slot, &claim, out) }
+    })
+}
+
+/// Claims the next raw payload (pushed with `evq_shared_push_raw`, or a
+/// Rust `push_framed_raw`) for the worker group, without waiting, into the
+/// caller's `buf` (`buf_len` >= `evq_shared_buffer_size(s)`): its bytes are
+/// moved to the start of `buf`, `*len_out` gets their count, `*seq_out`
+/// (when not NULL) its sequence number. The worker group and the lost
+/// events passed over (`*lost_out`, when not NULL, on `EVQ_OK` and
+/// `EVQ_EMPTY`) are those of `evq_shared_try_claim`. Any thread, any number
+/// at once (each with its own buffer).
+///
+/// Returns `EVQ_OK`, `EVQ_EMPTY` (nothing now: `evq_shared_wait`),
+/// `EVQ_CLOSED` (closed and drained), `EVQ_BUFFER_TOO_SMALL` (nothing
+/// taken) or `EVQ_MALFORMED` (the slot held an event or bytes that are not
+/// a framed raw payload; they were consumed, and `evq_last_error` names the
+/// sequence number). A ring that carries events and raw payloads both is
+/// read with `evq_shared_try_claim`, whose `evq_payload` says which.
+///
+/// # Safety
+/// `s` is a live handle; `buf` points to `buf_len` writable bytes not used
+/// by anyone else during the call; `len_out` is writable; `seq_out` and
+/// `lost_out` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn evq_shared_try_claim_raw(
+    s: *const evq_shared,
+    buf: *mut u8,
+    buf_len: usize,
+    len_out: *mut usize,
+    seq_out: *mut u64,
+    lost_out: *mut u64,
+) -> evq_status {
+    ffi_boundary!(s, buf, len_out; {
+        // SAFETY: live handle.
+        let ring = &unsafe { shared(s) }.ring;
+        let slot = ring.slot_bytes();
+        let needed = pop_buffer_size(slot);
+        if buf_len < needed {
+            return fail(RecvError::BufferTooSmall { needed, got: buf_len });
+        }
+        // SAFETY: `buf` has `buf_len >= needed > slot` writable bytes used by
+        // no one else (caller's contract).
+        let data = unsafe { std::slice::from_raw_parts_mut(buf, slot) };
+        let mut lost = 0u64;
+        let claim = loop {
+            match ring.try_claim(data) {
+                Ok(claim) => break claim,
+                // Lost events were passed over: count them, look again.
+                Err(RecvError::Lagged(n)) => lost += n,
+                Err(RecvError::Empty) => {
+                    // SAFETY: NULL or writable (caller's contract).
+                    unsafe { store(lost_out, lost) };
+                    return evq_status::EVQ_EMPTY;
+                }
+                Err(e) => return fail(e),
+            }
+        };
+        // SAFETY: NULL or writable (caller's contract).
+        unsafe { store(lost_out, lost + claim.lost) };
+        let range = match claim.payload(data) {
+            // The bytes follow the header (`Payload::decode`).
+            Ok(Payload::Raw(raw)) => EVENT_HEADER_BYTES..EVENT_HEADER_BYTES + raw.bytes.len(),
+            Ok(Payload::Event(_)) => {
+                return fail_with(
+                    evq_status::EVQ_MALFORMED,
+                    &format!(
+                        "claim {} holds an event, not a raw payload (it was consumed; evq_shared_try_claim reads both)",
+                        claim.seq
+                    ),
+                )
+            }
+            Err(_) => {
+                return fail_with(
+                    evq_status::EVQ_MALFORMED,
+                    &format!(
+                        "claim {} holds {} bytes that are not a framed raw payload (they were consumed)",
+                        claim.seq, claim.len
+                    ),
+                )
+            }
+        };
+        let len = range.len();
+        data.copy_within(range, 0);
+        // SAFETY: writable; NULL or writable (caller's contract).
+        unsafe {
+            len_out.write(len);
+            store(seq_out, claim.seq);
+        }
+        evq_status::EVQ_OK
     })
 }
 

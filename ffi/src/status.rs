@@ -99,8 +99,9 @@ pub enum evq_status {
     /// ring: multi-producer pushes are refused while it lives.
     EVQ_PRODUCER_TAKEN = 31,
     /// A claimed slot holds bytes that are neither an event nor a framed
-    /// raw payload (pushed by something other than evqueue's event calls);
-    /// it was consumed all the same.
+    /// raw payload (pushed by something other than evqueue's event calls),
+    /// or an event where `evq_shared_try_claim_raw` reads raw payloads; it
+    /// was consumed all the same.
     EVQ_MALFORMED = 32,
 }
 

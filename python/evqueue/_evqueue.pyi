@@ -350,6 +350,14 @@ if sys.platform == "linux":
             """The next event for the worker group, or None."""
         def claim(self, timeout: float | None = None) -> Event | None:
             """Waits up to `timeout` seconds for an event (GIL released); None on timeout."""
+        def emit_raw(self, data: bytes | bytearray) -> int:
+            """Emits the bytes as they are (at most `slot_size - 12`), wakes
+            waiting claims, returns its sequence number."""
+        def try_claim_raw(self) -> tuple[int, bytes] | None:
+            """The next raw payload as `(seq, bytes)`, or None; `EvqueueError`
+            (and consumed) if it is an event."""
+        def claim_raw(self, timeout: float | None = None) -> tuple[int, bytes] | None:
+            """Waits up to `timeout` seconds for a raw payload (GIL released); None on timeout."""
         def subscribe(self, from_oldest: bool = False) -> SharedSubscriber:
             """A broadcast subscriber: every event from now on (or every one the
             ring holds), taking none from the worker group."""

@@ -2,7 +2,9 @@
 //! memory-mapped file that processes in any language push into and claim
 //! from. No worker threads: the caller claims (`try_claim`, or `claim`,
 //! which sleeps on the ring's futex with the GIL released and takes
-//! Ctrl-C every [`SIGNAL_CHECK`]). `SharedQueue.subscribe` gives a
+//! Ctrl-C every [`SIGNAL_CHECK`]); raw payloads (`emit_raw`,
+//! `try_claim_raw`, `claim_raw`) share the ring with events, framed as the
+//! C API's `evq_shared_push_raw` frames them. `SharedQueue.subscribe` gives a
 //! `SharedSubscriber`: a broadcast reader that sees every event and takes
 //! none from the worker group.
 
@@ -13,10 +15,11 @@ use crate::gil::SIGNAL_CHECK;
 use evqueue::blocking::{deadline, time_left};
 use evqueue::{
     Claim, MpProducer, Overflow, Payload, RecvError, SharedRing, ShmError, Start, Subscriber,
+    EVENT_HEADER_BYTES,
 };
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyByteArray, PyBytes, PyTuple};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -40,12 +43,12 @@ impl Inner {
         Ok(self.producer.get_or_init(|| p))
     }
 
-    /// Claims the next event, passing over lost ones.
-    fn try_claim(&self) -> PyResult<Option<Event>> {
+    /// Claims the next slot's bytes, passing over lost ones.
+    fn try_claim_bytes(&self) -> PyResult<Option<(Claim, Vec<u8>)>> {
         let mut buf = vec![0u8; self.ring.slot_bytes()];
-        let claim = loop {
+        loop {
             match self.ring.try_claim(&mut buf) {
-                Ok(claim) => break claim,
+                Ok(claim) => return Ok(Some((claim, buf))),
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Empty) => return Ok(None),
                 Err(RecvError::Closed) => {
@@ -55,8 +58,72 @@ impl Inner {
                 }
                 Err(e) => return Err(py_err(e)),
             }
+        }
+    }
+
+    /// Claims the next event, passing over lost ones.
+    fn try_claim(&self) -> PyResult<Option<Event>> {
+        match self.try_claim_bytes()? {
+            Some((claim, buf)) => decode(&claim, &buf, "claimed").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Claims the next raw payload, passing over lost ones: its sequence
+    /// number and bytes.
+    fn try_claim_raw(&self, py: Python<'_>) -> PyResult<Option<(u64, Py<PyBytes>)>> {
+        let Some((claim, buf)) = self.try_claim_bytes()? else {
+            return Ok(None);
         };
-        decode(&claim, &buf, "claimed").map(Some)
+        match claim.payload(&buf) {
+            Ok(Payload::Raw(raw)) => Ok(Some((raw.seq, PyBytes::new(py, raw.bytes).unbind()))),
+            Ok(Payload::Event(view)) => Err(EvqueueError::new_err(format!(
+                "event {} ({:?}) is an event, not a raw payload (it was claimed; try_claim reads events)",
+                claim.seq, view.name
+            ))),
+            Err(e) => Err(EvqueueError::new_err(format!(
+                "event {} could not be decoded ({e}); it was claimed",
+                claim.seq
+            ))),
+        }
+    }
+
+    /// Runs `attempt` until it finds something or `timeout` passes, sleeping
+    /// on the ring's futex with the GIL released between attempts (the wait
+    /// also recovers tickets of dead producers) and taking Ctrl-C.
+    fn claim_with<T>(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        attempt: impl Fn(&Self) -> PyResult<Option<T>>,
+    ) -> PyResult<Option<T>> {
+        let deadline = args::timeout(timeout)?.and_then(deadline);
+        loop {
+            if let Some(found) = attempt(self)? {
+                return Ok(Some(found));
+            }
+            let left = time_left(deadline);
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let slice = left.min(SIGNAL_CHECK);
+            py.detach(|| self.ring.wait(slice));
+            py.check_signals()?;
+        }
+    }
+}
+
+/// The bytes of a raw payload argument: bytes or bytearray.
+fn raw_arg(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        Ok(b.as_bytes().to_vec())
+    } else if let Ok(b) = data.cast::<PyByteArray>() {
+        Ok(b.to_vec())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "data must be bytes or bytearray, not {}",
+            args::type_name(data)
+        )))
     }
 }
 
@@ -266,20 +333,56 @@ impl SharedQueue {
     /// released (a push from any process wakes it); Ctrl-C interrupts it.
     #[pyo3(signature = (timeout = None))]
     fn claim(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Event>> {
+        self.inner()?.claim_with(py, timeout, Inner::try_claim)
+    }
+
+    /// Emits a raw payload (never blocks): the bytes of `data` (bytes or
+    /// bytearray, e.g. from `struct.pack`) as they are, at most
+    /// `slot_size - 12`, framed as the C `evq_shared_push_raw` frames them
+    /// (stamped now). Wakes the processes waiting in `claim`; returns its
+    /// sequence number. Raises `TypeError`, `EventTooLarge`, `QueueFull`
+    /// (overflow "reject"), `ValueError` after `close()`; nothing is
+    /// emitted then.
+    fn emit_raw(&self, data: &Bound<'_, PyAny>) -> PyResult<u64> {
         let inner = self.inner()?;
-        let deadline = args::timeout(timeout)?.and_then(deadline);
-        loop {
-            if let Some(event) = inner.try_claim()? {
-                return Ok(Some(event));
-            }
-            let left = time_left(deadline);
-            if left.is_zero() {
-                return Ok(None);
-            }
-            let slice = left.min(SIGNAL_CHECK);
-            py.detach(|| inner.ring.wait(slice));
-            py.check_signals()?;
+        let data = raw_arg(data)?;
+        // Checked before the producer is taken: a refused emit leaves this
+        // process's handle as it was.
+        let max = inner.ring.slot_bytes().saturating_sub(EVENT_HEADER_BYTES);
+        if data.len() > max {
+            return Err(py_err(evqueue::Error::TooLarge {
+                size: data.len(),
+                max,
+            }));
         }
+        let seq = inner
+            .producer()
+            .and_then(|p| p.push_framed_raw(&data, 0))
+            .map_err(py_err)?;
+        inner.ring.wake();
+        Ok(seq)
+    }
+
+    /// The next raw payload for the worker group as `(seq, bytes)` if one is
+    /// there, else None (never blocks). Lost ones are passed over, as in
+    /// `try_claim`. Raises `EvqueueError` when the next one is an event (it
+    /// is consumed: read a ring that carries both with `try_claim`, which
+    /// raises for a raw payload), `QueueClosed` once the ring is closed and
+    /// drained.
+    fn try_claim_raw(&self, py: Python<'_>) -> PyResult<Option<(u64, Py<PyBytes>)>> {
+        self.inner()?.try_claim_raw(py)
+    }
+
+    /// `try_claim_raw`, waiting up to `timeout` seconds (None: no limit), as
+    /// `claim` waits; None on timeout.
+    #[pyo3(signature = (timeout = None))]
+    fn claim_raw(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<(u64, Py<PyBytes>)>> {
+        self.inner()?
+            .claim_with(py, timeout, |inner| inner.try_claim_raw(py))
     }
 
     /// A broadcast subscriber: it sees every event emitted from now on (or,
