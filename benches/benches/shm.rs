@@ -149,6 +149,24 @@ fn push_shared<const N: usize>(laps: u64) -> f64 {
     })
 }
 
+/// Multi-producer pushes, one thread: on a shared ring each also counts
+/// the process's pushes in flight (two atomic adds on its process entry).
+fn push_heap_mp<const N: usize>(laps: u64) -> f64 {
+    let ring = HeapRing::with_capacity(CAPACITY, N, Overflow::Overwrite).expect("heap ring");
+    let tx = ring.mp_producer().expect("producer");
+    time_pushes::<N>(laps, |p| {
+        black_box(tx.push(p).expect("push"));
+    })
+}
+
+fn push_shared_mp<const N: usize>(laps: u64) -> f64 {
+    let (ring, _cleanup) = create(&ring_name("push-mp"), CAPACITY, N, Overflow::Overwrite);
+    let tx = ring.mp_producer().expect("producer");
+    time_pushes::<N>(laps, |p| {
+        black_box(tx.push(p).expect("push"));
+    })
+}
+
 // ---- one producer process, one consumer process ----
 
 /// Spawns this binary as a child in `role`, with its stdout piped.
@@ -515,6 +533,8 @@ fn push_rows<const N: usize>(round: usize, laps: u64, csv: &mut Vec<String>, rat
     let mut sides = [
         ("heap", push_heap::<N> as fn(u64) -> f64),
         ("shared", push_shared::<N>),
+        ("heap mp", push_heap_mp::<N>),
+        ("shared mp", push_shared_mp::<N>),
     ];
     if round % 2 == 1 {
         sides.reverse();
@@ -530,6 +550,10 @@ fn push_rows<const N: usize>(round: usize, laps: u64, csv: &mut Vec<String>, rat
         .entry(format!("push {N:>3} B shared / heap (time, goal <= 1.1)"))
         .or_default()
         .push(ns["shared"] / ns["heap"]);
+    ratios
+        .entry(format!("push {N:>3} B shared / heap, multi-producer (time)"))
+        .or_default()
+        .push(ns["shared mp"] / ns["heap mp"]);
 }
 
 fn xproc_rows<const N: usize>(
