@@ -245,7 +245,8 @@ typedef enum evq_status {
   EVQ_SHM_INVALID = 30,
   /**
    * A single-producer handle (a Rust `SharedRing::producer`) holds the
-   * ring: multi-producer pushes are refused while it lives.
+   * ring: multi-producer pushes are refused while it lives. Or every
+   * one of the ring's 128 process entries is held by other processes.
    */
   EVQ_PRODUCER_TAKEN = 31,
   /**
@@ -1269,7 +1270,8 @@ enum evq_status evq_shared_remove(const char *path, size_t path_len);
  * sequence number in `*seq_out` when not NULL.
  *
  * Fails, pushing nothing, with the errors of `evq_push`, and
- * `EVQ_PRODUCER_TAKEN` (a single producer holds the ring).
+ * `EVQ_PRODUCER_TAKEN` (a single producer holds the ring, or all 128 of
+ * its process entries are held by other processes).
  *
  * # Safety
  * `s` is a live handle; `event` points to a readable `evq_event` whose
@@ -1294,7 +1296,8 @@ enum evq_status evq_shared_push(const struct evq_shared *s,
  *
  * Fails, pushing nothing, with `EVQ_NULL_POINTER` (`s` NULL, or `data`
  * NULL with `len` > 0), `EVQ_TOO_LARGE`, `EVQ_FULL` (reject policy),
- * `EVQ_CLOSED` or `EVQ_PRODUCER_TAKEN` (a single producer holds the ring).
+ * `EVQ_CLOSED` or `EVQ_PRODUCER_TAKEN` (a single producer holds the ring,
+ * or all 128 of its process entries are held by other processes).
  *
  * # Safety
  * `s` is a live handle; `data` points to `len` readable bytes (or is NULL

@@ -13,7 +13,8 @@ pub enum Error {
     /// The ring was closed: no more events are accepted.
     Closed,
     /// A single producer already exists, or multi-producer handles do (the two
-    /// modes exclude each other).
+    /// modes exclude each other); or, for a multi-producer handle on a
+    /// shared ring (`SharedRing`), all of its process entries are held.
     ProducerTaken,
     /// Capacity must be a nonzero power of two, at most [`MAX_CAPACITY`](crate::MAX_CAPACITY).
     InvalidCapacity {
@@ -94,7 +95,8 @@ impl fmt::Display for Error {
             Error::Full => f.write_str("queue is full: the worker group is a whole ring behind"),
             Error::Closed => f.write_str("queue is closed"),
             Error::ProducerTaken => f.write_str(
-                "producer already taken: a ring has either one single producer or multi-producer handles",
+                "producer already taken: a ring has either one single producer or multi-producer \
+                 handles (and a shared ring room for 128 processes with multi-producer handles)",
             ),
             Error::InvalidCapacity { capacity } => write!(
                 f,

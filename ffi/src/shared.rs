@@ -245,7 +245,8 @@ pub unsafe extern "C" fn evq_shared_remove(path: *const c_char, path_len: usize)
 /// sequence number in `*seq_out` when not NULL.
 ///
 /// Fails, pushing nothing, with the errors of `evq_push`, and
-/// `EVQ_PRODUCER_TAKEN` (a single producer holds the ring).
+/// `EVQ_PRODUCER_TAKEN` (a single producer holds the ring, or all 128 of
+/// its process entries are held by other processes).
 ///
 /// # Safety
 /// `s` is a live handle; `event` points to a readable `evq_event` whose
@@ -309,7 +310,8 @@ pub unsafe extern "C" fn evq_shared_push(
 ///
 /// Fails, pushing nothing, with `EVQ_NULL_POINTER` (`s` NULL, or `data`
 /// NULL with `len` > 0), `EVQ_TOO_LARGE`, `EVQ_FULL` (reject policy),
-/// `EVQ_CLOSED` or `EVQ_PRODUCER_TAKEN` (a single producer holds the ring).
+/// `EVQ_CLOSED` or `EVQ_PRODUCER_TAKEN` (a single producer holds the ring,
+/// or all 128 of its process entries are held by other processes).
 ///
 /// # Safety
 /// `s` is a live handle; `data` points to `len` readable bytes (or is NULL

@@ -96,7 +96,8 @@ pub enum evq_status {
     /// (`evq_last_error` names the field).
     EVQ_SHM_INVALID = 30,
     /// A single-producer handle (a Rust `SharedRing::producer`) holds the
-    /// ring: multi-producer pushes are refused while it lives.
+    /// ring: multi-producer pushes are refused while it lives. Or every
+    /// one of the ring's 128 process entries is held by other processes.
     EVQ_PRODUCER_TAKEN = 31,
     /// A claimed slot holds bytes that are neither an event nor a framed
     /// raw payload (pushed by something other than evqueue's event calls),
@@ -190,7 +191,7 @@ impl evq_status {
             EVQ_ORDERING_KEY_TOO_LONG => c"ordering key is longer than 256 bytes",
             EVQ_SHM_IO => c"a system call on the shared ring file failed",
             EVQ_SHM_INVALID => c"the file is not a valid shared ring",
-            EVQ_PRODUCER_TAKEN => c"a single producer holds the ring",
+            EVQ_PRODUCER_TAKEN => c"a single producer holds the ring (or all its process entries are taken)",
             EVQ_MALFORMED => c"the claimed slot holds neither an event nor a framed raw payload",
         }
     }
