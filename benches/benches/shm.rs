@@ -551,7 +551,9 @@ fn push_rows<const N: usize>(round: usize, laps: u64, csv: &mut Vec<String>, rat
         .or_default()
         .push(ns["shared"] / ns["heap"]);
     ratios
-        .entry(format!("push {N:>3} B shared / heap, multi-producer (time)"))
+        .entry(format!(
+            "push {N:>3} B shared / heap, multi-producer (time)"
+        ))
         .or_default()
         .push(ns["shared mp"] / ns["heap mp"]);
 }

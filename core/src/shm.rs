@@ -593,6 +593,8 @@ pub struct MappedSlots {
     entry: AtomicUsize,
     /// Serialises taking the entry.
     attaching: Mutex<()>,
+    /// A wait found every entry held: later waits do not scan again.
+    entry_refused: AtomicBool,
     /// `wake`s that woke nobody while `waiters` said someone sleeps: every
     /// 64th looks for sleepers of dead processes.
     empty_wakes: AtomicU32,
@@ -866,6 +868,7 @@ impl Ring<MappedSlots> {
                     holds_role: AtomicBool::new(false),
                     entry: AtomicUsize::new(NO_ENTRY),
                     attaching: Mutex::new(()),
+                    entry_refused: AtomicBool::new(false),
                     empty_wakes: AtomicU32::new(0),
                 },
                 geometry.overflow,
@@ -961,6 +964,7 @@ impl Ring<MappedSlots> {
                 holds_role: AtomicBool::new(false),
                 entry: AtomicUsize::new(NO_ENTRY),
                 attaching: Mutex::new(()),
+                entry_refused: AtomicBool::new(false),
                 empty_wakes: AtomicU32::new(0),
             },
             geometry.overflow,
@@ -1096,8 +1100,10 @@ impl Ring<MappedSlots> {
         let deadline = Instant::now().checked_add(timeout);
         // Our sleepers are counted in our entry too, so that a `wake` can
         // forget them if this process dies asleep. (Without an entry, all
-        // taken, they are counted in `waiters` only.)
-        self.slots.attach();
+        // taken, they are counted in `waiters` only; a wait asks once.)
+        if !self.slots.entry_refused.load(Relaxed) && !self.slots.attach() {
+            self.slots.entry_refused.store(true, Relaxed);
+        }
         let entry = self.slots.own_entry();
         loop {
             if ready() || self.recover(seq) {

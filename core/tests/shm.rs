@@ -532,6 +532,26 @@ fn a_sleeping_process_is_woken_and_burns_no_cpu() {
     assert_eq!(ring.waiters(), 0);
 }
 
+/// 128 opens of the file (processes) may hold multi-producer handles at
+/// once; the next is refused with `ProducerTaken`, and gets an entry once
+/// one is given back.
+#[test]
+fn multi_producer_processes_are_bounded_by_the_process_table() {
+    let _locks = no_spawning();
+    let t = TempRing::new("entries");
+    let ring = SharedRing::create(&t.0, 16, 16, Overflow::Overwrite).unwrap();
+    let mut opens: Vec<SharedRing> = (0..128).map(|_| SharedRing::open(&t.0).unwrap()).collect();
+    for open in &opens {
+        open.mp_producer().unwrap().push(b"one").unwrap();
+    }
+    assert_eq!(ring.mp_producer().err(), Some(Error::ProducerTaken));
+    // Waiting needs no entry: without one, it still waits.
+    assert!(!ring.wait_for(ring.next_seq(), Duration::from_millis(1)));
+    opens.pop();
+    ring.mp_producer().unwrap().push(b"two").unwrap();
+    assert_eq!(ring.stats().pushed, 129);
+}
+
 /// A process killed while it waits stays counted in `waiters` until a
 /// `wake` that woke nobody finds it dead (or its process entry is taken
 /// again); then `wake` makes no system call for it any more.

@@ -191,7 +191,9 @@ impl evq_status {
             EVQ_ORDERING_KEY_TOO_LONG => c"ordering key is longer than 256 bytes",
             EVQ_SHM_IO => c"a system call on the shared ring file failed",
             EVQ_SHM_INVALID => c"the file is not a valid shared ring",
-            EVQ_PRODUCER_TAKEN => c"a single producer holds the ring (or all its process entries are taken)",
+            EVQ_PRODUCER_TAKEN => {
+                c"a single producer holds the ring (or all its process entries are taken)"
+            }
             EVQ_MALFORMED => c"the claimed slot holds neither an event nor a framed raw payload",
         }
     }
