@@ -233,7 +233,7 @@ impl<R: RingRef + Clone> Clone for MpProducer<R> {
 impl<R: RingRef> MpProducer<R> {
     /// A multi-producer handle for the ring behind `ring`. Fails with
     /// [`Error::ProducerTaken`] while a single [`Producer`] is live (or, on
-    /// a [`SharedRing`](crate::SharedRing), when every writer entry is
+    /// a [`SharedRing`](crate::SharedRing), when every process entry is
     /// held by other processes).
     pub fn new(ring: R) -> Result<Self, Error> {
         let r = ring.ring();

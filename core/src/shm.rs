@@ -6,7 +6,8 @@
 //!
 //! The file (default directory `/dev/shm`) is position independent: a
 //! versioned header of sizes and byte offsets (no pointers), a wake block
-//! (a futex word and a waiter count), the ring state and the slots. `open`
+//! (a futex word and a waiter count), the ring state, a process table and
+//! the slots. `open`
 //! reads the header into process memory with `pread`, validates every field
 //! against the file's length and the ring's bounds, checks the state's
 //! cursors and every slot stamp, and only then maps the file; from then on
@@ -18,6 +19,14 @@
 //! description lock, `F_OFD_SETLK`), which the kernel drops when its holder
 //! dies: the next [`producer`](Ring::producer) takes a dead holder's role
 //! over and continues with the next sequence number.
+//!
+//! Crashes: each process that pushes through multi-producer handles (or
+//! waits) holds an entry of a process table in the file, counting its
+//! pushes in flight (and its sleepers), behind another such lock. A
+//! reader waiting at a ticket that was handed out but not committed marks
+//! it lost once every process with pushes in flight is dead
+//! ([`recover`](Ring::recover)), so a producer killed mid-write never
+//! stalls the ring; a `wake` forgets sleepers of dead processes.
 //!
 //! Waking: an idle consumer calls [`wait`](Ring::wait) (a `FUTEX_WAIT` on
 //! the shared word, no polling); producers call [`wake`](Ring::wake) after
@@ -288,7 +297,7 @@ struct ProcessEntry {
 
 const _: () = assert!(core::mem::size_of::<ProcessEntry>() == PROCESS_ENTRY_BYTES);
 
-/// `MappedSlots::writer` before this open of the file holds an entry.
+/// `MappedSlots::entry` before this open of the file holds one.
 const NO_ENTRY: usize = usize::MAX;
 
 /// A shared, writable mapping of a whole file; unmapped on drop.
@@ -626,7 +635,7 @@ impl MappedSlots {
     }
 
     /// Takes (`F_WRLCK`) or drops (`F_UNLCK`) the lock on file byte
-    /// `byte` (0: the single-producer lease; `PROCESS_LOCK_BASE + i`: writer
+    /// `byte` (0: the single-producer lease; `PROCESS_LOCK_BASE + i`: process
     /// entry `i`), without waiting: an open-file-description lock. It
     /// belongs to this open of the file, so two opens in one process
     /// exclude each other too, and the kernel drops it when the last
