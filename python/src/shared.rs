@@ -545,8 +545,8 @@ impl SharedStats {
 }
 
 /// A subscriber's cursor and the buffer it reads into, behind a mutex that
-/// `recv` takes only with the GIL released (and `try_recv` only with
-/// `try_lock`), as `Subscriber` does.
+/// `recv` takes only with the GIL released and only to read, not while it
+/// sleeps (and `try_recv` only with `try_lock`).
 struct SubState {
     ring: Arc<SharedRing>,
     sub: Subscriber<Arc<SharedRing>>,
@@ -611,14 +611,18 @@ impl SharedSubscriber {
         loop {
             let slice = time_left(deadline).min(SIGNAL_CHECK);
             let got = py.detach(|| {
-                let mut state = evqueue::blocking::lock(&self.state);
-                match state.try_recv(&self.lagged) {
-                    Got::Nothing => {
-                        state.ring.wait_for(state.sub.next_seq(), slice);
-                        state.try_recv(&self.lagged)
+                // The lock is held for reads only, never across the sleep:
+                // a `try_recv` meanwhile is not refused, and a fork while
+                // this thread sleeps leaves the child an unlocked cursor.
+                let (ring, seq) = {
+                    let mut state = evqueue::blocking::lock(&self.state);
+                    match state.try_recv(&self.lagged) {
+                        Got::Nothing => (state.ring.clone(), state.sub.next_seq()),
+                        got => return got,
                     }
-                    got => got,
-                }
+                };
+                ring.wait_for(seq, slice);
+                evqueue::blocking::lock(&self.state).try_recv(&self.lagged)
             });
             match got {
                 Got::Event(event) => return Ok(Some(event)),
@@ -637,7 +641,8 @@ impl SharedSubscriber {
 #[pymethods]
 impl SharedSubscriber {
     /// The next event if one is there, else None (never blocks: also None
-    /// while another thread is inside `recv` on this subscriber). Raises
+    /// while another thread is reading from this subscriber at that very
+    /// moment). Raises
     /// `QueueClosed` once the ring is closed and everything was read,
     /// `EvqueueError` for a slot that does not hold an event (it is passed
     /// over).
