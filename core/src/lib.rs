@@ -117,6 +117,8 @@ pub use producer::{MpProducer, Producer};
 pub use ring::HeapRing;
 pub use ring::{Claim, Lag, Overflow, Ring, RingRef, StaticRing, Stats};
 #[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+pub use dispatcher::{DrainStats, SharedDrain};
+#[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
 pub use shm::{MappedSlots, SharedRing, ShmError, ShmOptions, DEFAULT_DIR, LAYOUT_VERSION, MAGIC};
 #[cfg(feature = "alloc")]
 pub use storage::HeapSlots;
