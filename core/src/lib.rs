@@ -111,13 +111,13 @@ pub use dispatcher::{
     SubscriberStats, MAX_FAILURE_NAMES, OTHER_FAILURE_NAMES, SESSION_END, SESSION_END_REASON,
     SESSION_ID, SESSION_START,
 };
+#[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+pub use dispatcher::{DrainStats, SharedDrain};
 pub use error::{Error, RecvError};
 pub use producer::{MpProducer, Producer};
 #[cfg(feature = "alloc")]
 pub use ring::HeapRing;
 pub use ring::{Claim, Lag, Overflow, Ring, RingRef, StaticRing, Stats};
-#[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
-pub use dispatcher::{DrainStats, SharedDrain};
 #[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
 pub use shm::{MappedSlots, SharedRing, ShmError, ShmOptions, DEFAULT_DIR, LAYOUT_VERSION, MAGIC};
 #[cfg(feature = "alloc")]

@@ -360,7 +360,10 @@ fn a_full_queue_leaves_events_in_the_shared_ring() {
     assert_eq!(drain.stats().claimed, 17, "claimed past the queue's room");
     assert_eq!(ring.stats().depth, N - 17);
     let q = queue.stats();
-    assert_eq!((q.ring.depth, q.ring.overwritten, q.ring.rejected), (16, 0, 0));
+    assert_eq!(
+        (q.ring.depth, q.ring.overwritten, q.ring.rejected),
+        (16, 0, 0)
+    );
     open.store(true, Ordering::Release);
     drain.catch_up(LONG).unwrap();
     queue.flush(LONG).unwrap();
@@ -411,7 +414,12 @@ fn malformed_and_oversized_payloads_are_skipped() {
     assert_eq!(*got.lock().unwrap(), [1, 2]);
     let stats = drain.stop();
     assert_eq!(
-        (stats.claimed, stats.handed_over, stats.malformed, stats.too_large),
+        (
+            stats.claimed,
+            stats.handed_over,
+            stats.malformed,
+            stats.too_large
+        ),
         (5, 2, 2, 1)
     );
     let q = queue.stats();
@@ -433,15 +441,26 @@ fn stop_and_drop_end_promptly() {
     std::thread::sleep(Duration::from_millis(20));
     let start = Instant::now();
     assert_eq!(drain.stop(), Default::default());
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     let drain = queue.drain_shared(ring.clone()).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let start = Instant::now();
     drop(drain);
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     // The shared ring closed and drained: the drain ends by itself.
     let drain = queue.drain_shared(ring.clone()).unwrap();
-    ring.mp_producer().unwrap().push_event(&Event::new("last")).unwrap();
+    ring.mp_producer()
+        .unwrap()
+        .push_event(&Event::new("last"))
+        .unwrap();
     ring.close();
     ring.wake();
     wait_until("the drain to end", || !drain.is_running());
@@ -488,7 +507,11 @@ fn queue_shutdown_while_draining_ends_promptly() {
     wait_until("events to flow", || handled.load(Ordering::Relaxed) > 100);
     let start = Instant::now();
     let report = queue.shutdown(Duration::from_secs(5)).unwrap();
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     wait_until("the drain to end", || !drain.is_running());
     stop.store(true, Ordering::Relaxed);
     producer.join().unwrap();

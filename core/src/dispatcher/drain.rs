@@ -428,17 +428,13 @@ fn hand_over<'g>(
                     if !intake.is_closed() {
                         continue;
                     }
-                    state
-                        .dropped
-                        .fetch_add((claims.len() - i) as u64, Relaxed);
+                    state.dropped.fetch_add((claims.len() - i) as u64, Relaxed);
                     return false;
                 }
                 // Stopped while the queue was full, or (not under the
                 // lock, so never) closed: give the rest up.
                 Err(_) => {
-                    state
-                        .dropped
-                        .fetch_add((claims.len() - i) as u64, Relaxed);
+                    state.dropped.fetch_add((claims.len() - i) as u64, Relaxed);
                     return false;
                 }
             }
