@@ -4,7 +4,7 @@
 //!
 //! The loop: compute the queue's room (its capacity minus the events its
 //! main ring and lanes hold unclaimed, and the fullest lane's room); claim
-//! at most that many (and [`MAX_BATCH`]) from the shared ring with
+//! at most that many (and [`MAX_BATCH`], fewer for large slots) from the shared ring with
 //! [`try_claim_batch`](crate::Ring::try_claim_batch); decode each payload
 //! only to validate and route it, and push its bytes as they are into the
 //! queue (`Emitter::emit_encoded`: the main ring, or a session's lane).
@@ -28,6 +28,7 @@
 
 use super::emitter::Emitter;
 use super::queue::{backoff, EventQueue};
+use super::stats::metric;
 use super::DispatchError;
 use crate::blocking;
 use crate::{Claim, Error, Payload, RecvError, SharedRing};
@@ -38,6 +39,10 @@ use std::time::Duration;
 
 /// Most events claimed from the shared ring at once.
 pub(crate) const MAX_BATCH: usize = 64;
+
+/// Most bytes of claim buffer (for rings of large slots, fewer events a
+/// batch).
+const MAX_BATCH_BYTES: usize = 256 << 10;
 
 /// Longest sleep in [`SharedRing::wait`] before the drain looks whether it
 /// was told to stop (a stop takes at most this long, plus one batch).
@@ -74,6 +79,59 @@ pub struct DrainStats {
     /// claims: overwritten before anyone claimed them, or tickets of
     /// producers that died mid-push.
     pub lost: u64,
+}
+
+impl DrainStats {
+    /// The counts in the Prometheus text format, as
+    /// `evqueue_drain_<count>_total` counters (append it to
+    /// [`QueueStats::to_prometheus`](super::QueueStats::to_prometheus)'s).
+    ///
+    /// ```
+    /// let text = evqueue::DrainStats { claimed: 3, handed_over: 2, malformed: 1, ..Default::default() }.to_prometheus();
+    /// assert!(text.contains("# TYPE evqueue_drain_claimed_total counter\nevqueue_drain_claimed_total 3\n"));
+    /// assert!(text.contains("evqueue_drain_malformed_total 1\n"));
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write;
+        let counters: [(&str, &str, u64); 6] = [
+            (
+                "drain_claimed_total",
+                "Events the drain claimed from the shared ring.",
+                self.claimed,
+            ),
+            (
+                "drain_handed_over_total",
+                "Events the drain pushed into the queue.",
+                self.handed_over,
+            ),
+            (
+                "drain_malformed_total",
+                "Claimed payloads that were neither an event nor a raw payload.",
+                self.malformed,
+            ),
+            (
+                "drain_too_large_total",
+                "Claimed events larger than the queue's slots.",
+                self.too_large,
+            ),
+            (
+                "drain_dropped_total",
+                "Claimed events the queue refused and the drain gave up on.",
+                self.dropped,
+            ),
+            (
+                "drain_lost_total",
+                "Events the shared ring reported lost to the drain's claims.",
+                self.lost,
+            ),
+        ];
+        let mut out = String::with_capacity(1024);
+        for (name, help, value) in counters {
+            metric(&mut out, name, help, "counter");
+            let _ = writeln!(out, "evqueue_{name} {value}");
+        }
+        out
+    }
 }
 
 /// Counters and flags the drain thread shares with its handle.
@@ -244,8 +302,13 @@ impl EventQueue {
     /// Shutdown: the queue's [`shutdown`](Self::shutdown) (or drop) closes
     /// it as usual; from then on the drain claims nothing more and stops by
     /// itself, and everything it had claimed is in the queue, drained (or
-    /// reported `left`) by the shutdown. Several drains (of one ring or of
-    /// several) may feed one queue; each checks the room for itself.
+    /// reported `left`) by the shutdown. What it had not claimed stays in
+    /// the shared ring for the next consumer.
+    ///
+    /// Several drains (of one ring or of several) may feed one queue; each
+    /// checks the room for itself, so they may overshoot it together by up
+    /// to a batch each (events then overwritten in, or refused by, the
+    /// queue as its [`Overflow`](crate::Overflow) says).
     ///
     /// Fails with [`DispatchError::Closed`] after shutdown and
     /// [`DispatchError::Spawn`] if the thread cannot start.
@@ -342,14 +405,15 @@ impl Intake {
 /// closed, or when the shared ring is closed and drained.
 fn run(ring: &SharedRing, intake: &Intake, state: &DrainState) {
     let slot = ring.slot_bytes();
-    let mut buf = vec![0u8; MAX_BATCH * slot];
-    let mut claims = vec![Claim::default(); MAX_BATCH];
+    let batch = (MAX_BATCH_BYTES / slot).clamp(1, MAX_BATCH);
+    let mut buf = vec![0u8; batch * slot];
+    let mut claims = vec![Claim::default(); batch];
     let mut round = 0u32;
     loop {
         if state.stop.load(Acquire) || intake.is_closed() {
             return;
         }
-        let max = intake.room().min(MAX_BATCH);
+        let max = intake.room().min(batch);
         if max == 0 {
             // The queue is full: its workers make room.
             backoff(&mut round, FULL_PAUSE);
