@@ -73,7 +73,8 @@ pub struct DrainStats {
     /// Claimed events the queue refused and the drain gave up on: only
     /// under [`Overflow::Reject`](crate::Overflow::Reject) when other
     /// producers filled the queue first and then it closed or the drain
-    /// was stopped. 0 otherwise.
+    /// was stopped, or when the queue's ring was closed directly (through
+    /// [`EventQueue::ring`], not by a shutdown). 0 otherwise.
     pub dropped: u64,
     /// Sequence numbers the shared ring reported lost to this drain's
     /// claims: overwritten before anyone claimed them, or tickets of
@@ -307,8 +308,9 @@ impl EventQueue {
     ///
     /// Several drains (of one ring or of several) may feed one queue; each
     /// checks the room for itself, so they may overshoot it together by up
-    /// to a batch each (events then overwritten in, or refused by, the
-    /// queue as its [`Overflow`](crate::Overflow) says).
+    /// to a batch each (under [`Overflow::Overwrite`](crate::Overflow::Overwrite)
+    /// the queue then loses its oldest events, counted as overwritten;
+    /// under `Reject` a drain refused as full waits for room).
     ///
     /// Fails with [`DispatchError::Closed`] after shutdown and
     /// [`DispatchError::Spawn`] if the thread cannot start.
