@@ -6,7 +6,7 @@
 //!
 //! The other process is this test binary run again with `EVQ_DRAIN_CHILD`
 //! set, filtered to the `child` test, which does nothing otherwise.
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", not(evqueue_loom)))]
 
 use evqueue::{
     Error, Event, EventQueue, Overflow, SharedRing, SESSION_END, SESSION_ID, SESSION_START,
