@@ -322,16 +322,18 @@ fn another_process_produces_overwrite() {
 /// A queue of 16 slots with a handler that blocks: the drain claims what
 /// fits and no more; the rest waits in the shared ring, and the queue
 /// overwrites nothing. Released, every event is handled once, in order.
-#[test]
-fn a_full_queue_leaves_events_in_the_shared_ring() {
+/// `session`: the events are one session's, so they all go to one lane
+/// (16 slots too), whose room bounds the claims as well.
+fn full_queue(session: bool) {
     const N: u64 = 200;
     let t = TempRing::new("pressure");
     let ring = t.create(256, 64, Overflow::Reject);
     let producer = ring.mp_producer().unwrap();
+    let name = if session { SESSION_START } else { "slow" };
     for i in 0..N {
         let value = i.to_string();
         producer
-            .push_event(&Event::new("slow").properties(&[("i", &value)]))
+            .push_event(&Event::new(name).properties(&[("i", &value), (SESSION_ID, "s")]))
             .unwrap();
     }
     ring.wake();
@@ -341,11 +343,12 @@ fn a_full_queue_leaves_events_in_the_shared_ring() {
         .claim_batch(1)
         .build()
         .unwrap();
+    assert_eq!(queue.lane_capacity(), 16);
     let open = Arc::new(AtomicBool::new(false));
     let order = Arc::new(Mutex::new(Vec::new()));
     let (o, gate) = (order.clone(), open.clone());
     queue
-        .on("slow", move |e| {
+        .on(name, move |e| {
             while !gate.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -354,7 +357,7 @@ fn a_full_queue_leaves_events_in_the_shared_ring() {
         })
         .unwrap();
     let drain = queue.drain_shared(ring.clone()).unwrap();
-    // 16 in the queue's ring and 1 in the worker's hands.
+    // 16 in the queue (its ring or the lane) and 1 in the worker's hands.
     wait_until("the queue to fill", || drain.stats().claimed == 17);
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(drain.stats().claimed, 17, "claimed past the queue's room");
@@ -372,6 +375,16 @@ fn a_full_queue_leaves_events_in_the_shared_ring() {
     assert_eq!((stats.claimed, stats.handed_over, stats.dropped), (N, N, 0));
     let q = queue.stats();
     assert_eq!((q.handled, q.ring.overwritten, q.ring.rejected), (N, 0, 0));
+}
+
+#[test]
+fn a_full_queue_leaves_events_in_the_shared_ring() {
+    full_queue(false);
+}
+
+#[test]
+fn a_full_lane_leaves_events_in_the_shared_ring() {
+    full_queue(true);
 }
 
 /// Garbage pushed raw and an event larger than the queue's slots are
