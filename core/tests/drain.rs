@@ -65,6 +65,9 @@ fn child() {
         return;
     };
     let args: Vec<&str> = role.split(' ').collect();
+    if args[0] == "drain" {
+        return drain_until_killed(args[1]);
+    }
     assert_eq!(args[0], "produce", "unknown role {role}");
     let ring = SharedRing::open(args[1]).expect("child open");
     let n: u64 = args[2].parse().unwrap();
@@ -123,6 +126,107 @@ fn child_result(child: Child) -> impl Fn(&str) -> u64 {
             .parse()
             .unwrap()
     }
+}
+
+/// Queue geometry of the `drain` child: what it may hold claimed and not
+/// handled is at most `CRASH_CAPACITY + CRASH_WORKERS * CRASH_BATCH`.
+const CRASH_CAPACITY: usize = 16;
+const CRASH_WORKERS: usize = 2;
+const CRASH_BATCH: usize = 4;
+
+/// The `drain <path>` role: a queue whose handler prints `H <i>` and takes
+/// a millisecond, draining the shared ring until the process is killed.
+fn drain_until_killed(path: &str) {
+    let ring = Arc::new(SharedRing::open(path).expect("child open"));
+    let queue = EventQueue::builder()
+        .capacity(CRASH_CAPACITY)
+        .workers(CRASH_WORKERS)
+        .claim_batch(CRASH_BATCH)
+        .build()
+        .unwrap();
+    queue
+        .on("tick", |e| {
+            // Line-buffered: in the pipe before the handler returns.
+            println!("H {}", num(e, "i"));
+            std::thread::sleep(Duration::from_millis(1));
+            Ok(())
+        })
+        .unwrap();
+    let _drain = queue.drain_shared(ring).unwrap();
+    let start = Instant::now();
+    while start.elapsed() < LONG {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("not killed");
+}
+
+/// A draining process killed with SIGKILL loses at most what it had
+/// claimed and not handled (its queue's capacity plus what its workers
+/// held); the rest waits in the shared ring, and a new drain handles
+/// exactly those events.
+#[test]
+fn a_killed_drain_loses_at_most_its_queue() {
+    const N: u64 = 2_000;
+    let t = TempRing::new("killed");
+    let ring = t.create(4096, 64, Overflow::Reject);
+    let producer = ring.mp_producer().unwrap();
+    for i in 0..N {
+        let value = i.to_string();
+        producer
+            .push_event(&Event::new("tick").properties(&[("i", &value)]))
+            .unwrap();
+    }
+    ring.wake();
+    let mut child = spawn_child(&format!("drain {}", t.0.display()));
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut handled = Vec::new();
+    let mut lines = std::io::BufRead::lines(out);
+    while handled.len() < 200 {
+        let line = lines.next().expect("child output").unwrap();
+        if let Some(i) = line.strip_prefix("H ") {
+            handled.push(i.parse::<u64>().unwrap());
+        }
+    }
+    child.kill().unwrap();
+    for line in lines {
+        if let Some(i) = line.unwrap().strip_prefix("H ") {
+            handled.push(i.parse::<u64>().unwrap());
+        }
+    }
+    assert!(!child.wait().unwrap().success());
+    let claimed = ring.stats().delivered;
+    handled.sort_unstable();
+    handled.dedup();
+    let bound = (CRASH_CAPACITY + CRASH_WORKERS * CRASH_BATCH) as u64;
+    eprintln!("claimed {claimed}, handled {}", handled.len());
+    assert!(handled.iter().all(|&i| i < claimed));
+    assert!(
+        claimed - handled.len() as u64 <= bound,
+        "lost more than {bound}"
+    );
+    assert_eq!(ring.stats().depth, N - claimed);
+    // A new drain takes over where the dead one stopped.
+    let queue = EventQueue::builder()
+        .capacity(64)
+        .workers(2)
+        .build()
+        .unwrap();
+    let seen: Arc<Vec<AtomicU64>> = Arc::new((0..N).map(|_| AtomicU64::new(0)).collect());
+    let s = seen.clone();
+    queue
+        .on("tick", move |e| {
+            s[num(e, "i") as usize].fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    let drain = queue.drain_shared(ring.clone()).unwrap();
+    drain.catch_up(LONG).unwrap();
+    queue.flush(LONG).unwrap();
+    for (i, count) in seen.iter().enumerate() {
+        let expected = u64::from(i as u64 >= claimed);
+        assert_eq!(count.load(Ordering::Relaxed), expected, "event {i}");
+    }
+    assert_eq!(drain.stop().handed_over, N - claimed);
 }
 
 /// One process pushes events of several names, session events and raw
