@@ -4,10 +4,11 @@
 //!
 //! The loop: compute the queue's room (its capacity minus the events its
 //! main ring and lanes hold unclaimed, and the fullest lane's room); claim
-//! at most that many (and [`MAX_BATCH`], fewer for large slots) from the shared ring with
-//! [`try_claim_batch`](crate::Ring::try_claim_batch); decode each payload
-//! only to validate and route it, and push its bytes as they are into the
-//! queue (`Emitter::emit_encoded`: the main ring, or a session's lane).
+//! at most that many (and [`MAX_BATCH`], fewer for large slots) from the
+//! shared ring with [`try_claim_batch`](crate::Ring::try_claim_batch);
+//! decode each payload only to validate and route it, and push its bytes
+//! as they are into the queue (`Emitter::emit_encoded`: the main ring, or
+//! a session's lane).
 //! An empty shared ring puts the thread to sleep in
 //! [`SharedRing::wait`] (futex, slices of [`WAIT_SLICE`]); a full queue in
 //! short sleeps until its workers make room.
