@@ -651,3 +651,47 @@ fn queue_shutdown_while_draining_ends_promptly() {
         Err(evqueue::DispatchError::Closed)
     ));
 }
+
+/// Dropping a full queue (its handlers behind, the drain waiting for room)
+/// while the drain runs: the drop returns promptly, having handled all
+/// that the drain handed over; the drain ends by itself, and the rest of
+/// the events wait in the shared ring.
+#[test]
+fn dropping_a_full_queue_while_draining() {
+    const N: u64 = 500;
+    let t = TempRing::new("drop");
+    let ring = t.create(512, 64, Overflow::Reject);
+    let producer = ring.mp_producer().unwrap();
+    for _ in 0..N {
+        producer.push_event(&Event::new("tick")).unwrap();
+    }
+    ring.wake();
+    let queue = EventQueue::builder()
+        .capacity(16)
+        .workers(1)
+        .drop_deadline(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let handled = Arc::new(AtomicU64::new(0));
+    let h = handled.clone();
+    queue.on_any(move |_| {
+        std::thread::sleep(Duration::from_millis(1));
+        h.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    });
+    let drain = queue.drain_shared(ring.clone()).unwrap();
+    wait_until("events to flow", || handled.load(Ordering::Relaxed) >= 50);
+    let start = Instant::now();
+    drop(queue);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    wait_until("the drain to end", || !drain.is_running());
+    let stats = drain.stop();
+    assert_eq!((stats.handed_over, stats.dropped), (stats.claimed, 0));
+    assert_eq!(handled.load(Ordering::Relaxed), stats.handed_over);
+    assert!(stats.claimed < N);
+    assert_eq!(ring.stats().depth, N - stats.claimed);
+}
