@@ -82,6 +82,11 @@ stage "dispatcher tests with the async feature" cargo test -p evqueue --features
 # 100 each of multi-producer, single-producer (Overwrite and Reject) and
 # consumer processes killed with SIGKILL (about 10 s).
 stage "shm: shared ring across processes" cargo test -p evqueue --features shm --test shm
+# A few seconds: EventQueue::drain_shared. Handlers run on events pushed into
+# a shared ring by this process and by another (this test binary re-run),
+# with exact accounting on both sides; back-pressure into the shared ring;
+# malformed and oversized payloads skipped; stop, drop and queue shutdown.
+stage "shm: event queue draining a shared ring" cargo test -p evqueue --features shm --test drain
 # Seconds: the `evqueue` tool (cli/) end to end: create, push from the test
 # process, stats (Prometheus text), tail (JSON lines), push, remove. (Its
 # `forward` tests need Redis: they print SKIPPED here and run for real in

@@ -111,6 +111,8 @@ pub use dispatcher::{
     SubscriberStats, MAX_FAILURE_NAMES, OTHER_FAILURE_NAMES, SESSION_END, SESSION_END_REASON,
     SESSION_ID, SESSION_START,
 };
+#[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+pub use dispatcher::{DrainStats, SharedDrain};
 pub use error::{Error, RecvError};
 pub use producer::{MpProducer, Producer};
 #[cfg(feature = "alloc")]

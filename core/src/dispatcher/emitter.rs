@@ -50,6 +50,37 @@ fn session_key<'e>(event: &Event<'e>) -> Option<&'e str> {
 }
 
 impl Emitter {
+    /// Pushes `bytes`, already an encoded event or a framed raw payload
+    /// (`payload` is their decoding, which the caller checked), as they
+    /// are: no re-encoding, so name, properties, timestamp and the
+    /// external flag stay as they were. Routed as [`emit`](Self::emit)
+    /// routes: a session event with a [`SESSION_ID`] goes to its lane,
+    /// everything else (raw payloads too) to the main ring. Wakes a worker.
+    /// Errors as [`emit`](Self::emit): [`Error::TooLarge`] for bytes longer
+    /// than a slot, [`Error::Closed`], [`Error::Full`].
+    #[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+    pub(crate) fn emit_encoded(
+        &self,
+        payload: &crate::Payload<'_>,
+        bytes: &[u8],
+    ) -> Result<u64, Error> {
+        let session = match payload {
+            crate::Payload::Event(e) if e.name == SESSION_START || e.name == SESSION_END => {
+                e.properties().get(SESSION_ID)
+            }
+            _ => None,
+        };
+        let seq = match session {
+            Some(session) => {
+                let lane = self.lanes.index_unbounded(session.as_bytes());
+                self.lanes.push_encoded(lane, bytes)?
+            }
+            None => self.producer.push(bytes)?,
+        };
+        self.wake.pushed();
+        Ok(seq)
+    }
+
     /// Encodes and pushes `event`, wakes a parked worker if one sleeps, and
     /// returns the event's sequence number. Never blocks. An event with
     /// timestamp 0 (as [`Event::new`] makes it) is stamped now

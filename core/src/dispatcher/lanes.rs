@@ -134,6 +134,30 @@ impl Lanes {
         Ok(seq)
     }
 
+    /// Pushes bytes that are already an encoded event or a framed raw
+    /// payload into lane `index`, as they are (the caller validated them
+    /// and then announces the push).
+    #[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+    pub(crate) fn push_encoded(&self, index: usize, bytes: &[u8]) -> Result<u64, Error> {
+        self.mark_used();
+        let seq = self.producers[index].push(bytes)?;
+        self.prefetch_next(index, seq);
+        Ok(seq)
+    }
+
+    /// Events in the lanes not yet claimed by a worker: in all of them,
+    /// and in the fullest one.
+    #[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+    pub(crate) fn depths(&self) -> (u64, u64) {
+        self.lanes.iter().fold((0, 0), |(total, most), lane| {
+            let ring = lane.ring();
+            // The cursor first: the depth read is never negative.
+            let worker = ring.worker_position();
+            let depth = ring.next_seq().saturating_sub(worker);
+            (total + depth, most.max(depth))
+        })
+    }
+
     pub(crate) fn used(&self) -> bool {
         self.used.load(Relaxed)
     }

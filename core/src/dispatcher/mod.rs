@@ -34,8 +34,14 @@
 //!   without blocking a thread. Tasks wait on waker lists (`waiter.rs`)
 //!   with the protocol of `park.rs`: register, fence, re-check; a push
 //!   pays one relaxed load more when none awaits.
+//! - Feature `shm` (Linux): [`EventQueue::drain_shared`] feeds the queue
+//!   from a [`SharedRing`](crate::SharedRing) other processes push into
+//!   ([`SharedDrain`], `drain.rs`): claims only what the queue has room
+//!   for, re-pushes the encoded bytes, and stops when the queue closes.
 
 mod builder;
+#[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+mod drain;
 mod emitter;
 mod error;
 mod handlers;
@@ -50,6 +56,8 @@ mod waiter;
 mod worker;
 
 pub use builder::EventQueueBuilder;
+#[cfg(all(feature = "shm", target_os = "linux", not(evqueue_loom)))]
+pub use drain::{DrainStats, SharedDrain};
 pub use emitter::Emitter;
 pub use error::{DispatchError, RecvTimeoutError};
 pub use handlers::{

@@ -156,8 +156,8 @@ enum Begin {
 /// `EventQueue` is `Send + Sync`: share it (`Arc`) or hand out
 /// [`Emitter`]s. Dropping it shuts it down (see [`EventQueueBuilder::drop_deadline`]).
 pub struct EventQueue {
-    shared: Arc<Shared>,
-    emitter: Emitter,
+    pub(super) shared: Arc<Shared>,
+    pub(super) emitter: Emitter,
     lifecycle: Mutex<Lifecycle>,
     drop_deadline: Duration,
 }
@@ -237,6 +237,7 @@ impl EventQueue {
             live_workers: AtomicUsize::new(0),
             exited: Sleepers::default(),
             subscribers: Mutex::new(Vec::new()),
+            intake: Arc::default(),
             next_subscriber: AtomicU64::new(0),
             #[cfg(feature = "async")]
             progress: Default::default(),
@@ -928,8 +929,7 @@ impl EventQueue {
     /// workers drain and exit, and subscribers and flushes see the close.
     fn close(&self) {
         let shared = &self.shared;
-        shared.lanes.close();
-        shared.ring.close();
+        shared.close_rings();
         shared.wake.all();
         #[cfg(feature = "async")]
         shared.progress.wake_all_locked();
@@ -1043,8 +1043,7 @@ impl Drop for EventQueue {
         if worker::in_worker_of(self.shared.id) {
             // Dropped by one of our own handlers: we cannot join ourselves.
             // Close and tell the workers to stop; they exit on their own.
-            self.shared.lanes.close();
-            self.shared.ring.close();
+            self.shared.close_rings();
             self.shared.stop.store(true, SeqCst);
             self.shared.wake.all();
             return;

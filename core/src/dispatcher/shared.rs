@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 /// Runs the handlers of one claimed batch.
@@ -91,6 +91,10 @@ pub(crate) struct Shared {
     /// Notified when a worker exits.
     pub(crate) exited: Sleepers,
     pub(crate) subscribers: Mutex<Vec<Weak<SubscriberState>>>,
+    /// Held shared by a drain of a shared ring (`drain.rs`) while it claims
+    /// a batch there and hands it over, and exclusively while the queue
+    /// closes: so no event a drain claimed is refused as closed.
+    pub(crate) intake: Arc<RwLock<()>>,
     pub(crate) next_subscriber: AtomicU64,
     /// `flush_async` and `shutdown_async` wait here; woken by
     /// [`progressed`](Self::progressed).
@@ -130,6 +134,15 @@ impl Shared {
             crate::sync::fence(SeqCst);
             self.progress.wake_all();
         }
+    }
+
+    /// Closes the lanes and the main ring: emits fail with
+    /// [`Error::Closed`](crate::Error::Closed) from now on. Waits for a
+    /// drain handing over a batch (microseconds: it never blocks inside).
+    pub(crate) fn close_rings(&self) {
+        let _intake = self.intake.write().unwrap_or_else(|e| e.into_inner());
+        self.lanes.close();
+        self.ring.close();
     }
 
     pub(crate) fn handled(&self) -> u64 {

@@ -210,7 +210,7 @@ impl QueueStats {
     }
 }
 
-fn metric(out: &mut String, name: &str, help: &str, kind: &str) {
+pub(super) fn metric(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP evqueue_{name} {help}");
     let _ = writeln!(out, "# TYPE evqueue_{name} {kind}");
 }
