@@ -559,7 +559,7 @@ fn stop_and_drop_end_promptly() {
     let start = Instant::now();
     assert_eq!(drain.stop(), Default::default());
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(3),
         "{:?}",
         start.elapsed()
     );
@@ -568,7 +568,7 @@ fn stop_and_drop_end_promptly() {
     let start = Instant::now();
     drop(drain);
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < Duration::from_secs(3),
         "{:?}",
         start.elapsed()
     );
@@ -625,7 +625,7 @@ fn queue_shutdown_while_draining_ends_promptly() {
     let start = Instant::now();
     let report = queue.shutdown(Duration::from_secs(5)).unwrap();
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(5),
         "{:?}",
         start.elapsed()
     );
@@ -684,7 +684,7 @@ fn dropping_a_full_queue_while_draining() {
     let start = Instant::now();
     drop(queue);
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(5),
         "{:?}",
         start.elapsed()
     );
