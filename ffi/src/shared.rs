@@ -15,7 +15,7 @@ use crate::{
     EVQ_OVERFLOW_REJECT, EVQ_START_NOW, EVQ_START_OLDEST,
 };
 use evq_core::{
-    Event, MpProducer, Overflow, Payload, RecvError, SharedRing, Start, Subscriber,
+    Claim, Event, MpProducer, Overflow, Payload, RecvError, SharedRing, Start, Subscriber,
     EVENT_HEADER_BYTES,
 };
 use std::ffi::{c_char, OsStr};
@@ -399,37 +399,63 @@ pub unsafe extern "C" fn evq_shared_try_claim(
     lost_out: *mut u64,
 ) -> evq_status {
     ffi_boundary!(s, buf, out; {
-        // SAFETY: live handle.
-        let ring = &unsafe { shared(s) }.ring;
-        let slot = ring.slot_bytes();
-        let needed = pop_buffer_size(slot);
-        if buf_len < needed {
-            return fail(RecvError::BufferTooSmall { needed, got: buf_len });
-        }
-        // SAFETY: `buf` has `buf_len >= needed > slot` writable bytes used by
-        // no one else (caller's contract); the slice ends before
-        // `write_view` reads them.
-        let data = unsafe { std::slice::from_raw_parts_mut(buf, slot) };
-        let mut lost = 0u64;
-        let claim = loop {
-            match ring.try_claim(data) {
-                Ok(claim) => break claim,
-                // Lost events were passed over: count them, look again.
-                Err(RecvError::Lagged(n)) => lost += n,
-                Err(RecvError::Empty) => {
-                    // SAFETY: NULL or writable (caller's contract).
-                    unsafe { store(lost_out, lost) };
-                    return evq_status::EVQ_EMPTY;
-                }
-                Err(e) => return fail(e),
-            }
+        // SAFETY: live handle; `buf` and `lost_out` as the caller's contract
+        // says. The slice ends before `write_view` reads the rest of `buf`.
+        let (claim, slot) = match unsafe { claim_into(s, buf, buf_len, lost_out) } {
+            Ok((claim, data)) => (claim, data.len()),
+            Err(status) => return status,
         };
-        // SAFETY: NULL or writable (caller's contract).
-        unsafe { store(lost_out, lost + claim.lost) };
         // SAFETY: `buf` has `buf_len >= pop_buffer_size(slot)` writable
         // bytes, the claim's bytes in the first `slot`; `out` is writable.
         unsafe { write_view(buf, slot, &claim, out) }
     })
+}
+
+/// The claim both `evq_shared_try_claim` and `evq_shared_try_claim_raw`
+/// make: checks `buf_len`, claims the next event for the worker group into
+/// the first slot's worth of `buf` (passing over lost ones and storing
+/// their count in `*lost_out`), and returns the claim and that slice, or
+/// the status to return (`EVQ_EMPTY`, or the error).
+///
+/// # Safety
+/// `s` is a live handle; `buf` points to `buf_len` writable bytes not used
+/// by anyone else while the slice lives; `lost_out` is NULL or writable.
+unsafe fn claim_into<'b>(
+    s: *const evq_shared,
+    buf: *mut u8,
+    buf_len: usize,
+    lost_out: *mut u64,
+) -> Result<(Claim, &'b mut [u8]), evq_status> {
+    // SAFETY: live handle (caller's contract).
+    let ring = &unsafe { shared(s) }.ring;
+    let slot = ring.slot_bytes();
+    let needed = pop_buffer_size(slot);
+    if buf_len < needed {
+        return Err(fail(RecvError::BufferTooSmall {
+            needed,
+            got: buf_len,
+        }));
+    }
+    // SAFETY: `buf` has `buf_len >= needed > slot` writable bytes used by
+    // no one else (caller's contract).
+    let data = unsafe { std::slice::from_raw_parts_mut(buf, slot) };
+    let mut lost = 0u64;
+    let claim = loop {
+        match ring.try_claim(data) {
+            Ok(claim) => break claim,
+            // Lost events were passed over: count them, look again.
+            Err(RecvError::Lagged(n)) => lost += n,
+            Err(RecvError::Empty) => {
+                // SAFETY: NULL or writable (caller's contract).
+                unsafe { store(lost_out, lost) };
+                return Err(evq_status::EVQ_EMPTY);
+            }
+            Err(e) => return Err(fail(e)),
+        }
+    };
+    // SAFETY: NULL or writable (caller's contract).
+    unsafe { store(lost_out, lost + claim.lost) };
+    Ok((claim, data))
 }
 
 /// Claims the next raw payload (pushed with `evq_shared_push_raw`, or a
@@ -462,32 +488,11 @@ pub unsafe extern "C" fn evq_shared_try_claim_raw(
     lost_out: *mut u64,
 ) -> evq_status {
     ffi_boundary!(s, buf, len_out; {
-        // SAFETY: live handle.
-        let ring = &unsafe { shared(s) }.ring;
-        let slot = ring.slot_bytes();
-        let needed = pop_buffer_size(slot);
-        if buf_len < needed {
-            return fail(RecvError::BufferTooSmall { needed, got: buf_len });
-        }
-        // SAFETY: `buf` has `buf_len >= needed > slot` writable bytes used by
-        // no one else (caller's contract).
-        let data = unsafe { std::slice::from_raw_parts_mut(buf, slot) };
-        let mut lost = 0u64;
-        let claim = loop {
-            match ring.try_claim(data) {
-                Ok(claim) => break claim,
-                // Lost events were passed over: count them, look again.
-                Err(RecvError::Lagged(n)) => lost += n,
-                Err(RecvError::Empty) => {
-                    // SAFETY: NULL or writable (caller's contract).
-                    unsafe { store(lost_out, lost) };
-                    return evq_status::EVQ_EMPTY;
-                }
-                Err(e) => return fail(e),
-            }
+        // SAFETY: live handle; `buf` and `lost_out` as the caller's contract says.
+        let (claim, data) = match unsafe { claim_into(s, buf, buf_len, lost_out) } {
+            Ok(claimed) => claimed,
+            Err(status) => return status,
         };
-        // SAFETY: NULL or writable (caller's contract).
-        unsafe { store(lost_out, lost + claim.lost) };
         let range = match claim.payload(data) {
             // The bytes follow the header (`Payload::decode`).
             Ok(Payload::Raw(raw)) => EVENT_HEADER_BYTES..EVENT_HEADER_BYTES + raw.bytes.len(),
