@@ -273,14 +273,7 @@ impl<R: RingRef> MpProducer<R> {
         if r.overflow() == Overflow::Reject {
             return self.push_reject(write);
         }
-        r.slots.writing_begin();
-        let ticket = match self.take_ticket() {
-            Ok(ticket) => ticket,
-            Err(e) => {
-                r.slots.writing_end();
-                return Err(e);
-            }
-        };
+        let ticket = self.begin_push()?;
         if let Some(slot) = self.claim_slot(ticket) {
             // Same protocol as the single producer (see there), except the
             // commit is a CAS: a newer ticket may have marked our slot while
@@ -311,14 +304,7 @@ impl<R: RingRef> MpProducer<R> {
     #[inline(always)]
     fn push_reject(&self, write: impl Fn(SlotRef<'_>)) -> Result<u64, Error> {
         let r = self.ring.ring();
-        r.slots.writing_begin();
-        let ticket = match self.take_ticket() {
-            Ok(ticket) => ticket,
-            Err(e) => {
-                r.slots.writing_end();
-                return Err(e);
-            }
-        };
+        let ticket = self.begin_push()?;
         let slot = r.slot(ticket);
         slot.stamp.store(stamp::writing(ticket), Relaxed);
         fence(Release);
@@ -327,6 +313,16 @@ impl<R: RingRef> MpProducer<R> {
         r.slots.writing_end();
         r.sample_depth(ticket);
         Ok(ticket)
+    }
+
+    /// Counts the push in flight (shared rings) and takes its ticket; a
+    /// refused ticket is counted out again. The caller calls
+    /// `writing_end` once done with the slot.
+    #[inline(always)]
+    fn begin_push(&self) -> Result<u64, Error> {
+        let r = self.ring.ring();
+        r.slots.writing_begin();
+        self.take_ticket().inspect_err(|_| r.slots.writing_end())
     }
 
     /// Takes the next sequence number with a CAS on `head`, which also checks
