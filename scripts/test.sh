@@ -95,7 +95,7 @@ stage "cli: evqueue create, stats, tail, push, remove" cargo test -p evqueue-cli
 # About 1 minute on 2 cores (3 models of lane ownership, LOOM_MAX_PREEMPTIONS=2).
 stage "loom models: lane ownership" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --test loom_lanes
-# Recovering a dead multi-producer's ticket (Ring::recover, the next lap's
+# Recovering a dead multi-producer's ticket (SharedRing::recover, the next lap's
 # takeover) over a stand-in for the shared ring's writer table (~5 s).
 stage "loom models: dead-writer recovery" env RUSTFLAGS="--cfg evqueue_loom" LOOM_MAX_PREEMPTIONS=2 \
   CARGO_TARGET_DIR=target/loom cargo test -p evqueue --release --lib -- recovery_models

@@ -297,7 +297,7 @@ impl<R: RingRef> MpProducer<R> {
     /// producer's plain stores. Ticket `t` is taken only once the worker
     /// group has claimed `t - capacity` (acquired through the room check),
     /// so the writer of that event has committed (or, on a shared ring,
-    /// died and had its ticket recovered: see [`Ring::recover`]) and nobody
+    /// died and had its ticket recovered: see `SharedRing::recover`) and nobody
     /// else writes the slot: no newer ticket exists before ours is claimed,
     /// and no live writer's ticket is ever lapped or abandoned under this
     /// policy.

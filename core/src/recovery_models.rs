@@ -1,5 +1,5 @@
 //! Loom models of recovering a dead multi-producer's ticket (`loom` runs
-//! these with `--lib -- recovery_models`): `Ring::recover` and the takeover
+//! these with `--lib -- recovery_models`): `Ring::recover_ticket` and the takeover
 //! in `MpProducer::claim_slot`, over a stand-in for the shared ring's
 //! storage whose "processes" are groups of threads with a count of pushes
 //! in flight and a liveness flag (the file lock the kernel drops at death).
@@ -147,7 +147,7 @@ fn claim_one(r: &ModelRing) -> (usize, u64) {
             Ok(claim) => return (writer_of(&buf, &claim), lost + claim.lost),
             Err(RecvError::Lagged(n)) => lost += n,
             Err(RecvError::Empty) => {
-                r.recover(r.worker_position());
+                r.recover_ticket(r.worker_position());
                 thread::yield_now();
             }
             Err(e) => panic!("{e:?}"),

@@ -455,18 +455,19 @@ impl<S: Storage> Ring<S> {
         }
     }
 
-    /// Recovers ticket `seq` from a dead multi-producer: if `seq` was handed
-    /// out (`seq < next_seq()`) but its slot shows it neither committed nor
-    /// lost, and no process may still be writing any slot (every process
-    /// with a multi-producer push in flight has died), marks it a hole, so
-    /// that readers count it lost and pass it. Returns whether the slot of
-    /// `seq` now shows readers something to do (the event, or its loss).
-    ///
-    /// Only a [`SharedRing`](crate::SharedRing) can recover: in one process,
-    /// a writer that stopped mid-push is alive (preempted) and will finish.
-    /// [`wait`](crate::SharedRing::wait) and
-    /// [`wait_for`](crate::SharedRing::wait_for) call it before they sleep.
-    pub fn recover(&self, seq: u64) -> bool {
+    /// Recovers ticket `seq` from a dead multi-producer (the algorithm
+    /// behind `SharedRing::recover`, generic
+    /// for the loom models): if `seq` was handed out but its slot shows it
+    /// neither committed nor lost, and every process with a multi-producer
+    /// push in flight has died, marks it a hole. Returns whether the slot
+    /// of `seq` now shows readers something to do. Never recovers on an
+    /// in-process storage: a writer there that stopped mid-push is alive
+    /// (preempted) and will finish.
+    #[cfg(any(
+        all(feature = "shm", target_os = "linux", not(evqueue_loom)),
+        all(test, evqueue_loom)
+    ))]
+    pub(crate) fn recover_ticket(&self, seq: u64) -> bool {
         let slot = self.slot(seq);
         let observed = slot.stamp.load(Acquire);
         if stamp::view(observed, seq) != View::NotYet {

@@ -1115,7 +1115,7 @@ impl Ring<MappedSlots> {
         }
         let entry = self.slots.own_entry();
         loop {
-            if ready() || self.recover(seq) {
+            if ready() || self.recover_ticket(seq) {
                 return true;
             }
             // Read the word before registering: a `wake` after this changes
@@ -1151,6 +1151,21 @@ impl Ring<MappedSlots> {
                 return false;
             }
         }
+    }
+
+    /// Recovers ticket `seq` from a multi-producer whose process died
+    /// mid-push: if `seq` was handed out (`seq < next_seq()`) but its slot
+    /// shows it neither committed nor lost, and every process with a
+    /// multi-producer push in flight is dead, marks it a hole, so that
+    /// readers count it lost and pass it. Returns whether the slot of `seq`
+    /// now shows readers something to do (the event, or its loss).
+    ///
+    /// [`wait`](Self::wait) and [`wait_for`](Self::wait_for) call it before
+    /// they sleep; a consumer that polls instead may call it at its cursor
+    /// ([`worker_position`](Ring::worker_position), or a subscriber's
+    /// [`next_seq`](crate::Subscriber::next_seq)).
+    pub fn recover(&self, seq: u64) -> bool {
+        self.recover_ticket(seq)
     }
 
     /// Wakes every process sleeping in [`wait`](Self::wait) or

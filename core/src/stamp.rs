@@ -26,6 +26,7 @@ pub(crate) const fn committed(seq: u64) -> u64 {
 pub(crate) const fn writing(seq: u64) -> u64 {
     encode(seq, WRITING)
 }
+#[cfg(any(test, all(feature = "shm", target_os = "linux", not(evqueue_loom))))]
 #[inline]
 pub(crate) const fn hole(seq: u64) -> u64 {
     encode(seq, HOLE)
